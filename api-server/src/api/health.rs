@@ -1,0 +1,155 @@
+//! Health probes: `/health/live` (the process serves), `/health/ready` (every configured
+//! dependency answers) and `/health` (the full report).
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json};
+
+use super::ApiTags;
+use crate::{
+    error::{ApiError, ErrorCode},
+    health::{self, ComponentReport, ComponentStatus},
+    state::AppState,
+};
+
+/// Liveness answer.
+#[derive(Object)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// Readiness answer.
+#[derive(Object)]
+pub struct Readiness {
+    /// Always `ready` (a server that is not ready answers 503).
+    pub status: String,
+}
+
+/// Overall health.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum OverallStatus {
+    /// Everything configured answers.
+    Healthy,
+    /// PostgreSQL answers, an optional dependency does not.
+    Degraded,
+    /// PostgreSQL does not answer.
+    Unhealthy,
+}
+
+/// One component's health.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ComponentState {
+    /// Answered within the timeout.
+    Healthy,
+    /// Failed or timed out.
+    Unhealthy,
+    /// Not configured.
+    Disabled,
+}
+
+/// One dependency in the health report.
+#[derive(Object)]
+pub struct Component {
+    /// `postgres`, `redis` or `qdrant`.
+    pub name: String,
+    /// Its state.
+    pub status: ComponentState,
+    /// How long its check took.
+    pub response_time_ms: Option<u64>,
+    /// Why it is unhealthy.
+    pub error: Option<String>,
+}
+
+/// The full health report.
+#[derive(Object)]
+pub struct HealthReport {
+    /// Overall status.
+    pub status: OverallStatus,
+    /// Server version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Every dependency.
+    pub components: Vec<Component>,
+}
+
+/// `/health` answers.
+#[derive(ApiResponse)]
+pub enum HealthResponse {
+    /// Healthy or degraded.
+    #[oai(status = 200)]
+    Ok(Json<HealthReport>),
+    /// PostgreSQL is down.
+    #[oai(status = 503)]
+    Unhealthy(Json<HealthReport>),
+}
+
+/// Health endpoints.
+pub struct HealthApi;
+
+#[OpenApi]
+impl HealthApi {
+    /// Liveness: 200 while the process serves. Touches no dependency.
+    #[oai(path = "/health/live", method = "get", tag = "ApiTags::Health")]
+    async fn live(&self) -> Json<Liveness> {
+        Json(Liveness { status: "ok".into() })
+    }
+
+    /// Readiness: 200 only when every configured dependency answered within its timeout,
+    /// otherwise 503 naming each one that did not.
+    #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Health")]
+    async fn ready(&self, state: Data<&AppState>) -> Result<Json<Readiness>, ApiError> {
+        let reports = health::check_all(state.deps(), state.config().health_timeout).await;
+        if health::all_ready(&reports) {
+            return Ok(Json(Readiness { status: "ready".into() }));
+        }
+        let failing: Vec<String> = reports
+            .iter()
+            .filter(|r| r.status == ComponentStatus::Unhealthy)
+            .map(|r| format!("{} ({})", r.name, r.error.as_deref().unwrap_or("unhealthy")))
+            .collect();
+        Err(ApiError::Status(ErrorCode::Unavailable, format!("not ready: {}", failing.join("; "))))
+    }
+
+    /// Health report of every dependency, checked concurrently, each bounded by its timeout.
+    #[oai(path = "/health", method = "get", tag = "ApiTags::Health")]
+    async fn health(&self, state: Data<&AppState>) -> HealthResponse {
+        let reports = health::check_all(state.deps(), state.config().health_timeout).await;
+        let report = report(&reports, state.started().elapsed().as_secs());
+        match report.status {
+            OverallStatus::Unhealthy => HealthResponse::Unhealthy(Json(report)),
+            _ => HealthResponse::Ok(Json(report)),
+        }
+    }
+}
+
+fn report(reports: &[ComponentReport], uptime_seconds: u64) -> HealthReport {
+    let down = |name: &str| reports.iter().any(|r| r.name == name && r.status == ComponentStatus::Unhealthy);
+    let status = if down("postgres") {
+        OverallStatus::Unhealthy
+    } else if reports.iter().any(|r| r.status == ComponentStatus::Unhealthy) {
+        OverallStatus::Degraded
+    } else {
+        OverallStatus::Healthy
+    };
+    HealthReport {
+        status,
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds,
+        components: reports
+            .iter()
+            .map(|r| Component {
+                name: r.name.into(),
+                status: match r.status {
+                    ComponentStatus::Healthy => ComponentState::Healthy,
+                    ComponentStatus::Unhealthy => ComponentState::Unhealthy,
+                    ComponentStatus::Disabled => ComponentState::Disabled,
+                },
+                response_time_ms: r.response_time_ms,
+                error: r.error.clone(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,573 @@
+//! Typed configuration, read from the environment and validated once at start-up.
+//!
+//! Every variable is listed in [`VARIABLES`] (the README table is checked against it), and
+//! every problem is reported as a [`ConfigError`] naming the variable, what is wrong and an
+//! example of a good value — one line, never a panic.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// Where the process runs; production refuses insecure settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local work: pretty logs, error details, private database when none is configured.
+    Development,
+    /// Pre-production: production defaults, but insecure settings are only warned about.
+    Staging,
+    /// Production: insecure settings are refused at start-up.
+    Production,
+}
+
+impl Environment {
+    /// The name used in `JEEX_ENV`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// A configuration value that failed validation. Displays as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with its value.
+    pub problem: String,
+    /// An example of an acceptable value.
+    pub example: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {} (example: {}={})", self.variable, self.problem, self.variable, self.example)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One documented variable: name, default (as text) and meaning.
+pub struct Variable {
+    /// Environment variable name.
+    pub name: &'static str,
+    /// Default value, or a description of the default.
+    pub default: &'static str,
+    /// What it controls.
+    pub meaning: &'static str,
+}
+
+/// Every variable the server reads. The README's configuration table is generated from the
+/// same facts and a test keeps the two in step.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "JEEX_ENV",
+        default: "development",
+        meaning: "development, staging or production; production refuses insecure settings",
+    },
+    Variable { name: "JEEX_HTTP_ADDR", default: "127.0.0.1:8080", meaning: "address and port the HTTP server listens on" },
+    Variable {
+        name: "JEEX_CORS_ORIGINS",
+        default: "http://localhost:5200 in development, none otherwise",
+        meaning: "comma-separated origins allowed to call the API from a browser; `*` allows any origin without credentials",
+    },
+    Variable {
+        name: "JEEX_CORS_ALLOW_CREDENTIALS",
+        default: "true",
+        meaning: "let listed origins send cookies and Authorization (never granted to `*`)",
+    },
+    Variable { name: "JEEX_BODY_LIMIT", default: "1MiB", meaning: "largest request body accepted; larger gets 413 (bytes, KiB, MiB)" },
+    Variable {
+        name: "JEEX_REQUEST_TIMEOUT",
+        default: "30s",
+        meaning: "time a request may take before it is answered 503 with Retry-After",
+    },
+    Variable { name: "JEEX_SHUTDOWN_GRACE", default: "20s", meaning: "time in-flight requests get to finish after SIGTERM/SIGINT" },
+    Variable {
+        name: "JEEX_EXPOSE_ERROR_DETAILS",
+        default: "true in development, false otherwise",
+        meaning: "put internal error details in 500 responses; refused in production",
+    },
+    Variable {
+        name: "JEEX_HEALTH_TIMEOUT",
+        default: "2s",
+        meaning: "how long each dependency check in /health and /health/ready may take",
+    },
+    Variable { name: "JEEX_LOG_FORMAT", default: "pretty in development, json otherwise", meaning: "json or pretty" },
+    Variable { name: "RUST_LOG", default: "info", meaning: "log filter (tracing-subscriber EnvFilter syntax)" },
+    Variable { name: "JEEX_DATA_DIR", default: ".jeex", meaning: "where development mode keeps its private PostgreSQL cluster" },
+    Variable {
+        name: "DATABASE_URL",
+        default: "unset: private cluster in development, required otherwise",
+        meaning: "PostgreSQL URL the server connects with",
+    },
+    Variable { name: "JEEX_DB_POOL_SIZE", default: "20", meaning: "connections the pool keeps for steady load" },
+    Variable {
+        name: "JEEX_DB_POOL_MAX_OVERFLOW",
+        default: "10",
+        meaning: "extra connections allowed under burst; the pool's ceiling is size + overflow",
+    },
+    Variable { name: "JEEX_DB_ACQUIRE_TIMEOUT", default: "5s", meaning: "how long a request waits for a free connection" },
+    Variable { name: "JEEX_DB_MAX_LIFETIME", default: "30m", meaning: "connections older than this are closed and replaced" },
+    Variable { name: "JEEX_DB_IDLE_TIMEOUT", default: "10m", meaning: "connections idle longer than this are closed" },
+    Variable { name: "REDIS_URL", default: "unset: Redis disabled", meaning: "Redis URL (redis:// or rediss://)" },
+    Variable { name: "JEEX_REDIS_MAX_CONNECTIONS", default: "50", meaning: "most Redis connections the process may open" },
+    Variable {
+        name: "QDRANT_URL",
+        default: "unset: Qdrant disabled",
+        meaning: "Qdrant gRPC URL, e.g. http://localhost:6334 (https enables TLS)",
+    },
+    Variable { name: "QDRANT_API_KEY", default: "unset", meaning: "Qdrant API key" },
+    Variable { name: "JEEX_QDRANT_COLLECTION", default: "jeex_embeddings", meaning: "the Qdrant collection holding document vectors" },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "unset: no export",
+        meaning: "OTLP/gRPC collector for traces and metrics, e.g. http://localhost:4317",
+    },
+    Variable { name: "OTEL_SERVICE_NAME", default: "jeex-api", meaning: "service.name of exported telemetry" },
+    Variable {
+        name: "OTEL_TRACES_SAMPLER_ARG",
+        default: "1.0",
+        meaning: "fraction of new traces sampled (0.0–1.0); incoming sampled parents are honoured",
+    },
+];
+
+/// PostgreSQL pool settings. `sqlx` has no overflow concept, so the pool's ceiling is
+/// `size + max_overflow` and idle connections above nothing are reaped by `idle_timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Steady-state pool size (`JEEX_DB_POOL_SIZE`).
+    pub size: u32,
+    /// Burst allowance above `size` (`JEEX_DB_POOL_MAX_OVERFLOW`).
+    pub max_overflow: u32,
+    /// Wait for a free connection (`JEEX_DB_ACQUIRE_TIMEOUT`).
+    pub acquire_timeout: Duration,
+    /// Recycle connections after this age (`JEEX_DB_MAX_LIFETIME`).
+    pub max_lifetime: Duration,
+    /// Close connections idle this long (`JEEX_DB_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        self.size + self.max_overflow
+    }
+}
+
+/// Where the database comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL` was given.
+    Url(String),
+    /// Development without `DATABASE_URL`: run a private cluster under this directory.
+    PrivateCluster(PathBuf),
+}
+
+impl fmt::Debug for DatabaseSource {
+    // URLs may carry passwords: never print them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(_) => f.write_str("Url(<redacted>)"),
+            Self::PrivateCluster(dir) => f.debug_tuple("PrivateCluster").field(dir).finish(),
+        }
+    }
+}
+
+/// Qdrant connection settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QdrantConfig {
+    /// gRPC URL.
+    pub url: String,
+    /// API key, if the server requires one.
+    pub api_key: Option<String>,
+    /// Collection holding the vectors.
+    pub collection: String,
+}
+
+impl fmt::Debug for QdrantConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QdrantConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("collection", &self.collection)
+            .finish()
+    }
+}
+
+/// CORS policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Exact origins (scheme://host[:port]) allowed to call the API.
+    pub origins: Vec<String>,
+    /// `*` was given: any origin may read responses, never with credentials.
+    pub any_origin: bool,
+    /// Listed origins may send credentials.
+    pub allow_credentials: bool,
+}
+
+/// OpenTelemetry settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC endpoint; `None` disables export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name`.
+    pub service_name: String,
+    /// Sampling ratio for new traces.
+    pub sample_ratio: f64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`-style filter.
+    pub log_filter: String,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Deployment environment.
+    pub env: Environment,
+    /// Listen address.
+    pub http_addr: SocketAddr,
+    /// CORS policy.
+    pub cors: CorsConfig,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// Drain time on shutdown.
+    pub shutdown_grace: Duration,
+    /// Put internal details into 500 bodies.
+    pub expose_error_details: bool,
+    /// Per-dependency health-check timeout.
+    pub health_timeout: Duration,
+    /// Database source.
+    pub database: DatabaseSource,
+    /// Pool settings.
+    pub pool: PoolConfig,
+    /// Redis URL, if configured.
+    pub redis_url: Option<String>,
+    /// Redis connection ceiling.
+    pub redis_max_connections: u32,
+    /// Qdrant, if configured.
+    pub qdrant: Option<QdrantConfig>,
+    /// Telemetry.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads from a map; used by tests to avoid touching the process environment.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Reads through `lookup`, validating every value. Empty strings count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let env = match get("JEEX_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("staging") => Environment::Staging,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(err("JEEX_ENV", format!("unknown environment {other:?}; use development, staging or production"), "production"));
+            }
+        };
+        let dev = env == Environment::Development;
+
+        let http_addr = parse_with(&get, "JEEX_HTTP_ADDR", "127.0.0.1:8080", "0.0.0.0:8080", |v| {
+            SocketAddr::from_str(v).map_err(|_| format!("{v:?} is not an address:port"))
+        })?;
+
+        let cors = parse_cors(&get, dev)?;
+        let body_limit = parse_with(&get, "JEEX_BODY_LIMIT", "1MiB", "2MiB", parse_size)?;
+        let request_timeout = parse_duration(&get, "JEEX_REQUEST_TIMEOUT", "30s")?;
+        let shutdown_grace = parse_duration(&get, "JEEX_SHUTDOWN_GRACE", "20s")?;
+        let health_timeout = parse_duration(&get, "JEEX_HEALTH_TIMEOUT", "2s")?;
+        let expose_error_details = match get("JEEX_EXPOSE_ERROR_DETAILS") {
+            None => dev,
+            Some(v) => parse_bool("JEEX_EXPOSE_ERROR_DETAILS", &v)?,
+        };
+
+        let database = match get("DATABASE_URL") {
+            Some(url) => {
+                DatabaseSource::Url(check_url("DATABASE_URL", &url, &["postgres", "postgresql"], "postgres://jeex:secret@db:5432/jeex")?)
+            }
+            None if dev => DatabaseSource::PrivateCluster(PathBuf::from(get("JEEX_DATA_DIR").unwrap_or_else(|| ".jeex".into()))),
+            None => {
+                return Err(err(
+                    "DATABASE_URL",
+                    format!("is required when JEEX_ENV={}", env.as_str()),
+                    "postgres://jeex:secret@db:5432/jeex",
+                ));
+            }
+        };
+        let pool = PoolConfig {
+            size: parse_count(&get, "JEEX_DB_POOL_SIZE", 20, 1)?,
+            max_overflow: parse_count(&get, "JEEX_DB_POOL_MAX_OVERFLOW", 10, 0)?,
+            acquire_timeout: parse_duration(&get, "JEEX_DB_ACQUIRE_TIMEOUT", "5s")?,
+            max_lifetime: parse_duration(&get, "JEEX_DB_MAX_LIFETIME", "30m")?,
+            idle_timeout: parse_duration(&get, "JEEX_DB_IDLE_TIMEOUT", "10m")?,
+        };
+
+        let redis_url = get("REDIS_URL")
+            .map(|u| check_url("REDIS_URL", &u, &["redis", "rediss", "redis+unix", "unix"], "redis://localhost:6379/0"))
+            .transpose()?;
+        let redis_max_connections = parse_count(&get, "JEEX_REDIS_MAX_CONNECTIONS", 50, 1)?;
+
+        let collection = get("JEEX_QDRANT_COLLECTION").unwrap_or_else(|| "jeex_embeddings".into());
+        if !collection.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || collection.len() > 255 {
+            return Err(err(
+                "JEEX_QDRANT_COLLECTION",
+                format!("{collection:?} may only hold letters, digits, '_' and '-'"),
+                "jeex_embeddings",
+            ));
+        }
+        let qdrant = get("QDRANT_URL")
+            .map(|url| {
+                Ok(QdrantConfig {
+                    url: check_url("QDRANT_URL", &url, &["http", "https"], "http://localhost:6334")?,
+                    api_key: get("QDRANT_API_KEY"),
+                    collection: collection.clone(),
+                })
+            })
+            .transpose()?;
+
+        let otlp_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|u| check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &u, &["http", "https"], "http://otel-collector:4317"))
+            .transpose()?;
+        let sample_ratio = parse_with(&get, "OTEL_TRACES_SAMPLER_ARG", "1.0", "0.25", |v| match v.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            _ => Err(format!("{v:?} is not a number between 0.0 and 1.0")),
+        })?;
+        let log_format = match get("JEEX_LOG_FORMAT").as_deref() {
+            None if dev => LogFormat::Pretty,
+            None => LogFormat::Json,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(err("JEEX_LOG_FORMAT", format!("unknown format {other:?}; use json or pretty"), "json")),
+        };
+        let telemetry = TelemetryConfig {
+            otlp_endpoint,
+            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "jeex-api".into()),
+            sample_ratio,
+            log_format,
+            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
+        };
+
+        let config = Config {
+            env,
+            http_addr,
+            cors,
+            body_limit,
+            request_timeout,
+            shutdown_grace,
+            expose_error_details,
+            health_timeout,
+            database,
+            pool,
+            redis_url,
+            redis_max_connections,
+            qdrant,
+            telemetry,
+        };
+        config.refuse_insecure()?;
+        Ok(config)
+    }
+
+    /// In production, settings that would weaken security are errors, not warnings.
+    fn refuse_insecure(&self) -> Result<(), ConfigError> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        if self.cors.any_origin && self.cors.allow_credentials {
+            return Err(err(
+                "JEEX_CORS_ORIGINS",
+                "`*` together with JEEX_CORS_ALLOW_CREDENTIALS=true is refused in production; list the origins".into(),
+                "https://app.example.com",
+            ));
+        }
+        if self.expose_error_details {
+            return Err(err("JEEX_EXPOSE_ERROR_DETAILS", "internal error details must not be exposed in production".into(), "false"));
+        }
+        Ok(())
+    }
+}
+
+fn err(variable: &'static str, problem: String, example: &'static str) -> ConfigError {
+    ConfigError { variable, problem, example }
+}
+
+fn parse_with<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    example: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let raw = get(name).unwrap_or_else(|| default.to_owned());
+    parse(&raw).map_err(|problem| err(name, problem, example))
+}
+
+fn parse_duration(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: &str) -> Result<Duration, ConfigError> {
+    parse_with(get, name, default, "30s", |v| match humantime::parse_duration(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(_) => Err(format!("{v:?} is not a duration such as 500ms, 30s or 5m")),
+    })
+}
+
+fn parse_count(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u32, min: u32) -> Result<u32, ConfigError> {
+    parse_with(get, name, &default.to_string(), "20", |v| match v.parse::<u32>() {
+        Ok(n) if n >= min && n <= 10_000 => Ok(n),
+        _ => Err(format!("{v:?} is not a whole number from {min} to 10000")),
+    })
+}
+
+fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(err(name, format!("{v:?} is not true or false"), "false")),
+    }
+}
+
+/// Parses `1048576`, `512KiB`, `1MiB`, `2MB` (decimal units) into bytes.
+pub fn parse_size(v: &str) -> Result<usize, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: usize = digits.parse().map_err(|_| format!("{v:?} is not a size such as 1048576, 512KiB or 1MiB"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        other => return Err(format!("unknown unit {other:?}; use B, KiB, MiB, KB or MB")),
+    };
+    match n.checked_mul(mult) {
+        Some(bytes) if bytes >= 1 && bytes <= 1 << 30 => Ok(bytes),
+        _ => Err(format!("{v:?} must be between 1 byte and 1GiB")),
+    }
+}
+
+fn check_url(name: &'static str, url: &str, schemes: &[&str], example: &'static str) -> Result<String, ConfigError> {
+    match url.split_once("://") {
+        Some((scheme, rest)) if schemes.contains(&scheme) && !rest.is_empty() => Ok(url.to_owned()),
+        // Never echo the URL itself: it may hold a password.
+        _ => Err(err(name, format!("is not a URL with scheme {}", schemes.join(", ")), example)),
+    }
+}
+
+fn parse_cors(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<CorsConfig, ConfigError> {
+    let allow_credentials = match get("JEEX_CORS_ALLOW_CREDENTIALS") {
+        None => true,
+        Some(v) => parse_bool("JEEX_CORS_ALLOW_CREDENTIALS", &v)?,
+    };
+    let raw = get("JEEX_CORS_ORIGINS").unwrap_or_else(|| if dev { "http://localhost:5200".into() } else { String::new() });
+    let mut origins = Vec::new();
+    let mut any_origin = false;
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "*" {
+            any_origin = true;
+            continue;
+        }
+        let valid = item.split_once("://").is_some_and(|(scheme, host)| {
+            matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/') && !host.contains('*')
+        });
+        if !valid {
+            return Err(err(
+                "JEEX_CORS_ORIGINS",
+                format!("{item:?} is not an origin (scheme://host[:port], no path)"),
+                "https://app.example.com,http://localhost:5200",
+            ));
+        }
+        origins.push(item.trim_end_matches('/').to_owned());
+    }
+    Ok(CorsConfig { origins, any_origin, allow_credentials })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.env, Environment::Development);
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.body_limit, 1 << 20);
+        assert_eq!(c.pool.size, 20);
+        assert_eq!(c.pool.max_overflow, 10);
+        assert_eq!(c.pool.max_connections(), 30);
+        assert_eq!(c.redis_max_connections, 50);
+        assert_eq!(c.database, DatabaseSource::PrivateCluster(".jeex".into()));
+        assert_eq!(c.telemetry.log_format, LogFormat::Pretty);
+        assert!(c.expose_error_details);
+        assert_eq!(c.cors.origins, vec!["http://localhost:5200".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_in_one_line() {
+        for (var, val) in [
+            ("JEEX_HTTP_ADDR", "nonsense"),
+            ("JEEX_BODY_LIMIT", "lots"),
+            ("JEEX_REQUEST_TIMEOUT", "0s"),
+            ("JEEX_DB_POOL_SIZE", "0"),
+            ("JEEX_ENV", "prod"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ("JEEX_CORS_ORIGINS", "example.com"),
+            ("REDIS_URL", "localhost:6379"),
+        ] {
+            let e = cfg(&[(var, val)]).unwrap_err();
+            assert_eq!(e.variable, var);
+            let line = e.to_string();
+            assert!(line.contains(var) && line.contains("example:") && !line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn production_requires_database_and_refuses_insecure_settings() {
+        assert_eq!(cfg(&[("JEEX_ENV", "production")]).unwrap_err().variable, "DATABASE_URL");
+        let db = ("DATABASE_URL", "postgres://u@h/d");
+        let prod = ("JEEX_ENV", "production");
+        assert_eq!(cfg(&[prod, db, ("JEEX_CORS_ORIGINS", "*")]).unwrap_err().variable, "JEEX_CORS_ORIGINS");
+        assert_eq!(cfg(&[prod, db, ("JEEX_EXPOSE_ERROR_DETAILS", "true")]).unwrap_err().variable, "JEEX_EXPOSE_ERROR_DETAILS");
+        let ok = cfg(&[prod, db, ("JEEX_CORS_ORIGINS", "*"), ("JEEX_CORS_ALLOW_CREDENTIALS", "false")]).unwrap();
+        assert_eq!(ok.telemetry.log_format, LogFormat::Json);
+        assert!(!ok.expose_error_details);
+    }
+
+    #[test]
+    fn url_errors_never_echo_secrets() {
+        let e = cfg(&[("DATABASE_URL", "mysql://user:hunter2@h/d")]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
+        let c = cfg(&[("DATABASE_URL", "postgres://user:hunter2@h/d")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+}

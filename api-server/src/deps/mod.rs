@@ -1,0 +1,46 @@
+//! Connections to the services the server depends on. Each is opened lazily, so start-up
+//! never fails because a dependency is down; each can be probed for the health endpoints.
+
+pub mod postgres;
+pub mod qdrant;
+pub mod redis;
+
+use crate::config::Config;
+
+/// The configured dependencies. `None` means not configured (reported as `disabled`).
+#[derive(Clone)]
+pub struct Dependencies {
+    /// PostgreSQL pool; always configured (a URL or the private development cluster).
+    pub postgres: sqlx::PgPool,
+    /// Redis, when `REDIS_URL` is set.
+    pub redis: Option<redis::Redis>,
+    /// Qdrant, when `QDRANT_URL` is set.
+    pub qdrant: Option<qdrant::QdrantIndex>,
+}
+
+/// A dependency could not even be set up (bad URL syntax the config check cannot see).
+#[derive(Debug, thiserror::Error)]
+#[error("{dependency}: {message}")]
+pub struct SetupError {
+    /// Which dependency.
+    pub dependency: &'static str,
+    /// What went wrong; never contains credentials.
+    pub message: String,
+}
+
+impl Dependencies {
+    /// Builds lazy clients for everything configured. `database_url` is the resolved
+    /// PostgreSQL URL (from config or the private cluster).
+    pub fn connect(config: &Config, database_url: &str) -> Result<Self, SetupError> {
+        Ok(Self {
+            postgres: postgres::pool(database_url, &config.pool)?,
+            redis: config.redis_url.as_deref().map(|url| redis::Redis::connect(url, config.health_timeout)).transpose()?,
+            qdrant: config.qdrant.as_ref().map(|q| qdrant::QdrantIndex::connect(q, config.health_timeout)).transpose()?,
+        })
+    }
+
+    /// Closes the pool; called once at shutdown after requests have drained.
+    pub async fn close(&self) {
+        self.postgres.close().await;
+    }
+}

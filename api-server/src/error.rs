@@ -1,0 +1,358 @@
+//! The API's one error type and its RFC 9457 problem-JSON form.
+//!
+//! Handlers return [`ApiError`]; the framework's own errors (unknown route, wrong method,
+//! unparsable body, …) are `poem::Error`s. Both end up in [`Problem`] through
+//! [`Problem::from_poem_error`], which the problem middleware calls once for every response.
+
+use poem::{
+    IntoResponse, Response,
+    error::{MethodNotAllowedError, NotFoundError, ParseJsonError, ParsePathError as PoemPathError, SizedLimitError},
+    http::StatusCode,
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
+};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
+pub struct FieldError {
+    /// JSON pointer or parameter name of the offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl poem_openapi::types::Example for FieldError {
+    fn example() -> Self {
+        FieldError { field: "/name".into(), message: "must not be empty".into() }
+    }
+}
+
+/// An RFC 9457 problem document: the body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
+pub struct Problem {
+    /// URI identifying the problem type.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Explanation of this occurrence.
+    pub detail: String,
+    /// The request path this occurrence belongs to.
+    pub instance: String,
+    /// Stable machine-readable code, e.g. `NOT_FOUND`, `VALIDATION_FAILED`.
+    pub code: String,
+    /// Correlation ID of the request; quote it when reporting a problem.
+    pub correlation_id: String,
+    /// Field-level errors, present for validation failures.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl poem_openapi::types::Example for Problem {
+    fn example() -> Self {
+        Problem {
+            type_: "https://jeex.dev/problems/validation-failed".into(),
+            title: "Validation failed".into(),
+            status: 400,
+            detail: "the request body is not valid".into(),
+            instance: "/api/v1/projects".into(),
+            code: "VALIDATION_FAILED".into(),
+            correlation_id: "0193b5e4-8f7a-7c2e-b8a1-5e2d0c9f4a11".into(),
+            errors: Some(vec![<FieldError as poem_openapi::types::Example>::example()]),
+        }
+    }
+}
+
+/// Stable error codes. The problem `type` URI is derived from the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the request is malformed or fails validation.
+    ValidationFailed,
+    /// 401
+    Unauthorized,
+    /// 403
+    Forbidden,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 409
+    Conflict,
+    /// 413
+    PayloadTooLarge,
+    /// 415
+    UnsupportedMediaType,
+    /// 429
+    RateLimited,
+    /// 500
+    Internal,
+    /// 503: a dependency is unavailable or the server is overloaded.
+    Unavailable,
+    /// 503 after the request time limit.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// The code's wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL_ERROR",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::Timeout => "REQUEST_TIMEOUT",
+        }
+    }
+
+    /// HTTP status for the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "Validation failed",
+            Self::Unauthorized => "Authentication required",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "Conflict",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::RateLimited => "Too many requests",
+            Self::Internal => "Internal server error",
+            Self::Unavailable => "Service unavailable",
+            Self::Timeout => "Request timed out",
+        }
+    }
+
+    fn from_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            429 => Self::RateLimited,
+            503 => Self::Unavailable,
+            400..=499 => Self::ValidationFailed,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The error type of every handler.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input failed validation; carries the field errors.
+    #[error("{detail}")]
+    Validation {
+        /// Summary.
+        detail: String,
+        /// Per-field errors.
+        errors: Vec<FieldError>,
+    },
+    /// A client-facing error with its code and an explanation safe to show.
+    #[error("{1}")]
+    Status(ErrorCode, String),
+    /// The request took longer than the configured limit.
+    #[error("the request took longer than {}", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
+    /// Anything unexpected; the detail is only shown when error details are exposed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Validation { .. } => ErrorCode::ValidationFailed,
+            Self::Status(code, _) => *code,
+            Self::TimedOut(_) => ErrorCode::Timeout,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl ApiResponse for ApiError {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        ProblemResponses::meta()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        ProblemResponses::register(registry);
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.code().status()
+    }
+}
+
+/// The error responses documented for every operation; the body is always a [`Problem`].
+/// Only its metadata is used: errors travel as [`ApiError`] to the problem middleware.
+#[derive(ApiResponse, Debug)]
+#[allow(dead_code)] // never constructed: only its metadata is read
+enum ProblemResponses {
+    /// The request is invalid.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(poem_openapi::payload::Json<Problem>),
+    /// No such resource.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(poem_openapi::payload::Json<Problem>),
+    /// The request body is over the size limit.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    TooLarge(poem_openapi::payload::Json<Problem>),
+    /// The request body's content type is not accepted.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(poem_openapi::payload::Json<Problem>),
+    /// The server failed.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(poem_openapi::payload::Json<Problem>),
+    /// A dependency is unavailable, or the request timed out.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(poem_openapi::payload::Json<Problem>),
+}
+
+impl Problem {
+    /// A problem with the standard title and type for `code`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("https://jeex.dev/problems/{}", code.as_str().to_ascii_lowercase().replace('_', "-")),
+            title: code.title().into(),
+            status: code.status().as_u16(),
+            detail: detail.into(),
+            instance: String::new(),
+            code: code.as_str().into(),
+            correlation_id: String::new(),
+            errors: None,
+        }
+    }
+
+    /// Classifies any error that reached the edge of the app. `expose_internal` decides whether
+    /// a 5xx error's own message may be shown.
+    pub fn from_poem_error(err: &poem::Error, expose_internal: bool) -> Self {
+        if let Some(api) = err.downcast_ref::<ApiError>() {
+            let mut p = Problem::new(api.code(), api.to_string());
+            match api {
+                ApiError::Validation { errors, .. } => p.errors = Some(errors.clone()),
+                ApiError::Internal(_) if !expose_internal => p.detail = "an unexpected error occurred".into(),
+                _ => {}
+            }
+            return p;
+        }
+        if err.is::<NotFoundError>() {
+            return Problem::new(ErrorCode::NotFound, "no resource at this path");
+        }
+        if err.is::<MethodNotAllowedError>() {
+            return Problem::new(ErrorCode::MethodNotAllowed, "this path does not accept that method; see the Allow header");
+        }
+        if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+            let detail = match e {
+                ContentTypeError::ExpectContentType => "a Content-Type header is required".to_string(),
+                ContentTypeError::NotSupported { content_type } => {
+                    format!("content type {content_type:?} is not supported; send application/json")
+                }
+            };
+            return Problem::new(ErrorCode::UnsupportedMediaType, detail);
+        }
+        if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+            let mut p = Problem::new(ErrorCode::ValidationFailed, "the request body is not valid");
+            p.errors = Some(vec![FieldError { field: "body".into(), message: e.reason.clone() }]);
+            return p;
+        }
+        if let Some(e) = err.downcast_ref::<ParseParamError>() {
+            let mut p = Problem::new(ErrorCode::ValidationFailed, format!("parameter {:?} is not valid", e.name));
+            p.errors = Some(vec![FieldError { field: e.name.to_string(), message: e.reason.clone() }]);
+            return p;
+        }
+        if let Some(e) = err.downcast_ref::<ParsePathError>() {
+            return Problem::new(ErrorCode::ValidationFailed, format!("path parameter is not valid: {}", e.reason));
+        }
+        if err.is::<PoemPathError>() {
+            return Problem::new(ErrorCode::ValidationFailed, "a path parameter is not valid");
+        }
+        if let Some(e) = err.downcast_ref::<ParseJsonError>() {
+            let mut p = Problem::new(ErrorCode::ValidationFailed, "the request body is not valid JSON");
+            p.errors = Some(vec![FieldError { field: "body".into(), message: e.to_string() }]);
+            return p;
+        }
+        if err.is::<SizedLimitError>() {
+            return Problem::new(ErrorCode::PayloadTooLarge, "the request body exceeds the configured limit");
+        }
+        let status = err.status();
+        let code = ErrorCode::from_status(status);
+        let detail =
+            if status.is_server_error() && !expose_internal { "an unexpected error occurred".to_string() } else { err.to_string() };
+        let mut p = Problem::new(code, detail);
+        p.status = status.as_u16();
+        p
+    }
+
+    /// Sets the request-specific members.
+    pub fn for_request(mut self, instance: &str, correlation_id: &str) -> Self {
+        self.instance = instance.to_owned();
+        self.correlation_id = correlation_id.to_owned();
+        self
+    }
+
+    /// Renders as an `application/problem+json` response.
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&self)).unwrap_or_default();
+        Response::builder().status(status).content_type(PROBLEM_JSON).body(body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_are_hidden_unless_exposed() {
+        let err = poem::Error::from(ApiError::Internal("relation \"x\" does not exist".into()));
+        assert_eq!(Problem::from_poem_error(&err, false).detail, "an unexpected error occurred");
+        assert!(Problem::from_poem_error(&err, true).detail.contains("relation"));
+    }
+
+    #[test]
+    fn framework_errors_get_stable_codes() {
+        let p = Problem::from_poem_error(&poem::Error::from(NotFoundError), false);
+        assert_eq!((p.status, p.code.as_str()), (404, "NOT_FOUND"));
+        let p = Problem::from_poem_error(&poem::Error::from(MethodNotAllowedError), false);
+        assert_eq!((p.status, p.code.as_str()), (405, "METHOD_NOT_ALLOWED"));
+        assert_eq!(p.type_, "https://jeex.dev/problems/method-not-allowed");
+    }
+}

@@ -1,0 +1,66 @@
+//! Dependency health: every configured dependency probed concurrently, each bounded by its
+//! own timeout, so one hung service cannot hold a probe longer than that timeout.
+
+use std::time::{Duration, Instant};
+
+use crate::deps::Dependencies;
+
+/// State of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentStatus {
+    /// Answered within its timeout.
+    Healthy,
+    /// Failed or timed out.
+    Unhealthy,
+    /// Not configured.
+    Disabled,
+}
+
+/// The result of probing one dependency.
+#[derive(Debug, Clone)]
+pub struct ComponentReport {
+    /// `postgres`, `redis` or `qdrant`.
+    pub name: &'static str,
+    /// Outcome.
+    pub status: ComponentStatus,
+    /// Time the probe took, in milliseconds; `None` when disabled.
+    pub response_time_ms: Option<u64>,
+    /// Why it is unhealthy.
+    pub error: Option<String>,
+}
+
+/// Probes every dependency concurrently.
+pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentReport> {
+    let postgres = probe("postgres", timeout, Some(crate::deps::postgres::probe(&deps.postgres)));
+    let redis = probe("redis", timeout, deps.redis.as_ref().map(|r| r.probe()));
+    let qdrant = probe("qdrant", timeout, deps.qdrant.as_ref().map(|q| q.probe()));
+    let (p, r, q) = tokio::join!(postgres, redis, qdrant);
+    vec![p, r, q]
+}
+
+/// Whether every configured component is healthy.
+pub fn all_ready(reports: &[ComponentReport]) -> bool {
+    reports.iter().all(|r| r.status != ComponentStatus::Unhealthy)
+}
+
+async fn probe<F>(name: &'static str, timeout: Duration, check: Option<F>) -> ComponentReport
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let Some(check) = check else {
+        return ComponentReport { name, status: ComponentStatus::Disabled, response_time_ms: None, error: None };
+    };
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(timeout, check).await;
+    let elapsed = Some(started.elapsed().as_millis() as u64);
+    match outcome {
+        Ok(Ok(())) => ComponentReport { name, status: ComponentStatus::Healthy, response_time_ms: elapsed, error: None },
+        Ok(Err(error)) => ComponentReport { name, status: ComponentStatus::Unhealthy, response_time_ms: elapsed, error: Some(error) },
+        Err(_) => ComponentReport {
+            name,
+            status: ComponentStatus::Unhealthy,
+            response_time_ms: elapsed,
+            error: Some(format!("no answer within {}", humantime::format_duration(timeout))),
+        },
+    }
+}

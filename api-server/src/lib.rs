@@ -1,0 +1,16 @@
+//! JEEX API server: configuration, middleware chain, endpoints and the connections behind them.
+//! The binary (`jeex-api`) is a thin CLI over [`run`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod deps;
+pub mod devdb;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod routes;
+pub mod run;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,51 @@
+//! Turns every error that reaches it — the handlers' [`ApiError`]s and the framework's own
+//! (unknown route, wrong method, unparsable body, …) — into `application/problem+json` with
+//! the request's correlation ID. Server errors are logged here, once.
+//!
+//! [`ApiError`]: crate::error::ApiError
+
+use std::sync::Arc;
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response, Result,
+    http::{HeaderValue, StatusCode, header},
+};
+
+use super::correlation::CorrelationId;
+use crate::{error::Problem, routes::RouteTable};
+
+/// What the problem mapping needs to know.
+pub struct ProblemContext {
+    /// Show internal error messages in 5xx bodies.
+    pub expose_internal: bool,
+    /// For the `Allow` header of 405 answers.
+    pub routes: RouteTable,
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// The middleware function.
+pub async fn handle<E: Endpoint>(ctx: Arc<ProblemContext>, ep: Arc<E>, req: Request) -> Result<Response> {
+    let path = req.uri().path().to_owned();
+    let id = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
+    let err = match ep.call(req).await {
+        Ok(resp) => return Ok(resp.into_response()),
+        Err(err) => err,
+    };
+    let problem = Problem::from_poem_error(&err, ctx.expose_internal).for_request(&path, &id);
+    if problem.status >= 500 {
+        tracing::error!(status = problem.status, code = %problem.code, error = %err, "request failed");
+    }
+    let status = problem.status;
+    let mut resp = problem.into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED.as_u16() {
+        if let Some(allow) = ctx.routes.find(&path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    Ok(resp)
+}

@@ -1,0 +1,117 @@
+//! Metrics: OpenTelemetry instruments named by the semantic conventions, read by a Prometheus
+//! registry for `GET /metrics` and, when a collector is configured, pushed over OTLP too.
+
+use std::time::Duration;
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Histogram, Meter, MeterProvider as _, UpDownCounter},
+};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{
+    Resource,
+    metrics::{PeriodicReader, SdkMeterProvider},
+};
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use super::export::{FailureLog, Guarded};
+
+/// Latency buckets from the HTTP semantic conventions, in seconds.
+const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+/// The instruments the server records and the registry `/metrics` renders.
+#[derive(Clone)]
+pub struct Metrics {
+    provider: SdkMeterProvider,
+    registry: Registry,
+    /// `http.server.request.duration` (s), by method, route template and status.
+    pub request_duration: Histogram<f64>,
+    /// `http.server.active_requests`, by method.
+    pub active_requests: UpDownCounter<i64>,
+}
+
+impl Metrics {
+    /// Builds the meter provider. With `otlp`, metrics are also pushed to the collector.
+    pub fn new(resource: Resource, otlp: Option<(&str, FailureLog)>) -> Result<Self, String> {
+        let registry = Registry::new();
+        let prometheus = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .without_target_info()
+            .scope_info_enabled(false)
+            .build()
+            .map_err(|e| format!("prometheus exporter: {e}"))?;
+        let mut builder = SdkMeterProvider::builder().with_resource(resource).with_reader(prometheus);
+        if let Some((endpoint, log)) = otlp {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(super::EXPORT_TIMEOUT)
+                .build()
+                .map_err(|e| format!("OTLP metric exporter: {e}"))?;
+            let reader = PeriodicReader::builder(Guarded::new(exporter, log)).with_interval(Duration::from_secs(30)).build();
+            builder = builder.with_reader(reader);
+        }
+        let provider = builder.build();
+        let meter = provider.meter("jeex-api");
+        Ok(Self {
+            request_duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests.")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active_requests: meter
+                .i64_up_down_counter("http.server.active_requests")
+                .with_unit("{request}")
+                .with_description("Number of active HTTP server requests.")
+                .build(),
+            provider,
+            registry,
+        })
+    }
+
+    /// The meter for instruments registered elsewhere (pool gauges).
+    pub fn meter(&self) -> Meter {
+        self.provider.meter("jeex-api")
+    }
+
+    /// Reports the PostgreSQL pool's usage (`db.client.connection.count` by state and
+    /// `db.client.connection.max`) from the pool itself at each collection.
+    pub fn observe_pool(&self, pool: &sqlx::PgPool, max: u32) {
+        let meter = self.meter();
+        let pool = pool.clone();
+        meter
+            .i64_observable_up_down_counter("db.client.connection.count")
+            .with_unit("{connection}")
+            .with_description("Connections in the pool, by state.")
+            .with_callback(move |obs| {
+                let size = i64::from(pool.size());
+                let idle = pool.num_idle() as i64;
+                let name = KeyValue::new("db.client.connection.pool.name", "postgres");
+                obs.observe(idle, &[name.clone(), KeyValue::new("db.client.connection.state", "idle")]);
+                obs.observe(size - idle, &[name, KeyValue::new("db.client.connection.state", "used")]);
+            })
+            .build();
+        meter
+            .i64_observable_up_down_counter("db.client.connection.max")
+            .with_unit("{connection}")
+            .with_description("Most connections the pool may open.")
+            .with_callback(move |obs| obs.observe(i64::from(max), &[KeyValue::new("db.client.connection.pool.name", "postgres")]))
+            .build();
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families, which the exporter produces.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "rendering metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Pushes the last metrics and stops the readers.
+    pub fn shutdown(&self) {
+        let _ = self.provider.shutdown();
+    }
+}

@@ -1,0 +1,90 @@
+//! Logging, tracing and metrics. Export to a collector is optional and never fatal.
+
+pub mod export;
+pub mod metrics;
+
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{
+    Resource,
+    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider},
+};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+use self::{export::FailureLog, metrics::Metrics};
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Upper bound on one export call, so a hung collector only delays the exporter's own thread.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Crates whose own logs would echo the exporter's traffic or flood the output.
+const QUIET: &str =
+    ",h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+
+/// Handles that must be flushed at shutdown.
+pub struct Telemetry {
+    tracer_provider: SdkTracerProvider,
+    /// Metric instruments and the Prometheus registry.
+    pub metrics: Metrics,
+}
+
+/// The OpenTelemetry resource describing this process.
+fn resource(cfg: &TelemetryConfig) -> Resource {
+    Resource::builder()
+        .with_service_name(cfg.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+impl Telemetry {
+    /// Installs the global `tracing` subscriber (the one piece of process-wide state, as
+    /// `tracing` requires) and builds the tracer and meter providers.
+    pub fn init(cfg: &TelemetryConfig) -> Result<Self, String> {
+        let telemetry = Self::build(cfg)?;
+        let tracer = telemetry.tracer_provider.tracer("jeex-api");
+        let filter = EnvFilter::try_new(format!("{}{QUIET}", cfg.log_filter))
+            .map_err(|e| format!("invalid configuration: RUST_LOG: {e} (example: RUST_LOG=info)"))?;
+        let fmt_layer = match cfg.log_format {
+            LogFormat::Json => {
+                tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
+            }
+            LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+        };
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt_layer)
+            .with(tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false))
+            .try_init()
+            .map_err(|e| format!("logging already initialised: {e}"))?;
+        Ok(telemetry)
+    }
+
+    /// Builds the providers without touching process-wide state (for in-process tests).
+    pub fn build(cfg: &TelemetryConfig) -> Result<Self, String> {
+        let failures = FailureLog::default();
+        let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sample_ratio)));
+        let mut tracer_builder = SdkTracerProvider::builder().with_sampler(sampler).with_resource(resource(cfg));
+        if let Some(endpoint) = &cfg.otlp_endpoint {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .with_timeout(EXPORT_TIMEOUT)
+                .build()
+                .map_err(|e| format!("OTLP span exporter: {e}"))?;
+            // The batch processor's queue is bounded (spans beyond it are dropped), so a dead
+            // collector costs a fixed amount of memory.
+            tracer_builder =
+                tracer_builder.with_span_processor(BatchSpanProcessor::builder(export::Guarded::new(exporter, failures.clone())).build());
+        }
+        let metrics = Metrics::new(resource(cfg), cfg.otlp_endpoint.as_deref().map(|e| (e, failures)))?;
+        Ok(Self { tracer_provider: tracer_builder.build(), metrics })
+    }
+
+    /// Flushes what is buffered (bounded by the export timeout) and stops the exporters.
+    pub fn shutdown(&self) {
+        let _ = self.tracer_provider.shutdown();
+        self.metrics.shutdown();
+    }
+}
