@@ -1,7 +1,5 @@
 //! The app factory: state in, the complete endpoint (middleware chain, API, docs, spec) out.
 
-use std::sync::Arc;
-
 use poem::{
     EndpointExt, IntoResponse, Route,
     endpoint::{BoxEndpoint, make_sync},
@@ -39,22 +37,23 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
     let docs_html = service.swagger_ui_html();
     let spec_value: serde_json::Value = serde_json::from_str(&spec_json).unwrap_or_default();
     let routes = RouteTable::from_spec(&spec_value, EXTRA_ROUTES);
-    let config = state.config();
+    let config = state.config().clone();
 
-    let chain = Chain {
-        observer: Arc::new(Observer { metrics: state.metrics().clone(), routes: routes.clone() }),
-        policies: Arc::new(Policies::for_docs_page(&docs_html)),
-        cors: Arc::new(config.cors.clone()),
-        problems: Arc::new(ProblemContext { expose_internal: config.expose_error_details, routes }),
-        timeout: config.request_timeout,
-        body_limit: config.body_limit,
-    };
     let docs = service.swagger_ui();
     let router = Route::new()
         .nest("/", service)
         .at("/openapi.json", poem::get(make_sync(move |_| spec_json.clone().with_content_type("application/json"))))
         .at("/openapi.yaml", poem::get(make_sync(move |_| spec_yaml.clone().with_content_type("application/yaml"))))
         .nest(DOCS_PATH, docs)
-        .data(state);
-    chain.wrap(router)
+        .data(state.clone());
+    Chain {
+        inner: router,
+        observer: Observer { metrics: state.metrics().clone(), routes: routes.clone() },
+        policies: Policies::for_docs_page(&docs_html),
+        cors: config.cors.clone(),
+        problems: ProblemContext { expose_internal: config.expose_error_details, routes },
+        timeout: config.request_timeout,
+        body_limit: config.body_limit,
+    }
+    .boxed()
 }

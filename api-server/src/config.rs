@@ -282,7 +282,11 @@ impl Config {
             Some("staging") => Environment::Staging,
             Some("production") => Environment::Production,
             Some(other) => {
-                return Err(err("JEEX_ENV", format!("unknown environment {other:?}; use development, staging or production"), "production"));
+                return Err(err(
+                    "JEEX_ENV",
+                    format!("unknown environment {other:?}; use development, staging or production"),
+                    "production",
+                ));
             }
         };
         let dev = env == Environment::Development;

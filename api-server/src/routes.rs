@@ -2,13 +2,15 @@
 //! the few routes outside it. Middleware uses it to label metrics by template (bounded
 //! cardinality) and to answer 405 with an accurate `Allow` header.
 
+use std::sync::Arc;
+
 use poem::http::Method;
 
 /// One path template and the methods it accepts.
 #[derive(Debug, Clone)]
 pub struct RouteEntry {
-    /// The template as documented, e.g. `/api/v1/projects/{id}`.
-    pub template: String,
+    /// The template as documented, e.g. `/api/v1/projects/{id}` (shared: it labels metrics).
+    pub template: Arc<str>,
     segments: Vec<Option<String>>,
     /// Accepted methods (HEAD implied by GET, OPTIONS by CORS).
     pub methods: Vec<Method>,
@@ -43,7 +45,7 @@ impl RouteTable {
 
     fn add(&mut self, template: &str, methods: Vec<Method>) {
         let segments = split(template).map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) }).collect();
-        self.routes.push(RouteEntry { template: template.to_owned(), segments, methods });
+        self.routes.push(RouteEntry { template: template.into(), segments, methods });
     }
 
     /// The route a request path belongs to, if any.
@@ -83,10 +85,12 @@ mod tests {
             "/api/v1/projects/search": {"post": {}},
         }});
         let table = RouteTable::from_spec(&spec, &[("/metrics", &[Method::GET])]);
-        assert_eq!(table.find("/api/v1/projects/42").unwrap().template, "/api/v1/projects/{id}");
-        assert_eq!(table.find("/api/v1/projects/search").unwrap().template, "/api/v1/projects/search");
+        assert_eq!(&*table.find("/api/v1/projects/42").unwrap().template, "/api/v1/projects/{id}");
+        assert_eq!(&*table.find("/api/v1/projects/search").unwrap().template, "/api/v1/projects/search");
         assert_eq!(table.find("/api/v1/projects/42").unwrap().allow_header(), "GET, DELETE, HEAD, OPTIONS");
         assert!(table.find("/api/v1/nope").is_none());
-        assert_eq!(table.find("/metrics/").unwrap().template, "/metrics");
+        assert_eq!(&*table.find("/metrics/").unwrap().template, "/metrics");
+        assert!(table.find("/api/v1/projects/42/extra").is_none());
+        assert!(table.find("/api/v1").is_none());
     }
 }

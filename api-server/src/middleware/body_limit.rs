@@ -1,26 +1,35 @@
 //! Rejects request bodies over the configured limit with 413, whether or not the client
 //! declared a `Content-Length`: the body is read up to the limit before the handler runs.
 
-use std::sync::Arc;
-
-use poem::{Body, Endpoint, IntoResponse, Request, Response, Result, error::ReadBodyError, http::header};
+use poem::{Body, Request, Result, error::ReadBodyError, http::header};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(limit: usize, ep: Arc<E>, mut req: Request) -> Result<Response> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+/// Whether the request has a body at all: without Content-Length or Transfer-Encoding an
+/// HTTP/1.1 request has none, and most requests (GET) take this fast path.
+pub fn has_body(req: &Request) -> bool {
+    declared_length(req).is_some_and(|len| len > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
+}
+
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads the body into memory if it fits `limit`; errors with 413 if it does not. Callers box
+/// this future: it holds a read buffer, and keeping it out of the request future keeps that
+/// future small for the common body-less request.
+pub async fn buffer(limit: usize, req: &mut Request) -> Result<()> {
+    if declared_length(req).is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit));
     }
-    if declared != Some(0) {
+    {
         match req.take_body().into_bytes_limit(limit).await {
             Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
             Err(ReadBodyError::PayloadTooLarge) => return Err(too_large(limit)),
             Err(e) => return Err(ApiError::Validation { detail: format!("could not read the request body: {e}"), errors: vec![] }.into()),
         }
     }
-    Ok(ep.call(req).await?.into_response())
+    Ok(())
 }
 
 fn too_large(limit: usize) -> poem::Error {

@@ -1,10 +1,8 @@
 //! Response compression: brotli or gzip, as the client prefers, for bodies over 1 KiB.
 //! Event streams are never compressed (buffering would delay every event).
 
-use std::sync::Arc;
-
 use poem::{
-    Body, Endpoint, IntoResponse, Request, Response, Result,
+    Body, IntoResponse, Request, Response, Result,
     http::{HeaderValue, header},
     web::{Compress, CompressionAlgo, CompressionLevel},
 };
@@ -30,11 +28,13 @@ fn negotiate(accept: &str) -> Option<CompressionAlgo> {
     }
 }
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(ep: Arc<E>, req: Request) -> Result<Response> {
-    let algo = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(negotiate);
-    let mut resp = ep.call(req).await?.into_response();
-    let Some(algo) = algo else { return Ok(resp) };
+/// The encoding the client accepts, if any.
+pub fn requested(req: &Request) -> Option<CompressionAlgo> {
+    req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(negotiate)
+}
+
+/// Compresses `resp` with `algo` when it is worth it and is not an event stream.
+pub async fn compress(mut resp: Response, algo: CompressionAlgo) -> Result<Response> {
     let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("text/event-stream") || resp.headers().contains_key(header::CONTENT_ENCODING) {
         return Ok(resp);

@@ -3,19 +3,19 @@
 //! carried by the request span, so every log line and error body of the request names it.
 //! An incoming W3C `traceparent` becomes the parent of the request span.
 
-use std::sync::Arc;
-
 use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
-    trace::TraceContextExt,
+    trace::{TraceContextExt, TraceId},
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use poem::{Endpoint, IntoResponse, Request, Response, Result, http::HeaderValue};
-use tracing::{Instrument, field::Empty};
+use poem::{Request, Response, http::HeaderValue};
+use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Response and preferred request header.
 pub const HEADER: &str = "x-correlation-id";
+/// W3C trace context header.
+const TRACEPARENT: &str = "traceparent";
 /// Accepted alternative request header.
 pub const ALT_HEADER: &str = "x-request-id";
 
@@ -40,8 +40,9 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request) -> Result<Response> {
+/// Adopts or generates the request's ID, stores it in the request, and opens the request
+/// span (continuing an incoming `traceparent`).
+pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
     let id = [HEADER, ALT_HEADER]
         .iter()
         .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()).filter(|v| is_acceptable(v)))
@@ -49,22 +50,35 @@ pub async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request) -> Result<Respons
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(CorrelationId(id.clone()));
 
-    let span = tracing::info_span!("request", correlation_id = %id, method = %req.method(), path = %req.uri().path(), trace_id = Empty);
-    let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
-    if parent.span().span_context().is_valid() {
-        // Only fails when no OpenTelemetry layer is installed (in-process tests).
-        let _ = span.set_parent(parent);
+    // Fields are formatted when the span opens, for every request: keep them to what every
+    // line must carry. Method and path are on the access-log line.
+    let span = tracing::info_span!("request", correlation_id = %id, trace_id = Empty);
+    if span.is_disabled() {
+        return (CorrelationId(id), span);
     }
-    let trace_id = span.context().span().span_context().trace_id();
-    if trace_id != opentelemetry::trace::TraceId::INVALID {
+    let mut incoming = TraceId::INVALID;
+    if req.headers().contains_key(TRACEPARENT) {
+        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        incoming = parent.span().span_context().trace_id();
+        if parent.span().span_context().is_valid() {
+            // Fails only when spans are not exported (no OpenTelemetry layer): the incoming
+            // trace ID is then still logged below.
+            let _ = span.set_parent(parent);
+        }
+    }
+    let own = span.context().span().span_context().trace_id();
+    let trace_id = if own == TraceId::INVALID { incoming } else { own };
+    if trace_id != TraceId::INVALID {
         span.record("trace_id", tracing::field::display(trace_id));
     }
+    (CorrelationId(id), span)
+}
 
-    let mut resp = ep.call(req).instrument(span).await?.into_response();
-    if let Ok(value) = HeaderValue::from_str(&id) {
+/// Echoes the ID on the response.
+pub fn echo(resp: &mut Response, id: &CorrelationId) {
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert(HEADER, value);
     }
-    Ok(resp)
 }
 
 #[cfg(test)]

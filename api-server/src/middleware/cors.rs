@@ -2,10 +2,8 @@
 //! enabled); `*` lets any origin read responses without credentials; any other origin gets no
 //! CORS headers at all, and its preflight is refused.
 
-use std::sync::Arc;
-
 use poem::{
-    Endpoint, IntoResponse, Request, Response, Result,
+    IntoResponse, Request, Response,
     http::{HeaderValue, Method, StatusCode, header},
 };
 
@@ -22,7 +20,7 @@ const EXPOSED_HEADERS: &str = "x-correlation-id, retry-after, location, etag";
 const MAX_AGE: &str = "600";
 
 /// How a request's origin is treated.
-enum Grant {
+pub enum Grant {
     /// The origin is listed: echo it, with credentials if configured.
     Listed(HeaderValue, bool),
     /// Any origin may read, without credentials.
@@ -54,24 +52,36 @@ fn apply(resp: &mut Response, grant: &Grant) {
     }
 }
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(cfg: Arc<CorsConfig>, ep: Arc<E>, req: Request) -> Result<Response> {
-    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let Some(origin) = origin else {
-        return Ok(ep.call(req).await?.into_response());
+/// The decision for one request, taken before the handler runs.
+pub enum Decision {
+    /// No `Origin` header: not a CORS request.
+    NotCors,
+    /// A preflight: answered here, the handler never runs.
+    Preflight(Response),
+    /// An actual request; `Some` when the origin may read the response.
+    Actual(Option<Grant>),
+}
+
+/// Classifies the request against the policy.
+pub fn decide(cfg: &CorsConfig, req: &Request) -> Decision {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Decision::NotCors;
     };
-    let grant = grant(&cfg, &origin);
-    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        return Ok(preflight_response(&req, grant.as_ref()));
+    let grant = grant(cfg, origin);
+    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        Decision::Preflight(preflight_response(req, grant.as_ref()))
+    } else {
+        Decision::Actual(grant)
     }
-    let mut resp = ep.call(req).await?.into_response();
-    if let Some(grant) = &grant {
-        apply(&mut resp, grant);
+}
+
+/// Adds the CORS headers an actual request's response needs.
+pub fn finish(resp: &mut Response, grant: Option<&Grant>) {
+    if let Some(grant) = grant {
+        apply(resp, grant);
         resp.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
     }
     resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
-    Ok(resp)
 }
 
 fn preflight_response(req: &Request, grant: Option<&Grant>) -> Response {

@@ -1,17 +1,20 @@
-//! The middleware chain, one concern per module. Order, outermost first:
+//! The middleware chain: one concern per module, composed in one endpoint so the order is
+//! visible in one place ([`Chain::call`]) and each request builds one future rather than a
+//! future nested nine deep (measured: the nesting cost more than all the concerns together).
+//!
+//! Order, outermost first:
 //!
 //! 1. [`correlation`] — correlation ID and the request span (everything below logs inside it);
 //! 2. [`observe`] — access log and HTTP metrics, seeing the final status of every request;
 //! 3. [`security_headers`] — on every response, errors and docs included;
 //! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins;
 //! 5. [`compression`] — brotli/gzip over 1 KiB, never event streams;
-//! 6. [`problem`] — every error becomes RFC 9457 problem JSON;
-//! 7. [`panic`] — a handler panic becomes a 500 error;
-//! 8. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
+//! 6. [`problem`] — every error below becomes RFC 9457 problem JSON;
+//! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
+//! 8. [`panic`] — a handler panic becomes a 500 error;
 //! 9. [`body_limit`] — an oversized body becomes a 413 error;
 //!
-//! then the routes. Errors raised below [`problem`] are converted there, so the layers above
-//! it only ever see responses.
+//! then the routes.
 
 pub mod body_limit;
 pub mod compression;
@@ -23,43 +26,88 @@ pub mod problem;
 pub mod security_headers;
 pub mod timeout;
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, time::Duration};
 
-use poem::{Endpoint, EndpointExt, endpoint::BoxEndpoint};
+use futures_util::FutureExt;
+use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use tracing::Instrument;
 
+use self::{correlation::CorrelationId, cors::Decision};
 use crate::config::CorsConfig;
 
-/// Everything the chain is configured with.
-pub struct Chain {
+/// The chain around an endpoint.
+pub struct Chain<E> {
+    /// The routes.
+    pub inner: E,
     /// Metrics and route labels.
-    pub observer: Arc<observe::Observer>,
+    pub observer: observe::Observer,
     /// Security header policies.
-    pub policies: Arc<security_headers::Policies>,
+    pub policies: security_headers::Policies,
     /// CORS policy.
-    pub cors: Arc<CorsConfig>,
+    pub cors: CorsConfig,
     /// Problem mapping.
-    pub problems: Arc<problem::ProblemContext>,
+    pub problems: problem::ProblemContext,
     /// Request time limit.
     pub timeout: Duration,
-    /// Body size limit.
+    /// Body size limit in bytes.
     pub body_limit: usize,
 }
 
-impl Chain {
-    /// Wraps `ep` in the whole chain, in the documented order.
-    pub fn wrap(self, ep: impl Endpoint + 'static) -> BoxEndpoint<'static> {
-        let Chain { observer, policies, cors, problems, timeout, body_limit } = self;
-        ep.around(move |ep, req| body_limit::handle(body_limit, ep, req))
-            .around(move |ep, req| timeout::handle(timeout, ep, req))
-            .around(panic::handle)
-            .around(move |ep, req| problem::handle(problems.clone(), ep, req))
-            // Boxing bounds the nesting of the chain's type (and its compile time).
-            .boxed()
-            .around(compression::handle)
-            .around(move |ep, req| cors::handle(cors.clone(), ep, req))
-            .around(move |ep, req| security_headers::handle(policies.clone(), ep, req))
-            .around(move |ep, req| observe::handle(observer.clone(), ep, req))
-            .around(correlation::handle)
-            .boxed()
+impl<E: Endpoint> Endpoint for Chain<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Response> {
+        let (id, span) = correlation::assign(&mut req);
+        let mut resp = self.observed(req, &id).instrument(span).await;
+        correlation::echo(&mut resp, &id);
+        Ok(resp)
+    }
+}
+
+impl<E: Endpoint> Chain<E> {
+    /// Layers 2–6: everything here ends in a response.
+    async fn observed(&self, req: Request, id: &CorrelationId) -> Response {
+        let path = req.uri().path().to_owned();
+        let observation = self.observer.start(&req);
+        let mut resp = match cors::decide(&self.cors, &req) {
+            Decision::Preflight(resp) => resp,
+            decision => {
+                let grant = match decision {
+                    Decision::Actual(grant) => grant,
+                    _ => None,
+                };
+                let algo = compression::requested(&req);
+                let mut resp = match self.guarded(req).await {
+                    Ok(resp) => resp,
+                    Err(err) => problem::respond(&self.problems, &err, &path, id),
+                };
+                if let Some(algo) = algo {
+                    resp = match compression::compress(resp, algo).await {
+                        Ok(resp) => resp,
+                        Err(err) => problem::respond(&self.problems, &err, &path, id),
+                    };
+                }
+                cors::finish(&mut resp, grant.as_ref());
+                resp
+            }
+        };
+        security_headers::apply(&self.policies, &path, &mut resp);
+        self.observer.finish(observation, resp.status().as_u16());
+        resp
+    }
+
+    /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`.
+    async fn guarded(&self, mut req: Request) -> Result<Response> {
+        let handled = async {
+            if body_limit::has_body(&req) {
+                Box::pin(body_limit::buffer(self.body_limit, &mut req)).await?;
+            }
+            self.inner.call(req).await.map(IntoResponse::into_response)
+        };
+        match tokio::time::timeout(self.timeout, AssertUnwindSafe(handled).catch_unwind()).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(payload)) => Err(panic::to_error(&*payload)),
+            Err(_) => Err(timeout::to_error(self.timeout)),
+        }
     }
 }

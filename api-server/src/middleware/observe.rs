@@ -4,8 +4,8 @@
 
 use std::{sync::Arc, time::Instant};
 
-use opentelemetry::KeyValue;
-use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use opentelemetry::{KeyValue, StringValue};
+use poem::{Request, http::Method};
 
 use crate::{routes::RouteTable, telemetry::metrics::Metrics};
 
@@ -17,35 +17,57 @@ pub struct Observer {
     pub routes: RouteTable,
 }
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(obs: Arc<Observer>, ep: Arc<E>, req: Request) -> Result<Response> {
-    let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = obs.routes.find(req.uri().path()).map(|r| r.template.clone());
-    let quiet = route.as_deref().is_some_and(|r| r.starts_with("/health") || r == "/metrics");
-    let method_attr = KeyValue::new("http.request.method", method.clone());
-    obs.metrics.active_requests.add(1, std::slice::from_ref(&method_attr));
+/// One request being observed.
+pub struct Observation {
+    started: Instant,
+    method: KeyValue,
+    route: Option<Arc<str>>,
+    path: String,
+}
 
-    let result = ep.call(req).await.map(IntoResponse::into_response);
-
-    obs.metrics.active_requests.add(-1, std::slice::from_ref(&method_attr));
-    let status = match &result {
-        Ok(resp) => resp.status().as_u16(),
-        Err(err) => err.status().as_u16(),
-    };
-    let elapsed = started.elapsed();
-    let mut attrs = vec![method_attr, KeyValue::new("http.response.status_code", i64::from(status))];
-    if let Some(route) = &route {
-        attrs.push(KeyValue::new("http.route", route.clone()));
+impl Observer {
+    /// Starts observing `req`.
+    pub fn start(&self, req: &Request) -> Observation {
+        let method = KeyValue::new("http.request.method", method_name(req.method()));
+        self.metrics.active_requests.add(1, std::slice::from_ref(&method));
+        let path = req.uri().path();
+        Observation { started: Instant::now(), method, route: self.routes.find(path).map(|r| r.template.clone()), path: path.to_owned() }
     }
-    obs.metrics.request_duration.record(elapsed.as_secs_f64(), &attrs);
 
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let route = route.as_deref().unwrap_or("unmatched");
-    if quiet {
-        tracing::debug!(status, duration_ms, route, "request completed");
-    } else {
-        tracing::info!(status, duration_ms, route, "request completed");
+    /// Records the outcome: the duration histogram and one access-log line.
+    pub fn finish(&self, obs: Observation, status: u16) {
+        let Observation { started, method, route, path } = obs;
+        self.metrics.active_requests.add(-1, std::slice::from_ref(&method));
+        let elapsed = started.elapsed();
+        let status_attr = KeyValue::new("http.response.status_code", i64::from(status));
+        match &route {
+            Some(route) => {
+                let route_attr = KeyValue::new("http.route", StringValue::from(route.clone()));
+                self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method.clone(), status_attr, route_attr]);
+            }
+            None => self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method.clone(), status_attr]),
+        }
+
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let quiet = route.as_deref().is_some_and(|r| r.starts_with("/health") || r == "/metrics");
+        let route = route.as_deref().unwrap_or("unmatched");
+        // Probes and scrapes arrive every few seconds: keep them out of the default log level.
+        let method = method.value.as_str();
+        if quiet {
+            tracing::debug!(%method, path, status, duration_ms, route, "request completed");
+        } else {
+            tracing::info!(%method, path, status, duration_ms, route, "request completed");
+        }
     }
-    result
+}
+
+/// The method as a static string for the standard methods (no allocation per request).
+fn method_name(method: &Method) -> StringValue {
+    const STANDARD: &[Method] = &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
+    const NAMES: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    match STANDARD.iter().position(|m| m == method) {
+        Some(i) => StringValue::from(NAMES[i]),
+        // Semantic conventions: unknown methods are reported as _OTHER.
+        None => StringValue::from("_OTHER"),
+    }
 }

@@ -4,10 +4,8 @@
 //!
 //! [`ApiError`]: crate::error::ApiError
 
-use std::sync::Arc;
-
 use poem::{
-    Endpoint, IntoResponse, Request, Response, Result,
+    Response,
     http::{HeaderValue, StatusCode, header},
 };
 
@@ -25,27 +23,21 @@ pub struct ProblemContext {
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
-/// The middleware function.
-pub async fn handle<E: Endpoint>(ctx: Arc<ProblemContext>, ep: Arc<E>, req: Request) -> Result<Response> {
-    let path = req.uri().path().to_owned();
-    let id = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
-    let err = match ep.call(req).await {
-        Ok(resp) => return Ok(resp.into_response()),
-        Err(err) => err,
-    };
-    let problem = Problem::from_poem_error(&err, ctx.expose_internal).for_request(&path, &id);
+/// The problem response for `err`, raised while serving `path`.
+pub fn respond(ctx: &ProblemContext, err: &poem::Error, path: &str, id: &CorrelationId) -> Response {
+    let problem = Problem::from_poem_error(err, ctx.expose_internal).for_request(path, &id.0);
     if problem.status >= 500 {
         tracing::error!(status = problem.status, code = %problem.code, error = %err, "request failed");
     }
     let status = problem.status;
     let mut resp = problem.into_response();
     if status == StatusCode::METHOD_NOT_ALLOWED.as_u16() {
-        if let Some(allow) = ctx.routes.find(&path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok()) {
+        if let Some(allow) = ctx.routes.find(path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok()) {
             resp.headers_mut().insert(header::ALLOW, allow);
         }
     }
     if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
-    Ok(resp)
+    resp
 }

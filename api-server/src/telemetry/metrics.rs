@@ -1,8 +1,6 @@
 //! Metrics: OpenTelemetry instruments named by the semantic conventions, read by a Prometheus
 //! registry for `GET /metrics` and, when a collector is configured, pushed over OTLP too.
 
-use std::time::Duration;
-
 use opentelemetry::{
     KeyValue,
     metrics::{Histogram, Meter, MeterProvider as _, UpDownCounter},
@@ -48,7 +46,8 @@ impl Metrics {
                 .with_timeout(super::EXPORT_TIMEOUT)
                 .build()
                 .map_err(|e| format!("OTLP metric exporter: {e}"))?;
-            let reader = PeriodicReader::builder(Guarded::new(exporter, log)).with_interval(Duration::from_secs(30)).build();
+            // Interval from OTEL_METRIC_EXPORT_INTERVAL (default 60 s), as the SDK reads it.
+            let reader = PeriodicReader::builder(Guarded::new(exporter, log)).build();
             builder = builder.with_reader(reader);
         }
         let provider = builder.build();

@@ -1,0 +1,113 @@
+//! Health probes against the real PostgreSQL and Redis, and against faults: a closed port,
+//! a listener that never answers, and a dependency that comes back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use jeex_e2e::net::{HungListener, Proxy, closed_port};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{client, config, start};
+
+fn component<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["components"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()
+}
+
+#[tokio::test]
+async fn all_up_answers_200_everywhere() {
+    let app = start(config(&[])).await;
+    let c = client();
+    assert_eq!(c.get(app.url("/health/live")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(c.get(app.url("/health/ready")).send().await.unwrap().status(), StatusCode::OK);
+    let r = c.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["status"], "healthy");
+    assert_eq!(report["version"], env!("CARGO_PKG_VERSION"));
+    assert!(report["uptime_seconds"].is_u64());
+    assert_eq!(component(&report, "postgres")["status"], "healthy");
+    assert_eq!(component(&report, "redis")["status"], "healthy");
+    assert!(component(&report, "redis")["response_time_ms"].is_u64());
+    assert_eq!(component(&report, "qdrant")["status"], "disabled");
+}
+
+#[tokio::test]
+async fn redis_on_a_closed_port_makes_ready_fail_but_not_live() {
+    let redis = format!("redis://127.0.0.1:{}/0", closed_port());
+    let app = start(config(&[("REDIS_URL", &redis)])).await;
+    let c = client();
+    assert_eq!(c.get(app.url("/health/live")).send().await.unwrap().status(), StatusCode::OK);
+
+    let ready = c.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.headers()["content-type"], "application/problem+json");
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("redis"), "names the failing dependency: {body}");
+    assert!(!body["detail"].as_str().unwrap().contains("postgres"));
+
+    let report: Value = c.get(app.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(report["status"], "degraded");
+    let redis = component(&report, "redis");
+    assert_eq!(redis["status"], "unhealthy");
+    assert!(redis["error"].as_str().is_some_and(|e| !e.is_empty()), "{redis}");
+    assert_eq!(component(&report, "postgres")["status"], "healthy");
+}
+
+#[tokio::test]
+async fn postgres_down_is_unhealthy_and_start_up_still_succeeds() {
+    let db = format!("postgres://postgres@127.0.0.1:{}/jeex", closed_port());
+    let app = start(config(&[("DATABASE_URL", &db)])).await;
+    let c = client();
+    assert_eq!(c.get(app.url("/health/live")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(c.get(app.url("/health/ready")).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = c.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["status"], "unhealthy");
+}
+
+#[tokio::test]
+async fn a_dependency_that_never_answers_cannot_hold_a_probe_past_its_timeout() {
+    let hung = HungListener::start().await;
+    let port = hung.addr.port();
+    let app = start(config(&[
+        ("DATABASE_URL", &format!("postgres://postgres@127.0.0.1:{port}/jeex")),
+        ("REDIS_URL", &format!("redis://127.0.0.1:{port}/0")),
+        ("QDRANT_URL", &format!("http://127.0.0.1:{port}")),
+        ("JEEX_HEALTH_TIMEOUT", "1s"),
+    ]))
+    .await;
+    let c = client();
+    let limit = Duration::from_millis(1500);
+    for path in ["/health/live", "/health/ready", "/health", "/health/ready"] {
+        let started = Instant::now();
+        let r = c.get(app.url(path)).send().await.unwrap();
+        let took = started.elapsed();
+        assert!(took <= limit, "{path} took {took:?}, over the 1 s timeout + 0.5 s");
+        if path == "/health" {
+            let report: Value = r.json().await.unwrap();
+            for name in ["postgres", "redis", "qdrant"] {
+                assert_eq!(component(&report, name)["status"], "unhealthy", "{name}: {report}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn readiness_recovers_by_itself_when_redis_comes_back() {
+    let mut proxy = Proxy::down(&jeex_e2e::services::redis_addr());
+    let app = start(config(&[("REDIS_URL", &format!("redis://127.0.0.1:{}/15", proxy.port))])).await;
+    let c = client();
+    assert_eq!(c.get(app.url("/health/ready")).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.up().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if c.get(app.url("/health/ready")).send().await.unwrap().status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready 5 s after Redis came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,119 @@
+//! Serves the real app (with test-only operations mounted inside the same middleware chain)
+//! on an ephemeral port, against the real PostgreSQL and Redis.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::{collections::HashMap, time::Duration};
+
+use futures_util::stream;
+use jeex_api::{app, config::Config, deps::Dependencies, server, state::AppState, telemetry::Telemetry};
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::{EventStream, Json, PlainText},
+};
+use tokio::sync::oneshot;
+
+/// Body of the echo operation.
+#[derive(Object, Clone)]
+pub struct Echo {
+    /// Any text.
+    pub name: String,
+}
+
+/// Operations that exercise the chain: they take bodies, panic, sleep, stream.
+pub struct TestApi;
+
+#[OpenApi(prefix_path = "/test")]
+impl TestApi {
+    #[oai(path = "/echo", method = "post")]
+    async fn echo(&self, body: Json<Echo>) -> Json<Echo> {
+        body
+    }
+
+    #[oai(path = "/panic", method = "get")]
+    async fn panic(&self) -> PlainText<String> {
+        panic!("boom")
+    }
+
+    #[oai(path = "/slow", method = "get")]
+    async fn slow(&self, ms: Query<u64>) -> PlainText<String> {
+        tokio::time::sleep(Duration::from_millis(ms.0)).await;
+        PlainText("done".into())
+    }
+
+    #[oai(path = "/big", method = "get")]
+    async fn big(&self) -> PlainText<String> {
+        PlainText("jeex ".repeat(1000))
+    }
+
+    #[oai(path = "/items/:id", method = "get")]
+    async fn item(&self, id: Path<i64>) -> PlainText<String> {
+        PlainText(id.0.to_string())
+    }
+
+    #[oai(path = "/stream", method = "get")]
+    async fn stream(&self) -> EventStream<stream::Iter<std::vec::IntoIter<String>>> {
+        EventStream::new(stream::iter(vec!["x".repeat(200); 20]))
+    }
+}
+
+/// A served app; stops when dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The configuration tests start from: the real services, plus `overrides` (an empty value
+/// removes a variable).
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), jeex_e2e::services::database_url()),
+        ("REDIS_URL".into(), jeex_e2e::services::redis_url()),
+        ("JEEX_CORS_ORIGINS".into(), "https://app.example.com".into()),
+        ("JEEX_HEALTH_TIMEOUT".into(), "1s".into()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Config::from_map(&vars).expect("test configuration is valid")
+}
+
+/// Serves the app built from `config`.
+pub async fn start(config: Config) -> TestApp {
+    let telemetry = Telemetry::build(&config.telemetry).expect("telemetry");
+    let url = match &config.database {
+        jeex_api::config::DatabaseSource::Url(u) => u.clone(),
+        other => panic!("tests need DATABASE_URL, got {other:?}"),
+    };
+    let deps = Dependencies::connect(&config, &url).expect("dependencies");
+    telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config.clone(), deps, telemetry.metrics.clone());
+    let bound = server::bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    let base = format!("http://{}", bound.local_addr);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
+    TestApp { base, stop: Some(stop) }
+}
+
+/// A client that neither follows redirects nor decompresses, so tests see the wire.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_gzip().no_brotli().build().unwrap()
+}

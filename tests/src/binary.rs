@@ -1,0 +1,148 @@
+//! Starts the real `jeex-api` binary on an ephemeral port and watches its JSON log.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+/// Path of the `jeex-api` binary of this build, built first if needed. Tests run in the same
+/// profile and target directory as the test executable, so the binary matches the sources.
+pub fn jeex_api() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test-exe>
+        let profile_dir = exe.parent().and_then(|p| p.parent()).expect("profile directory").to_path_buf();
+        let target_dir = profile_dir.parent().expect("target directory").to_path_buf();
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.current_dir(&workspace).args(["build", "--quiet", "-p", "jeex-api", "--bin", "jeex-api", "--target-dir"]).arg(&target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for jeex-api");
+        assert!(status.success(), "building jeex-api failed");
+        profile_dir.join("jeex-api")
+    })
+    .clone()
+}
+
+/// A running `jeex-api serve`. Killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// Environment variables that would leak from the developer's shell into the server.
+const SCRUBBED: &[&str] =
+    &["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "JEEX_ENV", "RUST_LOG"];
+
+impl Server {
+    /// `jeex-api serve` with `env` (plus an ephemeral port and JSON logs), waiting until it
+    /// listens. Panics with the server's output if it does not within 60 s.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(jeex_api());
+        cmd.arg("serve").env("JEEX_HTTP_ADDR", "127.0.0.1:0").env("JEEX_LOG_FORMAT", "json");
+        for var in SCRUBBED {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn jeex-api");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let addr = logs.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "listening" && v["target"] == "jeex_api::run").then(|| v["addr"].as_str().map(str::to_owned))?
+            });
+            if let Some(addr) = addr {
+                return Self { child, base: format!("http://{addr}"), logs };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("jeex-api exited ({status}) before listening:\n{}", logs.lock().unwrap().join("\n"));
+            }
+            assert!(Instant::now() < deadline, "jeex-api did not listen within 60s:\n{}", logs.lock().unwrap().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every line the server printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "jeex-api did not exit within {limit:?}:\n{}", self.logs().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+/// Runs `jeex-api ARGS` to completion with `env`, returning (exit status, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let mut cmd = Command::new(jeex_api());
+    cmd.args(args);
+    for var in SCRUBBED {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run jeex-api");
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -1,0 +1,71 @@
+//! The `jeex-api` command line: configuration errors, `check`, `openapi`.
+
+use jeex_e2e::{
+    binary::run,
+    net::closed_port,
+    services::{database_url, redis_url},
+};
+
+#[test]
+fn a_bad_value_exits_non_zero_with_one_line_naming_the_variable() {
+    for (var, value) in [("JEEX_HTTP_ADDR", "nonsense"), ("JEEX_BODY_LIMIT", "huge"), ("JEEX_ENV", "prod"), ("JEEX_LOG_FORMAT", "xml")] {
+        let (status, stdout, stderr) = run(&["serve"], &[(var, value), ("DATABASE_URL", &database_url())]);
+        assert_eq!(status.code(), Some(2), "{var}={value}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "exactly one line: {stderr:?}");
+        assert!(lines[0].contains(var) && lines[0].contains("example:"), "{}", lines[0]);
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+        assert!(stdout.is_empty());
+    }
+}
+
+#[test]
+fn production_refuses_insecure_settings() {
+    let (status, _, stderr) = run(
+        &["serve"],
+        &[
+            ("JEEX_ENV", "production"),
+            ("DATABASE_URL", &database_url()),
+            ("JEEX_CORS_ORIGINS", "*"),
+            ("JEEX_CORS_ALLOW_CREDENTIALS", "true"),
+        ],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("JEEX_CORS_ORIGINS"), "{stderr}");
+    let (status, _, stderr) = run(&["serve"], &[("JEEX_ENV", "production")]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_dependency_and_fails_naming_the_broken_one() {
+    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &database_url()), ("REDIS_URL", &redis_url())]);
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: healthy") && stdout.contains("qdrant: disabled"), "{stdout}");
+
+    let broken = format!("redis://127.0.0.1:{}/0", closed_port());
+    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &database_url()), ("REDIS_URL", &broken), ("JEEX_HEALTH_TIMEOUT", "1s")]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stdout.contains("redis: UNHEALTHY"), "{stdout}");
+    assert!(stdout.contains("postgres: healthy"), "{stdout}");
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let (status, stdout, _) = run(&["serve", "--help"], &[]);
+    assert!(status.success());
+    for var in ["JEEX_HTTP_ADDR", "DATABASE_URL", "JEEX_DB_POOL_MAX_OVERFLOW", "OTEL_EXPORTER_OTLP_ENDPOINT", "JEEX_LOG_FORMAT"] {
+        assert!(stdout.contains(var), "--help lacks {var}");
+    }
+}
+
+#[test]
+fn the_committed_spec_matches_the_binary() {
+    let (status, json, _) = run(&["openapi"], &[]);
+    assert!(status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api-server/openapi.json")).expect("api-server/openapi.json");
+    assert_eq!(json.trim_end(), committed.trim_end(), "api-server/openapi.json is stale: run `jeex-api openapi > api-server/openapi.json`");
+    let (status, yaml, _) = run(&["openapi", "--format", "yaml"], &[]);
+    assert!(status.success() && yaml.starts_with("openapi:"));
+}

@@ -1,0 +1,84 @@
+//! `jeex-api serve` as a process: start-up without dependencies, graceful shutdown, and the
+//! first-look mode with its private PostgreSQL cluster.
+
+use std::time::{Duration, Instant};
+
+use jeex_e2e::{
+    binary::Server,
+    http::get,
+    net::{HungListener, closed_port},
+    services::{database_url, redis_url},
+};
+
+#[test]
+fn starts_and_serves_while_every_dependency_is_down() {
+    let db = format!("postgres://postgres@127.0.0.1:{}/jeex", closed_port());
+    let redis = format!("redis://127.0.0.1:{}/0", closed_port());
+    let server = Server::start(&[("DATABASE_URL", &db), ("REDIS_URL", &redis)]);
+    assert_eq!(get(&server.url("/health/live")).0, 200);
+    assert_eq!(get(&server.url("/health/ready")).0, 503);
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A Redis that never answers makes /health take its full timeout: a slow request.
+    let hung = rt.block_on(HungListener::start());
+    let mut server = Server::start(&[
+        ("DATABASE_URL", &database_url()),
+        ("REDIS_URL", &format!("redis://{}/0", hung.addr)),
+        ("JEEX_HEALTH_TIMEOUT", "2s"),
+        ("JEEX_SHUTDOWN_GRACE", "10s"),
+    ]);
+    let url = server.url("/health");
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            rt.spawn(async move {
+                let r = reqwest::get(&url).await.expect("in-flight request must complete");
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    server.terminate();
+    let status = server.wait(Duration::from_secs(12));
+    assert!(status.success(), "exit status {status}");
+    for handle in in_flight {
+        let (code, body) = rt.block_on(handle).unwrap();
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("\"redis\""));
+    }
+    assert!(sent.elapsed() < Duration::from_secs(10), "drained well within the grace period");
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("SIGTERM received"), "{logs}");
+}
+
+#[test]
+fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
+    let data = std::env::temp_dir().join(format!("jeex-first-look-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut server = Server::start(&[("JEEX_DATA_DIR", data.to_str().unwrap()), ("REDIS_URL", &redis_url())]);
+    assert_eq!(get(&server.url("/health/live")).0, 200);
+    let (status, docs) = get(&server.url("/docs"));
+    assert_eq!(status, 200);
+    assert!(docs.contains("SwaggerUIBundle"));
+    let (_, health) = get(&server.url("/health"));
+    let report: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let pg = report["components"].as_array().unwrap().iter().find(|c| c["name"] == "postgres").unwrap();
+    assert_eq!(pg["status"], "healthy", "{report}");
+    assert!(data.join("postgres/PG_VERSION").exists(), "cluster lives under JEEX_DATA_DIR");
+    assert!(server.logs().iter().any(|l| l.contains("Swagger UI: http://")));
+
+    server.terminate();
+    assert!(server.wait(Duration::from_secs(30)).success());
+    assert!(!data.join("postgres/postmaster.pid").exists(), "the private cluster is stopped with the server");
+
+    // A second start reuses the cluster.
+    let mut again = Server::start(&[("JEEX_DATA_DIR", data.to_str().unwrap())]);
+    assert_eq!(get(&again.url("/health/ready")).0, 200);
+    again.terminate();
+    assert!(again.wait(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_dir_all(&data);
+}
