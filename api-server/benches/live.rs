@@ -37,8 +37,8 @@ fn main() {
     let baseline = start_baseline();
     let mut results: Vec<(&str, Stats)> = Vec::new();
     for _ in 0..ROUNDS {
-        results.push(("hyper hello-world", rt.block_on(load(baseline.addr))));
-        results.push(("jeex-api /health/live", rt.block_on(load(jeex.addr))));
+        results.push(("hyper hello-world", rt.block_on(load(&baseline))));
+        results.push(("jeex-api /health/live", rt.block_on(load(&jeex))));
     }
     let best =
         |name: &str| results.iter().filter(|(n, _)| *n == name).map(|(_, s)| s.clone()).max_by(|a, b| a.rps.total_cmp(&b.rps)).unwrap();
@@ -48,9 +48,9 @@ fn main() {
     let ratio = ours.rps / base.rps;
 
     println!("\nGET /health/live, {CONNECTIONS} keep-alive connections, {}s per round, best of {ROUNDS} rounds", MEASURE.as_secs());
-    println!("{:<24} {:>12} {:>10} {:>10}", "target", "req/s", "p50 ms", "p99 ms");
+    println!("{:<24} {:>12} {:>10} {:>10} {:>14}", "target", "req/s", "p50 ms", "p99 ms", "server CPU µs/req");
     for (name, s) in [("hyper hello-world", &base), ("jeex-api /health/live", &ours)] {
-        println!("{name:<24} {:>12.0} {:>10.3} {:>10.3}", s.rps, s.p50_ms, s.p99_ms);
+        println!("{name:<24} {:>12.0} {:>10.3} {:>10.3} {:>14.1}", s.rps, s.p50_ms, s.p99_ms, s.cpu_us);
     }
     println!("throughput ratio jeex/hyper: {ratio:.2} (target >= 0.70: {})", verdict(ratio >= 0.7));
     println!("idle RSS: {idle_rss:.1} MiB (target < 30: {}), after load: {loaded_rss:.1} MiB", verdict(idle_rss < 30.0));
@@ -153,10 +153,24 @@ struct Stats {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Server CPU time (user + system) per request: steadier than throughput on a busy machine.
+    cpu_us: f64,
+}
+
+/// CPU time the process has used, from /proc (clock ticks of 10 ms).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
 }
 
 /// Closed-loop load: each connection sends the next request when the previous answer is in.
-async fn load(addr: SocketAddr) -> Stats {
+async fn load(target: &Target) -> Stats {
+    let addr = target.addr;
     // The baseline answers every path, so both targets get the same request.
     let path = "/health/live";
     let start = Instant::now();
@@ -187,13 +201,22 @@ async fn load(addr: SocketAddr) -> Stats {
             })
         })
         .collect();
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_at_start = cpu_time(target.child.id());
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = cpu_time(target.child.id()) - cpu_at_start;
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.unwrap());
     }
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
-    Stats { rps: all.len() as f64 / MEASURE.as_secs_f64(), p50_ms: pct(0.50), p99_ms: pct(0.99) }
+    Stats {
+        rps: all.len() as f64 / MEASURE.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        cpu_us: cpu.as_secs_f64() * 1e6 / all.len() as f64,
+    }
 }
 
 fn rss_mib(pid: u32) -> f64 {

@@ -462,7 +462,7 @@ pub fn parse_size(v: &str) -> Result<usize, String> {
         other => return Err(format!("unknown unit {other:?}; use B, KiB, MiB, KB or MB")),
     };
     match n.checked_mul(mult) {
-        Some(bytes) if bytes >= 1 && bytes <= 1 << 30 => Ok(bytes),
+        Some(bytes) if (1..=1 << 30).contains(&bytes) => Ok(bytes),
         _ => Err(format!("{v:?} must be between 1 byte and 1GiB")),
     }
 }
@@ -564,6 +564,15 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"));
         let c = cfg(&[("DATABASE_URL", "postgres://user:hunter2@h/d")]).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn readme_documents_every_variable_with_its_default() {
+        let readme = include_str!("../../README.md");
+        for v in VARIABLES {
+            let row = format!("| `{}` | {} |", v.name, v.default);
+            assert!(readme.contains(&row), "README configuration table lacks or misstates: {row}");
+        }
     }
 
     #[test]

@@ -116,10 +116,11 @@ async fn find_binaries() -> Result<PathBuf, DevDbError> {
         let update = Command::new("apt-get").args(["update", "-qq"]).status().await;
         let install =
             Command::new("apt-get").args(["install", "-y", "-qq", "postgresql"]).env("DEBIAN_FRONTEND", "noninteractive").status().await;
-        if update.is_ok() && install.is_ok_and(|s| s.success()) {
-            if let Some(dir) = locate_binaries() {
-                return Ok(dir);
-            }
+        if update.is_ok()
+            && install.is_ok_and(|s| s.success())
+            && let Some(dir) = locate_binaries()
+        {
+            return Ok(dir);
         }
     }
     Err(DevDbError(
@@ -129,10 +130,10 @@ async fn find_binaries() -> Result<PathBuf, DevDbError> {
 
 fn locate_binaries() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-            return Some(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d))
+    {
+        return Some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?

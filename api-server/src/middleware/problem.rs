@@ -31,10 +31,10 @@ pub fn respond(ctx: &ProblemContext, err: &poem::Error, path: &str, id: &Correla
     }
     let status = problem.status;
     let mut resp = problem.into_response();
-    if status == StatusCode::METHOD_NOT_ALLOWED.as_u16() {
-        if let Some(allow) = ctx.routes.find(path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok()) {
-            resp.headers_mut().insert(header::ALLOW, allow);
-        }
+    if status == StatusCode::METHOD_NOT_ALLOWED.as_u16()
+        && let Some(allow) = ctx.routes.find(path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok())
+    {
+        resp.headers_mut().insert(header::ALLOW, allow);
     }
     if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
