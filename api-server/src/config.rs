@@ -120,7 +120,11 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "JEEX_DB_MAX_LIFETIME", default: "30m", meaning: "connections older than this are closed and replaced" },
     Variable { name: "JEEX_DB_IDLE_TIMEOUT", default: "10m", meaning: "connections idle longer than this are closed" },
     Variable { name: "REDIS_URL", default: "unset: Redis disabled", meaning: "Redis URL (redis:// or rediss://)" },
-    Variable { name: "JEEX_REDIS_MAX_CONNECTIONS", default: "50", meaning: "most Redis connections the process may open" },
+    Variable {
+        name: "JEEX_REDIS_MAX_CONNECTIONS",
+        default: "50",
+        meaning: "ceiling on Redis connections per process; commands share one multiplexed, self-reconnecting connection, and dedicated connections (event streams) draw from the rest",
+    },
     Variable {
         name: "QDRANT_URL",
         default: "unset: Qdrant disabled",

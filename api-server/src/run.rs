@@ -36,13 +36,22 @@ pub enum RunError {
     Serve(std::io::Error),
 }
 
+/// The URL of the database to use, starting the private development cluster when no
+/// `DATABASE_URL` is configured (the caller stops it).
+async fn resolve_database(config: &Config) -> Result<(String, Option<DevDatabase>), RunError> {
+    match &config.database {
+        DatabaseSource::Url(url) => Ok((url.clone(), None)),
+        DatabaseSource::PrivateCluster(dir) => {
+            let db = DevDatabase::start(dir).await?;
+            Ok((db.url.clone(), Some(db)))
+        }
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT, then drains, closes pools and flushes telemetry.
 pub async fn serve(config: Config, telemetry: Telemetry) -> Result<(), RunError> {
-    let devdb = match &config.database {
-        DatabaseSource::Url(_) => None,
-        DatabaseSource::PrivateCluster(dir) => Some(DevDatabase::start(dir).await?),
-    };
-    let result = serve_with_database(&config, &telemetry, devdb.as_ref()).await;
+    let (url, devdb) = resolve_database(&config).await?;
+    let result = serve_on(&config, &telemetry, &url, devdb.is_some()).await;
     if let Some(db) = &devdb {
         db.stop().await;
     }
@@ -50,18 +59,13 @@ pub async fn serve(config: Config, telemetry: Telemetry) -> Result<(), RunError>
     result
 }
 
-async fn serve_with_database(config: &Config, telemetry: &Telemetry, devdb: Option<&DevDatabase>) -> Result<(), RunError> {
-    let url = match (&config.database, devdb) {
-        (DatabaseSource::Url(url), _) => url.clone(),
-        (_, Some(db)) => db.url.clone(),
-        (DatabaseSource::PrivateCluster(_), None) => unreachable!("serve starts the private cluster before this"),
-    };
-    let deps = Dependencies::connect(config, &url)?;
+async fn serve_on(config: &Config, telemetry: &Telemetry, database_url: &str, private_database: bool) -> Result<(), RunError> {
+    let deps = Dependencies::connect(config, database_url)?;
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
     let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone());
     let bound = server::bind(config.http_addr).await.map_err(|source| RunError::Bind { addr: config.http_addr, source })?;
     let addr = bound.local_addr;
-    tracing::info!(%addr, env = config.env.as_str(), private_database = devdb.is_some(), "listening");
+    tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
     tracing::info!("Swagger UI: http://{addr}/docs");
     let served = server::serve(bound, app::build(state), server::shutdown_signal(), config.shutdown_grace).await;
     deps.close().await;
@@ -70,30 +74,23 @@ async fn serve_with_database(config: &Config, telemetry: &Telemetry, devdb: Opti
 }
 
 /// Probes every configured dependency once; returns one line per component and whether all
-/// configured ones are healthy.
+/// configured ones are healthy. Without `DATABASE_URL` (development) the private cluster is
+/// started as `serve` would, probed, and stopped again.
 pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
-    let url = match &config.database {
-        DatabaseSource::Url(url) => url.clone(),
-        // No server to probe yet: `serve` would create it. Probe nothing that does not exist.
-        DatabaseSource::PrivateCluster(_) => "postgres://postgres@127.0.0.1:1/unused".into(),
-    };
+    let (url, devdb) = resolve_database(config).await?;
     let deps = Dependencies::connect(config, &url)?;
     let reports = health::check_all(&deps, config.health_timeout).await;
-    let mut ok = true;
+    deps.close().await;
+    if let Some(db) = &devdb {
+        db.stop().await;
+    }
     let lines = reports
         .iter()
-        .map(|r| match (r.name, r.status) {
-            ("postgres", _) if matches!(config.database, DatabaseSource::PrivateCluster(_)) => {
-                "postgres: not probed (no DATABASE_URL: `serve` runs a private development cluster)".to_string()
-            }
-            (name, ComponentStatus::Healthy) => format!("{name}: healthy ({} ms)", r.response_time_ms.unwrap_or(0)),
-            (name, ComponentStatus::Disabled) => format!("{name}: disabled (not configured)"),
-            (name, ComponentStatus::Unhealthy) => {
-                ok = false;
-                format!("{name}: UNHEALTHY: {}", r.error.as_deref().unwrap_or("no detail"))
-            }
+        .map(|r| match r.status {
+            ComponentStatus::Healthy => format!("{}: healthy ({} ms)", r.name, r.response_time_ms.unwrap_or(0)),
+            ComponentStatus::Disabled => format!("{}: disabled (not configured)", r.name),
+            ComponentStatus::Unhealthy => format!("{}: UNHEALTHY: {}", r.name, r.error.as_deref().unwrap_or("no detail")),
         })
         .collect();
-    deps.close().await;
-    Ok((lines, ok))
+    Ok((lines, health::all_ready(&reports)))
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jeex_e2e::net::{HungListener, Proxy, closed_port};
+use jeex_e2e::net::{FaultyListener, Proxy, closed_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::{client, config, start};
@@ -69,7 +69,7 @@ async fn postgres_down_is_unhealthy_and_start_up_still_succeeds() {
 
 #[tokio::test]
 async fn a_dependency_that_never_answers_cannot_hold_a_probe_past_its_timeout() {
-    let hung = HungListener::start().await;
+    let hung = FaultyListener::hung().await;
     let port = hung.addr.port();
     let app = start(config(&[
         ("DATABASE_URL", &format!("postgres://postgres@127.0.0.1:{port}/jeex")),

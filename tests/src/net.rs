@@ -1,5 +1,5 @@
-//! Network faults on loopback: a port nothing listens on, a listener that accepts and never
-//! answers, one that resets every connection, and a proxy that can be switched on later.
+//! Network faults on loopback: a port nothing listens on, listeners that accept and never
+//! answer or reset every connection, and a proxy that can be switched on later.
 
 use std::net::SocketAddr;
 
@@ -15,57 +15,42 @@ pub fn closed_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// Accepts connections and holds them open without ever sending a byte.
-pub struct HungListener {
+/// A loopback listener that mistreats every connection it accepts; stops when dropped.
+pub struct FaultyListener {
     /// Where it listens.
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
-impl HungListener {
-    /// Starts listening.
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((sock, _)) = listener.accept().await {
-                held.push(sock);
-            }
-        });
-        Self { addr, task }
-    }
-}
-
-impl Drop for HungListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Accepts connections and resets each at once (SO_LINGER 0, then close).
-pub struct ResetListener {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl ResetListener {
-    /// Starts listening.
-    pub async fn start() -> Self {
+impl FaultyListener {
+    async fn start(mut on_accept: impl FnMut(TcpStream) + Send + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let _ = sock.set_zero_linger();
-                drop(sock);
+                on_accept(sock);
             }
         });
         Self { addr, task }
     }
+
+    /// Accepts connections and holds them open without ever sending a byte.
+    pub async fn hung() -> Self {
+        let mut held = Vec::new();
+        Self::start(move |sock| held.push(sock)).await
+    }
+
+    /// Accepts connections and resets each at once (SO_LINGER 0, then close).
+    pub async fn resetting() -> Self {
+        Self::start(|sock| {
+            let _ = sock.set_zero_linger();
+            drop(sock);
+        })
+        .await
+    }
 }
 
-impl Drop for ResetListener {
+impl Drop for FaultyListener {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -69,3 +69,14 @@ fn the_committed_spec_matches_the_binary() {
     let (status, yaml, _) = run(&["openapi", "--format", "yaml"], &[]);
     assert!(status.success() && yaml.starts_with("openapi:"));
 }
+
+#[test]
+fn check_without_database_url_probes_the_private_cluster() {
+    let data = std::env::temp_dir().join(format!("jeex-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (status, stdout, stderr) = run(&["check"], &[("JEEX_DATA_DIR", data.to_str().unwrap())]);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: disabled"), "{stdout}");
+    assert!(!data.join("postgres/postmaster.pid").exists(), "check stops the cluster it started");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use jeex_e2e::{
     binary::Server,
     http::get,
-    net::{HungListener, closed_port},
+    net::{FaultyListener, closed_port},
     services::{database_url, redis_url},
 };
 
@@ -23,7 +23,7 @@ fn starts_and_serves_while_every_dependency_is_down() {
 fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // A Redis that never answers makes /health take its full timeout: a slow request.
-    let hung = rt.block_on(HungListener::start());
+    let hung = rt.block_on(FaultyListener::hung());
     let mut server = Server::start(&[
         ("DATABASE_URL", &database_url()),
         ("REDIS_URL", &format!("redis://{}/0", hung.addr)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jeex_e2e::{
     binary::Server,
-    net::{HungListener, ResetListener, closed_port},
+    net::{FaultyListener, closed_port},
     services::database_url,
 };
 
@@ -55,7 +55,7 @@ fn collector_port_closed() {
 #[test]
 fn collector_resets_every_connection() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let reset = rt.block_on(ResetListener::start());
+    let reset = rt.block_on(FaultyListener::resetting());
     let _guard = rt.enter();
     hammer_and_measure(&format!("http://{}", reset.addr));
     drop(reset);
@@ -64,7 +64,7 @@ fn collector_resets_every_connection() {
 #[test]
 fn collector_hangs() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let hung = rt.block_on(HungListener::start());
+    let hung = rt.block_on(FaultyListener::hung());
     let server = Server::start(&[
         ("DATABASE_URL", &database_url()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{}", hung.addr)),
