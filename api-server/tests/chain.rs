@@ -309,3 +309,16 @@ async fn metrics_count_requests_by_route_template() {
     assert!(text.contains("db_client_connection_max{db_client_connection_pool_name=\"postgres\"} 30"));
     assert!(text.contains("db_client_connection_count"));
 }
+
+#[tokio::test]
+async fn plain_options_lists_the_allowed_methods() {
+    let app = start(config(&[])).await;
+    let c = client();
+    let r = c.request(Method::OPTIONS, app.url("/test/echo")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["allow"], "POST, OPTIONS");
+    assert_security_headers(&r);
+    let r = c.head(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "HEAD is allowed where GET is");
+    problem(c.request(Method::OPTIONS, app.url("/nope")).send().await.unwrap(), 404, "NOT_FOUND").await;
+}

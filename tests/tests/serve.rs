@@ -82,3 +82,37 @@ fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
     assert!(again.wait(Duration::from_secs(30)).success());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let db = format!("postgres://jeex:db-pass-4f1e@127.0.0.1:{}/jeex", closed_port());
+    let redis = format!("redis://:redis-pass-9c2a@127.0.0.1:{}/0", closed_port());
+    let server = Server::start(&[("DATABASE_URL", &db), ("REDIS_URL", &redis), ("RUST_LOG", "debug"), ("JEEX_HEALTH_TIMEOUT", "500ms")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        for path in ["/health", "/health/ready", "/nope?token=query-secret-77&api_key=query-secret-78"] {
+            c.get(server.url(path))
+                .header("Authorization", "Bearer header-secret-11")
+                .header("Cookie", "session=cookie-secret-22")
+                .header("X-API-Key", "apikey-secret-33")
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("request completed"), "the requests were logged:\n{logs}");
+    for secret in [
+        "db-pass-4f1e",
+        "redis-pass-9c2a",
+        "header-secret-11",
+        "cookie-secret-22",
+        "apikey-secret-33",
+        "query-secret-77",
+        "query-secret-78",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
+    }
+}

@@ -7,7 +7,8 @@
 //! 1. [`correlation`] — correlation ID and the request span (everything below logs inside it);
 //! 2. [`observe`] — access log and HTTP metrics, seeing the final status of every request;
 //! 3. [`security_headers`] — on every response, errors and docs included;
-//! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins;
+//! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins; then [`options`]
+//!    answers a plain `OPTIONS` with `Allow`;
 //! 5. [`compression`] — brotli/gzip over 1 KiB, never event streams;
 //! 6. [`problem`] — every error below becomes RFC 9457 problem JSON;
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
@@ -21,6 +22,7 @@ pub mod compression;
 pub mod correlation;
 pub mod cors;
 pub mod observe;
+pub mod options;
 pub mod panic;
 pub mod problem;
 pub mod security_headers;
@@ -69,29 +71,36 @@ impl<E: Endpoint> Chain<E> {
     async fn observed(&self, req: Request, id: &CorrelationId) -> Response {
         let path = req.uri().path().to_owned();
         let observation = self.observer.start(&req);
-        let mut resp = match cors::decide(&self.cors, &req) {
+        let resp = match cors::decide(&self.cors, &req) {
             Decision::Preflight(resp) => resp,
-            decision => {
-                let grant = match decision {
-                    Decision::Actual(grant) => grant,
-                    _ => None,
-                };
+            Decision::NotCors => self.handled(req, id, &path, None).await,
+            Decision::Actual(grant) => self.handled(req, id, &path, grant).await,
+        };
+        self.finish(resp, &path, observation)
+    }
+
+    /// Layers 4 (the CORS headers of an actual request), 5 and 6.
+    async fn handled(&self, req: Request, id: &CorrelationId, path: &str, grant: Option<cors::Grant>) -> Response {
+        let mut resp = match options::answer(&self.problems.routes, &req) {
+            Some(resp) => resp,
+            None => {
                 let algo = compression::requested(&req);
-                let mut resp = match self.guarded(req).await {
-                    Ok(resp) => resp,
-                    Err(err) => problem::respond(&self.problems, &err, &path, id),
-                };
-                if let Some(algo) = algo {
-                    resp = match compression::compress(resp, algo).await {
-                        Ok(resp) => resp,
-                        Err(err) => problem::respond(&self.problems, &err, &path, id),
-                    };
+                let resp = self.guarded(req).await.unwrap_or_else(|err| problem::respond(&self.problems, &err, path, id));
+                match algo {
+                    Some(algo) => {
+                        compression::compress(resp, algo).await.unwrap_or_else(|err| problem::respond(&self.problems, &err, path, id))
+                    }
+                    None => resp,
                 }
-                cors::finish(&mut resp, grant.as_ref());
-                resp
             }
         };
-        security_headers::apply(&self.policies, &path, &mut resp);
+        cors::finish(&mut resp, grant.as_ref());
+        resp
+    }
+
+    /// Layers 3 and 2 on the way out: security headers, then the access log and metrics.
+    fn finish(&self, mut resp: Response, path: &str, observation: observe::Observation) -> Response {
+        security_headers::apply(&self.policies, path, &mut resp);
         self.observer.finish(observation, resp.status().as_u16());
         resp
     }
