@@ -11,7 +11,8 @@ use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromSt
 pub enum Environment {
     /// Local work: pretty logs, error details, private database when none is configured.
     Development,
-    /// Pre-production: production defaults, but insecure settings are only warned about.
+    /// Pre-production: production defaults (JSON logs, no error details, `DATABASE_URL`
+    /// required), but insecure settings are allowed.
     Staging,
     /// Production: insecure settings are refused at start-up.
     Production,
@@ -145,6 +146,23 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
+/// A value that may carry credentials (a URL with a password); `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// PostgreSQL pool settings. `sqlx` has no overflow concept, so the pool's ceiling is
 /// `size + max_overflow` and idle connections above nothing are reaped by `idle_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,8 +275,8 @@ pub struct Config {
     pub database: DatabaseSource,
     /// Pool settings.
     pub pool: PoolConfig,
-    /// Redis URL, if configured.
-    pub redis_url: Option<String>,
+    /// Redis URL, if configured (may carry a password).
+    pub redis_url: Option<Secret>,
     /// Redis connection ceiling.
     pub redis_max_connections: u32,
     /// Qdrant, if configured.
@@ -331,7 +349,7 @@ impl Config {
         };
 
         let redis_url = get("REDIS_URL")
-            .map(|u| check_url("REDIS_URL", &u, &["redis", "rediss", "redis+unix", "unix"], "redis://localhost:6379/0"))
+            .map(|u| check_url("REDIS_URL", &u, &["redis", "rediss", "redis+unix", "unix"], "redis://localhost:6379/0").map(Secret))
             .transpose()?;
         let redis_max_connections = parse_count(&get, "JEEX_REDIS_MAX_CONNECTIONS", 50, 1)?;
 
@@ -372,7 +390,9 @@ impl Config {
             service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "jeex-api".into()),
             sample_ratio,
             log_format,
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            log_filter: parse_with(&get, "RUST_LOG", "info", "info,jeex_api=debug", |v| {
+                tracing_subscriber::EnvFilter::try_new(v).map(|_| v.to_owned()).map_err(|e| format!("{v:?} is not a log filter: {e}"))
+            })?,
         };
 
         let config = Config {
@@ -502,7 +522,7 @@ fn parse_cors(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<CorsCo
                 "https://app.example.com,http://localhost:5200",
             ));
         }
-        origins.push(item.trim_end_matches('/').to_owned());
+        origins.push(item.to_owned());
     }
     Ok(CorsConfig { origins, any_origin, allow_credentials })
 }
@@ -542,6 +562,7 @@ mod tests {
             ("OTEL_TRACES_SAMPLER_ARG", "2"),
             ("JEEX_CORS_ORIGINS", "example.com"),
             ("REDIS_URL", "localhost:6379"),
+            ("RUST_LOG", "info,[unclosed"),
         ] {
             let e = cfg(&[(var, val)]).unwrap_err();
             assert_eq!(e.variable, var);
@@ -566,8 +587,9 @@ mod tests {
     fn url_errors_never_echo_secrets() {
         let e = cfg(&[("DATABASE_URL", "mysql://user:hunter2@h/d")]).unwrap_err();
         assert!(!e.to_string().contains("hunter2"));
-        let c = cfg(&[("DATABASE_URL", "postgres://user:hunter2@h/d")]).unwrap();
-        assert!(!format!("{c:?}").contains("hunter2"));
+        let c = cfg(&[("DATABASE_URL", "postgres://user:hunter2@h/d"), ("REDIS_URL", "redis://:swordfish@h:6379/0")]).unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("swordfish"), "{debug}");
     }
 
     #[test]

@@ -35,11 +35,14 @@ impl DevDatabase {
     pub async fn start(dir: &Path) -> Result<Self, DevDbError> {
         let bin_dir = find_binaries().await?;
         let dir = std::path::absolute(dir).map_err(|e| DevDbError(format!("{}: {e}", dir.display())))?;
-        let data_dir = dir.join("postgres");
+        // Everything the cluster writes lives under <dir>/postgres, the one directory handed to
+        // the postgres user when running as root.
+        let own_dir = dir.join("postgres");
+        let data_dir = own_dir.join("data");
         std::fs::create_dir_all(&dir).map_err(|e| DevDbError(format!("cannot create {}: {e}", dir.display())))?;
         let run_as = if running_as_root() { Some(postgres_user()?) } else { None };
         if let Some((uid, gid)) = run_as {
-            prepare_for_user(&dir, &data_dir, uid, gid).await?;
+            prepare_for_user(&own_dir, &data_dir, uid, gid).await?;
         }
         let mut db = Self { bin_dir, data_dir, run_as, started_here: false, url: String::new() };
 
@@ -52,7 +55,7 @@ impl DevDatabase {
             Some(port) => port,
             None => {
                 let port = free_port()?;
-                let log = dir.join("postgres.log").display().to_string();
+                let log = own_dir.join("server.log").display().to_string();
                 let data = db.data_dir.display().to_string();
                 let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
                 db.run("pg_ctl", &["start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &opts]).await?;
@@ -88,8 +91,8 @@ impl DevDatabase {
     async fn run(&self, tool: &str, args: &[&str]) -> Result<Output, DevDbError> {
         let mut cmd = Command::new(self.bin_dir.join(tool));
         cmd.args(args).env("LC_ALL", "C").kill_on_drop(true);
-        if let Some(parent) = self.data_dir.parent() {
-            cmd.current_dir(parent);
+        if let Some(own_dir) = self.data_dir.parent() {
+            cmd.current_dir(own_dir);
         }
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid);
@@ -163,10 +166,10 @@ fn postgres_user() -> Result<(u32, u32), DevDbError> {
         })
 }
 
-/// Hands the data directory to `postgres` and checks it can reach it.
-async fn prepare_for_user(dir: &Path, data_dir: &Path, uid: u32, gid: u32) -> Result<(), DevDbError> {
+/// Hands the cluster's own directory to `postgres` and checks it can reach it.
+async fn prepare_for_user(own_dir: &Path, data_dir: &Path, uid: u32, gid: u32) -> Result<(), DevDbError> {
     std::fs::create_dir_all(data_dir).map_err(|e| DevDbError(format!("cannot create {}: {e}", data_dir.display())))?;
-    for path in [dir, data_dir] {
+    for path in [own_dir, data_dir] {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))
             .map_err(|e| DevDbError(format!("cannot hand {} to postgres: {e}", path.display())))?;
     }

@@ -38,6 +38,21 @@ pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentR
     vec![p, r, q]
 }
 
+/// What an unauthenticated caller may learn of a failure outside development: its kind, never
+/// the dependency's own words (which can name hosts, users or databases).
+pub fn public_error(raw: &str) -> &'static str {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("no answer within") || lower.contains("timed out") || lower.contains("timeout") {
+        "timed out"
+    } else if lower.contains("refused") {
+        "connection refused"
+    } else if lower.contains("password") || lower.contains("auth") {
+        "authentication failed"
+    } else {
+        "unavailable"
+    }
+}
+
 /// Whether every configured component is healthy.
 pub fn all_ready(reports: &[ComponentReport]) -> bool {
     reports.iter().all(|r| r.status != ComponentStatus::Unhealthy)
@@ -62,5 +77,18 @@ where
             response_time_ms: elapsed,
             error: Some(format!("no answer within {}", humantime::format_duration(timeout))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_error;
+
+    #[test]
+    fn public_errors_name_the_kind_only() {
+        assert_eq!(public_error("connection failed: Connection refused (os error 111)"), "connection refused");
+        assert_eq!(public_error("database error: password authentication failed for user \"jeex\""), "authentication failed");
+        assert_eq!(public_error("no answer within 2s"), "timed out");
+        assert_eq!(public_error("relation pg_x at db-7.internal"), "unavailable");
     }
 }

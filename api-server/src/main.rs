@@ -107,12 +107,32 @@ async fn serve(config: Config) -> ExitCode {
 
 async fn check(config: Config) -> ExitCode {
     println!("configuration: valid (JEEX_ENV={})", config.env.as_str());
+    let export_ok = match Telemetry::build(&config.telemetry) {
+        Ok(t) => match (&config.telemetry.otlp_endpoint, &t.export_error) {
+            (None, _) => {
+                println!("otlp: disabled (not configured)");
+                true
+            }
+            (Some(_), Some(error)) => {
+                println!("otlp: UNUSABLE: {error}");
+                false
+            }
+            (Some(endpoint), None) => {
+                println!("otlp: exporting to {endpoint} (delivery is never checked: export failures cannot stop the server)");
+                true
+            }
+        },
+        Err(e) => {
+            println!("telemetry: UNUSABLE: {e}");
+            false
+        }
+    };
     match run::check(&config).await {
         Ok((lines, ok)) => {
             for line in lines {
                 println!("{line}");
             }
-            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok && export_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(e) => {
             eprintln!("jeex-api: {e}");

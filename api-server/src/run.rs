@@ -73,17 +73,23 @@ async fn serve_on(config: &Config, telemetry: &Telemetry, database_url: &str, pr
     served.map_err(RunError::Serve)
 }
 
+async fn probe_all(config: &Config, database_url: &str) -> Result<Vec<health::ComponentReport>, RunError> {
+    let deps = Dependencies::connect(config, database_url)?;
+    let reports = health::check_all(&deps, config.health_timeout).await;
+    deps.close().await;
+    Ok(reports)
+}
+
 /// Probes every configured dependency once; returns one line per component and whether all
 /// configured ones are healthy. Without `DATABASE_URL` (development) the private cluster is
 /// started as `serve` would, probed, and stopped again.
 pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
     let (url, devdb) = resolve_database(config).await?;
-    let deps = Dependencies::connect(config, &url)?;
-    let reports = health::check_all(&deps, config.health_timeout).await;
-    deps.close().await;
+    let probed = probe_all(config, &url).await;
     if let Some(db) = &devdb {
         db.stop().await;
     }
+    let reports = probed?;
     let lines = reports
         .iter()
         .map(|r| match r.status {

@@ -111,3 +111,15 @@ async fn readiness_recovers_by_itself_when_redis_comes_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn outside_development_health_errors_name_the_kind_not_the_details() {
+    let redis = format!("redis://127.0.0.1:{}/0", closed_port());
+    let app = start(config(&[("REDIS_URL", &redis), ("JEEX_EXPOSE_ERROR_DETAILS", "false")])).await;
+    let c = client();
+    let report: Value = c.get(app.url("/health")).send().await.unwrap().json().await.unwrap();
+    let error = component(&report, "redis")["error"].as_str().unwrap().to_owned();
+    assert!(["connection refused", "timed out", "unavailable"].contains(&error.as_str()), "raw error leaked: {error}");
+    let ready: Value = c.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+    assert!(!ready["detail"].as_str().unwrap().contains("os error"), "{ready}");
+}

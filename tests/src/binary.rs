@@ -38,19 +38,28 @@ pub struct Server {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// Environment variables that would leak from the developer's shell into the server.
-const SCRUBBED: &[&str] =
-    &["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "JEEX_ENV", "RUST_LOG"];
+/// Variables that would leak from the developer's shell into the server, besides every
+/// `JEEX_*` and `OTEL_*` one.
+const SCRUBBED: &[&str] = &["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "RUST_LOG"];
+
+/// A `jeex-api` command with the shell's configuration removed.
+fn command() -> Command {
+    let mut cmd = Command::new(jeex_api());
+    for (name, _) in std::env::vars_os() {
+        let keep = name.to_str().is_some_and(|n| !n.starts_with("JEEX_") && !n.starts_with("OTEL_") && !SCRUBBED.contains(&n));
+        if !keep {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
 
 impl Server {
     /// `jeex-api serve` with `env` (plus an ephemeral port and JSON logs), waiting until it
     /// listens. Panics with the server's output if it does not within 60 s.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(jeex_api());
+        let mut cmd = command();
         cmd.arg("serve").env("JEEX_HTTP_ADDR", "127.0.0.1:0").env("JEEX_LOG_FORMAT", "json");
-        for var in SCRUBBED {
-            cmd.env_remove(var);
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -135,11 +144,8 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// Runs `jeex-api ARGS` to completion with `env`, returning (exit status, stdout, stderr).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
-    let mut cmd = Command::new(jeex_api());
+    let mut cmd = command();
     cmd.args(args);
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -77,6 +77,6 @@ fn check_without_database_url_probes_the_private_cluster() {
     let (status, stdout, stderr) = run(&["check"], &[("JEEX_DATA_DIR", data.to_str().unwrap())]);
     assert!(status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: disabled"), "{stdout}");
-    assert!(!data.join("postgres/postmaster.pid").exists(), "check stops the cluster it started");
+    assert!(!data.join("postgres/data/postmaster.pid").exists(), "check stops the cluster it started");
     let _ = std::fs::remove_dir_all(&data);
 }

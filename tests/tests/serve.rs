@@ -68,12 +68,12 @@ fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
     let report: serde_json::Value = serde_json::from_str(&health).unwrap();
     let pg = report["components"].as_array().unwrap().iter().find(|c| c["name"] == "postgres").unwrap();
     assert_eq!(pg["status"], "healthy", "{report}");
-    assert!(data.join("postgres/PG_VERSION").exists(), "cluster lives under JEEX_DATA_DIR");
+    assert!(data.join("postgres/data/PG_VERSION").exists(), "cluster lives under JEEX_DATA_DIR");
     assert!(server.logs().iter().any(|l| l.contains("Swagger UI: http://")));
 
     server.terminate();
     assert!(server.wait(Duration::from_secs(30)).success());
-    assert!(!data.join("postgres/postmaster.pid").exists(), "the private cluster is stopped with the server");
+    assert!(!data.join("postgres/data/postmaster.pid").exists(), "the private cluster is stopped with the server");
 
     // A second start reuses the cluster.
     let mut again = Server::start(&[("JEEX_DATA_DIR", data.to_str().unwrap())]);

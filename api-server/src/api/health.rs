@@ -101,7 +101,7 @@ impl HealthApi {
     /// otherwise 503 naming each one that did not.
     #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Health")]
     async fn ready(&self, state: Data<&AppState>) -> Result<Json<Readiness>, ApiError> {
-        let reports = health::check_all(state.deps(), state.config().health_timeout).await;
+        let reports = public(&state, health::check_all(state.deps(), state.config().health_timeout).await);
         if health::all_ready(&reports) {
             return Ok(Json(Readiness { status: "ready".into() }));
         }
@@ -116,13 +116,27 @@ impl HealthApi {
     /// Health report of every dependency, checked concurrently, each bounded by its timeout.
     #[oai(path = "/health", method = "get", tag = "ApiTags::Health")]
     async fn health(&self, state: Data<&AppState>) -> HealthResponse {
-        let reports = health::check_all(state.deps(), state.config().health_timeout).await;
+        let reports = public(&state, health::check_all(state.deps(), state.config().health_timeout).await);
         let report = report(&reports, state.started().elapsed().as_secs());
         match report.status {
             OverallStatus::Unhealthy => HealthResponse::Unhealthy(Json(report)),
             _ => HealthResponse::Ok(Json(report)),
         }
     }
+}
+
+/// Replaces the dependencies' own error text by its kind unless error details are exposed;
+/// the full text goes to the debug log.
+fn public(state: &AppState, mut reports: Vec<ComponentReport>) -> Vec<ComponentReport> {
+    if !state.config().expose_error_details {
+        for r in &mut reports {
+            if let Some(raw) = r.error.take() {
+                tracing::debug!(component = r.name, error = %raw, "dependency unhealthy");
+                r.error = Some(health::public_error(&raw).to_owned());
+            }
+        }
+    }
+    reports
 }
 
 fn report(reports: &[ComponentReport], uptime_seconds: u64) -> HealthReport {

@@ -26,8 +26,3 @@ pub fn service<T: OpenApi>(extra: T) -> OpenApiService<(health::HealthApi, metri
         )
         .license("Apache-2.0")
 }
-
-/// The spec of the shipped API, as `jeex-api openapi` prints it.
-pub fn spec_json() -> String {
-    service(()).spec()
-}

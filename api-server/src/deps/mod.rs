@@ -34,7 +34,7 @@ impl Dependencies {
     pub fn connect(config: &Config, database_url: &str) -> Result<Self, SetupError> {
         Ok(Self {
             postgres: postgres::pool(database_url, &config.pool)?,
-            redis: config.redis_url.as_deref().map(|url| redis::Redis::connect(url, config.health_timeout)).transpose()?,
+            redis: config.redis_url.as_ref().map(|url| redis::Redis::connect(url.expose(), config.health_timeout)).transpose()?,
             qdrant: config.qdrant.as_ref().map(|q| qdrant::QdrantIndex::connect(q, config.health_timeout)).transpose()?,
         })
     }

@@ -1,14 +1,20 @@
 //! Rejects request bodies over the configured limit with 413, whether or not the client
 //! declared a `Content-Length`: the body is read up to the limit before the handler runs.
 
-use poem::{Body, Request, Result, error::ReadBodyError, http::header};
+use poem::{
+    Body, Request, Result,
+    error::ReadBodyError,
+    http::{Version, header},
+};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// Whether the request has a body at all: without Content-Length or Transfer-Encoding an
-/// HTTP/1.1 request has none, and most requests (GET) take this fast path.
+/// Whether the request may have a body: an HTTP/1 request without Content-Length or
+/// Transfer-Encoding has none, and most requests (GET) take this fast path. HTTP/2 frames
+/// bodies without either header, so its requests are always read through the limit.
 pub fn has_body(req: &Request) -> bool {
-    declared_length(req).is_some_and(|len| len > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
+    let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
+    !http1 || declared_length(req).is_some_and(|len| len > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
 fn declared_length(req: &Request) -> Option<u64> {

@@ -52,7 +52,10 @@ pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
 
     // Fields are formatted when the span opens, for every request: keep them to what every
     // line must carry. Method and path are on the access-log line.
-    let span = tracing::info_span!("request", correlation_id = %id, trace_id = Empty);
+    // ERROR level: the span must exist whenever anything at all is logged (RUST_LOG=warn still
+    // needs the correlation ID on its error lines); the level of a span only gates whether it
+    // is recorded.
+    let span = tracing::error_span!("request", correlation_id = %id, trace_id = Empty);
     if span.is_disabled() {
         return (CorrelationId(id), span);
     }

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use opentelemetry::{KeyValue, StringValue};
+use opentelemetry::{KeyValue, StringValue, metrics::UpDownCounter};
 use poem::{Request, http::Method};
 
 use crate::{routes::RouteTable, telemetry::metrics::Metrics};
@@ -17,12 +17,23 @@ pub struct Observer {
     pub routes: RouteTable,
 }
 
-/// One request being observed.
+/// One request being observed. Dropped without [`Observer::finish`] (the client went away and
+/// the request future was cancelled), it still leaves the in-flight gauge and logs the loss.
 pub struct Observation {
     started: Instant,
     method: KeyValue,
     route: Option<Arc<str>>,
     path: String,
+    active: Option<UpDownCounter<i64>>,
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if let Some(active) = self.active.take() {
+            active.add(-1, std::slice::from_ref(&self.method));
+            tracing::debug!(path = %self.path, "request abandoned before it completed");
+        }
+    }
 }
 
 impl Observer {
@@ -31,16 +42,24 @@ impl Observer {
         let method = KeyValue::new("http.request.method", method_name(req.method()));
         self.metrics.active_requests.add(1, std::slice::from_ref(&method));
         let path = req.uri().path();
-        Observation { started: Instant::now(), method, route: self.routes.find(path).map(|r| r.template.clone()), path: path.to_owned() }
+        Observation {
+            started: Instant::now(),
+            method,
+            route: self.routes.find(path).map(|r| r.template.clone()),
+            path: path.to_owned(),
+            active: Some(self.metrics.active_requests.clone()),
+        }
     }
 
     /// Records the outcome: the duration histogram and one access-log line.
-    pub fn finish(&self, obs: Observation, status: u16) {
-        let Observation { started, method, route, path } = obs;
-        self.metrics.active_requests.add(-1, std::slice::from_ref(&method));
+    pub fn finish(&self, mut obs: Observation, status: u16) {
+        // Finished normally: the drop guard has nothing left to do.
+        obs.active = None;
+        let Observation { started, method, route, path, .. } = &obs;
+        self.metrics.active_requests.add(-1, std::slice::from_ref(method));
         let elapsed = started.elapsed();
         let status_attr = KeyValue::new("http.response.status_code", i64::from(status));
-        match &route {
+        match route {
             Some(route) => {
                 let route_attr = KeyValue::new("http.route", StringValue::from(route.clone()));
                 self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method.clone(), status_attr, route_attr]);
@@ -51,8 +70,8 @@ impl Observer {
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let quiet = route.as_deref().is_some_and(|r| r.starts_with("/health") || r == "/metrics");
         let route = route.as_deref().unwrap_or("unmatched");
-        // Probes and scrapes arrive every few seconds: keep them out of the default log level.
         let method = method.value.as_str();
+        // Probes and scrapes arrive every few seconds: keep them out of the default log level.
         if quiet {
             tracing::debug!(%method, path, status, duration_ms, route, "request completed");
         } else {

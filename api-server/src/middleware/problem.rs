@@ -27,7 +27,7 @@ const RETRY_AFTER_SECS: &str = "1";
 pub fn respond(ctx: &ProblemContext, err: &poem::Error, path: &str, id: &CorrelationId) -> Response {
     let problem = Problem::from_poem_error(err, ctx.expose_internal).for_request(path, &id.0);
     if problem.status >= 500 {
-        tracing::error!(status = problem.status, code = %problem.code, error = %err, "request failed");
+        tracing::error!(status = problem.status, code = %problem.code, correlation_id = %id.0, error = %err, "request failed");
     }
     let status = problem.status;
     let mut resp = problem.into_response();

@@ -19,13 +19,16 @@ use crate::config::{LogFormat, TelemetryConfig};
 /// Upper bound on one export call, so a hung collector only delays the exporter's own thread.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Crates whose own logs would echo the exporter's traffic or flood the output.
+/// Crates whose own logs would echo the exporter's traffic or flood the output. Placed before
+/// `RUST_LOG`, whose directives for the same targets win.
 const QUIET: &str =
-    ",h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+    "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
 
 /// Handles that must be flushed at shutdown.
 pub struct Telemetry {
     tracer_provider: SdkTracerProvider,
+    /// Why OTLP export is off although an endpoint is configured (the server runs without it).
+    pub export_error: Option<String>,
     /// Metric instruments and the Prometheus registry.
     pub metrics: Metrics,
 }
@@ -44,8 +47,8 @@ impl Telemetry {
     pub fn init(cfg: &TelemetryConfig) -> Result<Self, String> {
         let telemetry = Self::build(cfg)?;
         let tracer = telemetry.tracer_provider.tracer("jeex-api");
-        let filter = EnvFilter::try_new(format!("{}{QUIET}", cfg.log_filter))
-            .map_err(|e| format!("invalid configuration: RUST_LOG: {e} (example: RUST_LOG=info)"))?;
+        // RUST_LOG was validated with the configuration.
+        let filter = EnvFilter::try_new(format!("{QUIET},{}", cfg.log_filter)).map_err(|e| format!("RUST_LOG: {e}"))?;
         let fmt_layer = match cfg.log_format {
             LogFormat::Json => {
                 tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
@@ -62,6 +65,9 @@ impl Telemetry {
             .with(otel_layer)
             .try_init()
             .map_err(|e| format!("logging already initialised: {e}"))?;
+        if let Some(error) = &telemetry.export_error {
+            tracing::error!(%error, "OTLP export is off; the server runs without it");
+        }
         Ok(telemetry)
     }
 
@@ -70,20 +76,28 @@ impl Telemetry {
         let failures = FailureLog::default();
         let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sample_ratio)));
         let mut tracer_builder = SdkTracerProvider::builder().with_sampler(sampler).with_resource(resource(cfg));
+        // An exporter that cannot even be built must not stop the server either.
+        let mut export_error = None;
+        let mut metrics_export = None;
         if let Some(endpoint) = &cfg.otlp_endpoint {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
                 .with_timeout(EXPORT_TIMEOUT)
-                .build()
-                .map_err(|e| format!("OTLP span exporter: {e}"))?;
-            // The batch processor's queue is bounded (spans beyond it are dropped), so a dead
-            // collector costs a fixed amount of memory.
-            tracer_builder =
-                tracer_builder.with_span_processor(BatchSpanProcessor::builder(export::Guarded::new(exporter, failures.clone())).build());
+                .build();
+            match exporter {
+                Ok(exporter) => {
+                    // The batch processor's queue is bounded (spans beyond it are dropped), so a
+                    // dead collector costs a fixed amount of memory.
+                    let processor = BatchSpanProcessor::builder(export::Guarded::new(exporter, failures.clone())).build();
+                    tracer_builder = tracer_builder.with_span_processor(processor);
+                    metrics_export = Some((endpoint.as_str(), failures));
+                }
+                Err(e) => export_error = Some(format!("OTLP exporter for {endpoint}: {e}")),
+            }
         }
-        let metrics = Metrics::new(resource(cfg), cfg.otlp_endpoint.as_deref().map(|e| (e, failures)))?;
-        Ok(Self { tracer_provider: tracer_builder.build(), metrics })
+        let metrics = Metrics::new(resource(cfg), metrics_export)?;
+        Ok(Self { tracer_provider: tracer_builder.build(), export_error, metrics })
     }
 
     /// Flushes what is buffered (bounded by the export timeout) and stops the exporters.
