@@ -111,11 +111,15 @@ pub const VARIABLES: &[Variable] = &[
         default: "unset: private cluster in development, required otherwise",
         meaning: "PostgreSQL URL the server connects with",
     },
-    Variable { name: "JEEX_DB_POOL_SIZE", default: "20", meaning: "connections the pool keeps for steady load" },
+    Variable {
+        name: "JEEX_DB_POOL_SIZE",
+        default: "20",
+        meaning: "base pool size; connections open on demand, up to size + overflow, and close after JEEX_DB_IDLE_TIMEOUT idle",
+    },
     Variable {
         name: "JEEX_DB_POOL_MAX_OVERFLOW",
         default: "10",
-        meaning: "extra connections allowed under burst; the pool's ceiling is size + overflow",
+        meaning: "extra connections allowed under burst; size + overflow is the most the pool opens (the operator budgets with it)",
     },
     Variable { name: "JEEX_DB_ACQUIRE_TIMEOUT", default: "5s", meaning: "how long a request waits for a free connection" },
     Variable { name: "JEEX_DB_MAX_LIFETIME", default: "30m", meaning: "connections older than this are closed and replaced" },
@@ -163,8 +167,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// PostgreSQL pool settings. `sqlx` has no overflow concept, so the pool's ceiling is
-/// `size + max_overflow` and idle connections above nothing are reaped by `idle_timeout`.
+/// PostgreSQL pool settings. `sqlx` has no overflow concept: the pool opens connections on
+/// demand up to `size + max_overflow` and closes those idle past `idle_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     /// Steady-state pool size (`JEEX_DB_POOL_SIZE`).
