@@ -30,11 +30,6 @@ impl Redis {
         Ok(Self { manager })
     }
 
-    /// A clone of the multiplexed connection for issuing commands.
-    pub fn connection(&self) -> ConnectionManager {
-        self.manager.clone()
-    }
-
     /// `PING`.
     pub async fn probe(&self) -> Result<(), String> {
         let mut conn = self.manager.clone();

@@ -69,8 +69,8 @@ impl Metrics {
         })
     }
 
-    /// The meter for instruments registered elsewhere (pool gauges).
-    pub fn meter(&self) -> Meter {
+    /// The meter the server's instruments belong to.
+    fn meter(&self) -> Meter {
         self.provider.meter("jeex-api")
     }
 
