@@ -12,7 +12,6 @@ use crate::{
     middleware::{
         Chain,
         observe::Observer,
-        problem::ProblemContext,
         security_headers::{DOCS_PATH, Policies},
     },
     routes::RouteTable,
@@ -48,10 +47,11 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
         .data(state.clone());
     Chain {
         inner: router,
-        observer: Observer { metrics: state.metrics().clone(), routes: routes.clone() },
+        routes,
+        observer: Observer { metrics: state.metrics().clone() },
         policies: Policies::for_docs_page(&docs_html),
         cors: config.cors.clone(),
-        problems: ProblemContext { expose_internal: config.expose_error_details, routes },
+        expose_internal: config.expose_error_details,
         timeout: config.request_timeout,
         body_limit: config.body_limit,
     }

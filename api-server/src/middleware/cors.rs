@@ -54,18 +54,17 @@ fn apply(resp: &mut Response, grant: &Grant) {
 
 /// The decision for one request, taken before the handler runs.
 pub enum Decision {
-    /// No `Origin` header: not a CORS request.
-    NotCors,
     /// A preflight: answered here, the handler never runs.
     Preflight(Response),
-    /// An actual request; `Some` when the origin may read the response.
+    /// An actual request (or no CORS request at all); `Some` when the origin may read the
+    /// response.
     Actual(Option<Grant>),
 }
 
 /// Classifies the request against the policy.
 pub fn decide(cfg: &CorsConfig, req: &Request) -> Decision {
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Decision::NotCors;
+        return Decision::Actual(None);
     };
     let grant = grant(cfg, origin);
     if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {

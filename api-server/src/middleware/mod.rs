@@ -35,20 +35,22 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
 use self::{correlation::CorrelationId, cors::Decision};
-use crate::config::CorsConfig;
+use crate::{config::CorsConfig, routes::RouteTable};
 
 /// The chain around an endpoint.
 pub struct Chain<E> {
     /// The routes.
     pub inner: E,
-    /// Metrics and route labels.
+    /// Route templates: metric labels, `Allow` headers, `OPTIONS` answers.
+    pub routes: RouteTable,
+    /// Metrics.
     pub observer: observe::Observer,
     /// Security header policies.
     pub policies: security_headers::Policies,
     /// CORS policy.
     pub cors: CorsConfig,
-    /// Problem mapping.
-    pub problems: problem::ProblemContext,
+    /// Show internal error messages in 5xx problem bodies.
+    pub expose_internal: bool,
     /// Request time limit.
     pub timeout: Duration,
     /// Body size limit in bytes.
@@ -69,40 +71,32 @@ impl<E: Endpoint> Endpoint for Chain<E> {
 impl<E: Endpoint> Chain<E> {
     /// Layers 2–6: everything here ends in a response.
     async fn observed(&self, req: Request, id: &CorrelationId) -> Response {
-        let path = req.uri().path().to_owned();
-        let observation = self.observer.start(&req);
-        let resp = match cors::decide(&self.cors, &req) {
+        let observation = self.observer.start(&self.routes, &req);
+        let mut resp = match cors::decide(&self.cors, &req) {
             Decision::Preflight(resp) => resp,
-            Decision::NotCors => self.handled(req, id, &path, None).await,
-            Decision::Actual(grant) => self.handled(req, id, &path, grant).await,
-        };
-        self.finish(resp, &path, observation)
-    }
-
-    /// Layers 4 (the CORS headers of an actual request), 5 and 6.
-    async fn handled(&self, req: Request, id: &CorrelationId, path: &str, grant: Option<cors::Grant>) -> Response {
-        let mut resp = match options::answer(&self.problems.routes, &req) {
-            Some(resp) => resp,
-            None => {
-                let algo = compression::requested(&req);
-                let resp = self.guarded(req).await.unwrap_or_else(|err| problem::respond(&self.problems, &err, path, id));
-                match algo {
-                    Some(algo) => {
-                        compression::compress(resp, algo).await.unwrap_or_else(|err| problem::respond(&self.problems, &err, path, id))
-                    }
-                    None => resp,
-                }
+            Decision::Actual(grant) => {
+                let mut resp = self.handled(req, id, observation.path()).await;
+                cors::finish(&mut resp, grant.as_ref());
+                resp
             }
         };
-        cors::finish(&mut resp, grant.as_ref());
+        security_headers::apply(&self.policies, observation.path(), &mut resp);
+        self.observer.finish(observation, resp.status().as_u16());
         resp
     }
 
-    /// Layers 3 and 2 on the way out: security headers, then the access log and metrics.
-    fn finish(&self, mut resp: Response, path: &str, observation: observe::Observation) -> Response {
-        security_headers::apply(&self.policies, path, &mut resp);
-        self.observer.finish(observation, resp.status().as_u16());
-        resp
+    /// Layers 4 (`OPTIONS`), 5 and 6.
+    async fn handled(&self, req: Request, id: &CorrelationId, path: &str) -> Response {
+        if let Some(resp) = options::answer(&self.routes, &req) {
+            return resp;
+        }
+        let to_problem = |err: poem::Error| problem::respond(&self.routes, self.expose_internal, &err, path, id);
+        let algo = compression::requested(&req);
+        let resp = self.guarded(req).await.unwrap_or_else(to_problem);
+        match algo {
+            Some(algo) => compression::compress(resp, algo).await.unwrap_or_else(to_problem),
+            None => resp,
+        }
     }
 
     /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`.

@@ -13,8 +13,6 @@ use crate::{routes::RouteTable, telemetry::metrics::Metrics};
 pub struct Observer {
     /// Instruments.
     pub metrics: Metrics,
-    /// Route templates for the `http.route` label.
-    pub routes: RouteTable,
 }
 
 /// One request being observed. Dropped without [`Observer::finish`] (the client went away and
@@ -27,6 +25,13 @@ pub struct Observation {
     active: Option<UpDownCounter<i64>>,
 }
 
+impl Observation {
+    /// The request's path (the one copy kept for the whole request).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 impl Drop for Observation {
     fn drop(&mut self) {
         if let Some(active) = self.active.take() {
@@ -37,15 +42,15 @@ impl Drop for Observation {
 }
 
 impl Observer {
-    /// Starts observing `req`.
-    pub fn start(&self, req: &Request) -> Observation {
+    /// Starts observing `req`, labelled with its route template from `routes`.
+    pub fn start(&self, routes: &RouteTable, req: &Request) -> Observation {
         let method = KeyValue::new("http.request.method", method_name(req.method()));
         self.metrics.active_requests.add(1, std::slice::from_ref(&method));
         let path = req.uri().path();
         Observation {
             started: Instant::now(),
             method,
-            route: self.routes.find(path).map(|r| r.template.clone()),
+            route: routes.find(path).map(|r| r.template.clone()),
             path: path.to_owned(),
             active: Some(self.metrics.active_requests.clone()),
         }

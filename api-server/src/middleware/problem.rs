@@ -12,27 +12,21 @@ use poem::{
 use super::correlation::CorrelationId;
 use crate::{error::Problem, routes::RouteTable};
 
-/// What the problem mapping needs to know.
-pub struct ProblemContext {
-    /// Show internal error messages in 5xx bodies.
-    pub expose_internal: bool,
-    /// For the `Allow` header of 405 answers.
-    pub routes: RouteTable,
-}
-
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
 /// The problem response for `err`, raised while serving `path`.
-pub fn respond(ctx: &ProblemContext, err: &poem::Error, path: &str, id: &CorrelationId) -> Response {
-    let problem = Problem::from_poem_error(err, ctx.expose_internal).for_request(path, &id.0);
+/// `expose_internal` shows internal error messages in 5xx bodies; `routes` supply the `Allow`
+/// header of a 405.
+pub fn respond(routes: &RouteTable, expose_internal: bool, err: &poem::Error, path: &str, id: &CorrelationId) -> Response {
+    let problem = Problem::from_poem_error(err, expose_internal).for_request(path, &id.0);
     if problem.status >= 500 {
         tracing::error!(status = problem.status, code = %problem.code, correlation_id = %id.0, error = %err, "request failed");
     }
     let status = problem.status;
     let mut resp = problem.into_response();
     if status == StatusCode::METHOD_NOT_ALLOWED.as_u16()
-        && let Some(allow) = ctx.routes.find(path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok())
+        && let Some(allow) = routes.find(path).and_then(|r| HeaderValue::from_str(&r.allow_header()).ok())
     {
         resp.headers_mut().insert(header::ALLOW, allow);
     }
