@@ -105,11 +105,20 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: "JEEX_LOG_FORMAT", default: "pretty in development, json otherwise", meaning: "json or pretty" },
     Variable { name: "RUST_LOG", default: "info", meaning: "log filter (tracing-subscriber EnvFilter syntax)" },
-    Variable { name: "JEEX_DATA_DIR", default: ".jeex", meaning: "where development mode keeps its private PostgreSQL cluster" },
+    Variable {
+        name: "JEEX_DATA_DIR",
+        default: ".jeex",
+        meaning: "where development mode keeps its private PostgreSQL cluster and generated JWT key pair",
+    },
     Variable {
         name: "DATABASE_URL",
         default: "unset: private cluster in development, required otherwise",
         meaning: "PostgreSQL URL the server connects with",
+    },
+    Variable {
+        name: "JEEX_MIGRATE_DATABASE_URL",
+        default: "DATABASE_URL in development; required by `migrate` otherwise",
+        meaning: "PostgreSQL URL `migrate` connects with: the role that owns the tables and grants the server's role what it needs",
     },
     Variable {
         name: "JEEX_DB_POOL_SIZE",
@@ -137,6 +146,45 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: "QDRANT_API_KEY", default: "unset", meaning: "Qdrant API key" },
     Variable { name: "JEEX_QDRANT_COLLECTION", default: "jeex_embeddings", meaning: "the Qdrant collection holding document vectors" },
+    Variable {
+        name: "JEEX_JWT_ALGORITHM",
+        default: "RS256",
+        meaning: "the only signature algorithm accepted and used for access tokens: RS256, ES256, EdDSA or HS256",
+    },
+    Variable { name: "JEEX_JWT_ISSUER", default: "jeex", meaning: "`iss` of issued tokens; tokens from any other issuer are rejected" },
+    Variable {
+        name: "JEEX_JWT_AUDIENCE",
+        default: "jeex-api",
+        meaning: "`aud` of issued tokens; tokens for any other audience are rejected",
+    },
+    Variable {
+        name: "JEEX_JWT_PRIVATE_KEY",
+        default: "generated under JEEX_DATA_DIR in development; required otherwise",
+        meaning: "PEM private key file (HS256: a file holding the secret, 32+ bytes) that signs access tokens; its `kid` is the file name up to the first dot",
+    },
+    Variable {
+        name: "JEEX_JWT_PUBLIC_KEYS",
+        default: "unset",
+        meaning: "comma-separated verification key files: PEM (`kid` = file name up to the first dot) or JWK/JWKS JSON; list old and new keys to rotate",
+    },
+    Variable {
+        name: "JEEX_JWT_JWKS_URL",
+        default: "unset",
+        meaning: "JWKS URL of further verification keys; fetched at start and again on an unknown `kid`, at most once a minute",
+    },
+    Variable { name: "JEEX_JWT_LEEWAY", default: "30s", meaning: "clock skew allowed on `exp`, `nbf` and `iat` (at most 60s)" },
+    Variable { name: "JEEX_ACCESS_TOKEN_TTL", default: "15m", meaning: "lifetime of issued access tokens" },
+    Variable {
+        name: "JEEX_REFRESH_TOKEN_TTL",
+        default: "30d",
+        meaning: "lifetime of a refresh token; each use rotates it, and reusing a used one revokes its whole family",
+    },
+    Variable {
+        name: "JEEX_COOKIE_SECURE",
+        default: "false in development, true otherwise",
+        meaning: "mark the auth cookies Secure (HTTPS only); refused as false in production",
+    },
+    Variable { name: "JEEX_DOCUMENT_MAX_SIZE", default: "512KiB", meaning: "largest document `content` accepted (UTF-8 bytes)" },
     Variable {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
         default: "unset: no export",
@@ -256,6 +304,33 @@ pub struct TelemetryConfig {
     pub log_filter: String,
 }
 
+/// Access-token and cookie settings. Key files are read by `auth::keys` at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The one accepted signature algorithm.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Signing key file; `None` in development means "generate one under the data directory".
+    pub private_key: Option<PathBuf>,
+    /// Verification key files.
+    pub public_keys: Vec<PathBuf>,
+    /// JWKS URL for further verification keys.
+    pub jwks_url: Option<String>,
+    /// Clock skew allowed on time claims.
+    pub leeway: Duration,
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// `Secure` attribute on cookies.
+    pub cookie_secure: bool,
+    /// Where a development key pair is generated when no key is configured.
+    pub dev_key_dir: Option<PathBuf>,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -277,6 +352,12 @@ pub struct Config {
     pub health_timeout: Duration,
     /// Database source.
     pub database: DatabaseSource,
+    /// URL `migrate` connects with (the owner role); `None` means "the same as the server".
+    pub migrate_database_url: Option<Secret>,
+    /// Largest document content, in bytes.
+    pub document_max_bytes: usize,
+    /// Token settings.
+    pub auth: AuthConfig,
     /// Pool settings.
     pub pool: PoolConfig,
     /// Redis URL, if configured (may carry a password).
@@ -331,11 +412,12 @@ impl Config {
             Some(v) => parse_bool("JEEX_EXPOSE_ERROR_DETAILS", &v)?,
         };
 
+        let data_dir = PathBuf::from(get("JEEX_DATA_DIR").unwrap_or_else(|| ".jeex".into()));
         let database = match get("DATABASE_URL") {
             Some(url) => {
                 DatabaseSource::Url(check_url("DATABASE_URL", &url, &["postgres", "postgresql"], "postgres://jeex:secret@db:5432/jeex")?)
             }
-            None if dev => DatabaseSource::PrivateCluster(PathBuf::from(get("JEEX_DATA_DIR").unwrap_or_else(|| ".jeex".into()))),
+            None if dev => DatabaseSource::PrivateCluster(data_dir.clone()),
             None => {
                 return Err(err(
                     "DATABASE_URL",
@@ -344,6 +426,14 @@ impl Config {
                 ));
             }
         };
+        let migrate_database_url = get("JEEX_MIGRATE_DATABASE_URL")
+            .map(|u| {
+                check_url("JEEX_MIGRATE_DATABASE_URL", &u, &["postgres", "postgresql"], "postgres://jeex_owner:secret@db:5432/jeex")
+                    .map(Secret)
+            })
+            .transpose()?;
+        let document_max_bytes = parse_with(&get, "JEEX_DOCUMENT_MAX_SIZE", "512KiB", "1MiB", parse_size)?;
+        let auth = parse_auth(&get, dev, &data_dir)?;
         let pool = PoolConfig {
             size: parse_count(&get, "JEEX_DB_POOL_SIZE", 20, 1)?,
             max_overflow: parse_count(&get, "JEEX_DB_POOL_MAX_OVERFLOW", 10, 0)?,
@@ -409,6 +499,9 @@ impl Config {
             expose_error_details,
             health_timeout,
             database,
+            migrate_database_url,
+            document_max_bytes,
+            auth,
             pool,
             redis_url,
             redis_max_connections,
@@ -433,6 +526,9 @@ impl Config {
         }
         if self.expose_error_details {
             return Err(err("JEEX_EXPOSE_ERROR_DETAILS", "internal error details must not be exposed in production".into(), "false"));
+        }
+        if !self.auth.cookie_secure {
+            return Err(err("JEEX_COOKIE_SECURE", "auth cookies must be Secure in production".into(), "true"));
         }
         Ok(())
     }
@@ -495,6 +591,68 @@ pub fn parse_size(v: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_auth(get: &impl Fn(&str) -> Option<String>, dev: bool, data_dir: &std::path::Path) -> Result<AuthConfig, ConfigError> {
+    use jsonwebtoken::Algorithm;
+    let algorithm = parse_with(get, "JEEX_JWT_ALGORITHM", "RS256", "RS256", |v| match v {
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        "EdDSA" => Ok(Algorithm::EdDSA),
+        "HS256" => Ok(Algorithm::HS256),
+        other => Err(format!("{other:?} is not supported; use RS256, ES256, EdDSA or HS256")),
+    })?;
+    let text = |name: &'static str, default: &str, example: &'static str| -> Result<String, ConfigError> {
+        let v = get(name).unwrap_or_else(|| default.to_owned());
+        if v.chars().any(char::is_control) || v.len() > 256 {
+            return Err(err(name, "must be printable text of at most 256 characters".into(), example));
+        }
+        Ok(v)
+    };
+    let issuer = text("JEEX_JWT_ISSUER", "jeex", "https://auth.example.com")?;
+    let audience = text("JEEX_JWT_AUDIENCE", "jeex-api", "jeex-api")?;
+    let private_key = get("JEEX_JWT_PRIVATE_KEY").map(PathBuf::from);
+    let public_keys: Vec<PathBuf> = get("JEEX_JWT_PUBLIC_KEYS")
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default();
+    let jwks_url = get("JEEX_JWT_JWKS_URL")
+        .map(|u| check_url("JEEX_JWT_JWKS_URL", &u, &["http", "https"], "https://auth.example.com/.well-known/jwks.json"))
+        .transpose()?;
+    let leeway = parse_with(get, "JEEX_JWT_LEEWAY", "30s", "30s", |v| match humantime::parse_duration(v) {
+        Ok(d) if d <= Duration::from_secs(60) => Ok(d),
+        Ok(_) => Err("must be at most 60s".into()),
+        Err(_) => Err(format!("{v:?} is not a duration such as 30s")),
+    })?;
+    let access_ttl = parse_duration(get, "JEEX_ACCESS_TOKEN_TTL", "15m")?;
+    let refresh_ttl = parse_duration(get, "JEEX_REFRESH_TOKEN_TTL", "30d")?;
+    let cookie_secure = match get("JEEX_COOKIE_SECURE") {
+        None => !dev,
+        Some(v) => parse_bool("JEEX_COOKIE_SECURE", &v)?,
+    };
+    let symmetric = algorithm == Algorithm::HS256;
+    let configured = private_key.is_some() || !public_keys.is_empty() || jwks_url.is_some();
+    let dev_key_dir = if dev && !configured { Some(data_dir.join("jwt")) } else { None };
+    // Whether the keys are present is checked where they are loaded (`serve`, `check`,
+    // `token issue`): `migrate` and `openapi` need none.
+    if symmetric && jwks_url.is_some() {
+        return Err(err("JEEX_JWT_JWKS_URL", "cannot be used with HS256: shared secrets are never published".into(), ""));
+    }
+    if dev_key_dir.is_some() && symmetric {
+        return Err(err("JEEX_JWT_PRIVATE_KEY", "HS256 needs a secret file; none is generated".into(), "/etc/jeex/keys/hs-1.secret"));
+    }
+    Ok(AuthConfig {
+        algorithm,
+        issuer,
+        audience,
+        private_key,
+        public_keys,
+        jwks_url,
+        leeway,
+        access_ttl,
+        refresh_ttl,
+        cookie_secure,
+        dev_key_dir,
+    })
+}
+
 fn check_url(name: &'static str, url: &str, schemes: &[&str], example: &'static str) -> Result<String, ConfigError> {
     match url.split_once("://") {
         Some((scheme, rest)) if schemes.contains(&scheme) && !rest.is_empty() => Ok(url.to_owned()),
@@ -553,6 +711,11 @@ mod tests {
         assert_eq!(c.telemetry.log_format, LogFormat::Pretty);
         assert!(c.expose_error_details);
         assert_eq!(c.cors.origins, vec!["http://localhost:5200".to_string()]);
+        assert_eq!(c.auth.algorithm, jsonwebtoken::Algorithm::RS256);
+        assert_eq!(c.auth.access_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(c.auth.dev_key_dir, Some(PathBuf::from(".jeex/jwt")));
+        assert!(!c.auth.cookie_secure);
+        assert_eq!(c.document_max_bytes, 512 << 10);
     }
 
     #[test]
@@ -567,6 +730,9 @@ mod tests {
             ("JEEX_CORS_ORIGINS", "example.com"),
             ("REDIS_URL", "localhost:6379"),
             ("RUST_LOG", "info,[unclosed"),
+            ("JEEX_JWT_ALGORITHM", "none"),
+            ("JEEX_JWT_LEEWAY", "5m"),
+            ("JEEX_DOCUMENT_MAX_SIZE", "huge"),
         ] {
             let e = cfg(&[(var, val)]).unwrap_err();
             assert_eq!(e.variable, var);
@@ -580,9 +746,13 @@ mod tests {
         assert_eq!(cfg(&[("JEEX_ENV", "production")]).unwrap_err().variable, "DATABASE_URL");
         let db = ("DATABASE_URL", "postgres://u@h/d");
         let prod = ("JEEX_ENV", "production");
-        assert_eq!(cfg(&[prod, db, ("JEEX_CORS_ORIGINS", "*")]).unwrap_err().variable, "JEEX_CORS_ORIGINS");
-        assert_eq!(cfg(&[prod, db, ("JEEX_EXPOSE_ERROR_DETAILS", "true")]).unwrap_err().variable, "JEEX_EXPOSE_ERROR_DETAILS");
-        let ok = cfg(&[prod, db, ("JEEX_CORS_ORIGINS", "*"), ("JEEX_CORS_ALLOW_CREDENTIALS", "false")]).unwrap();
+        let key = ("JEEX_JWT_PRIVATE_KEY", "/k/a.key.pem");
+        let public = ("JEEX_JWT_PUBLIC_KEYS", "/k/a.pub.pem");
+        assert_eq!(cfg(&[prod, db, key, public, ("JEEX_CORS_ORIGINS", "*")]).unwrap_err().variable, "JEEX_CORS_ORIGINS");
+        assert_eq!(cfg(&[prod, db, key, public, ("JEEX_EXPOSE_ERROR_DETAILS", "true")]).unwrap_err().variable, "JEEX_EXPOSE_ERROR_DETAILS");
+        assert_eq!(cfg(&[prod, db, key, public, ("JEEX_COOKIE_SECURE", "false")]).unwrap_err().variable, "JEEX_COOKIE_SECURE");
+        let ok = cfg(&[prod, db, key, public, ("JEEX_CORS_ORIGINS", "*"), ("JEEX_CORS_ALLOW_CREDENTIALS", "false")]).unwrap();
+        assert!(ok.auth.cookie_secure && ok.auth.dev_key_dir.is_none());
         assert_eq!(ok.telemetry.log_format, LogFormat::Json);
         assert!(!ok.expose_error_details);
     }

@@ -23,11 +23,15 @@ pub struct DevDatabase {
     data_dir: PathBuf,
     run_as: Option<(u32, u32)>,
     started_here: bool,
-    /// Connection URL of the `jeex` database.
+    /// URL of the `jeex` database as the server's role (owns nothing, not superuser).
     pub url: String,
+    /// URL of the `jeex` database as the owner, for migrations.
+    pub owner_url: String,
 }
 
 const DATABASE: &str = "jeex";
+/// The role the server connects as; `migrate` grants it its privileges.
+pub const APP_ROLE: &str = "jeex_app";
 
 impl DevDatabase {
     /// Starts (creating on first use) the cluster under `dir`, or adopts one already running
@@ -44,7 +48,7 @@ impl DevDatabase {
         if let Some((uid, gid)) = run_as {
             prepare_for_user(&own_dir, &data_dir, uid, gid).await?;
         }
-        let mut db = Self { bin_dir, data_dir, run_as, started_here: false, url: String::new() };
+        let mut db = Self { bin_dir, data_dir, run_as, started_here: false, url: String::new(), owner_url: String::new() };
 
         if !db.data_dir.join("PG_VERSION").exists() {
             tracing::info!(dir = %db.data_dir.display(), "creating the private development PostgreSQL cluster");
@@ -63,7 +67,8 @@ impl DevDatabase {
                 port
             }
         };
-        db.url = format!("postgres://postgres@127.0.0.1:{port}/{DATABASE}");
+        db.url = format!("postgres://{APP_ROLE}@127.0.0.1:{port}/{DATABASE}");
+        db.owner_url = format!("postgres://postgres@127.0.0.1:{port}/{DATABASE}");
         create_database(port).await?;
         Ok(db)
     }
@@ -204,6 +209,18 @@ async fn create_database(port: u16) -> Result<(), DevDbError> {
         .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
     if !exists {
         sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+    }
+    // The server's role: may log in, nothing more (no superuser, no BYPASSRLS, owns nothing).
+    let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(APP_ROLE)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+    if !role_exists {
+        sqlx::query(&format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
             .execute(&mut conn)
             .await
             .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;

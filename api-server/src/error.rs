@@ -87,6 +87,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409
     Conflict,
+    /// 412: `If-Match` did not match the current version.
+    PreconditionFailed,
     /// 413
     PayloadTooLarge,
     /// 415
@@ -111,6 +113,7 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited => "RATE_LIMITED",
@@ -129,6 +132,7 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -145,6 +149,7 @@ impl ErrorCode {
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict",
+            Self::PreconditionFailed => "Precondition failed",
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::RateLimited => "Too many requests",
@@ -161,6 +166,7 @@ impl ErrorCode {
             404 => Self::NotFound,
             405 => Self::MethodNotAllowed,
             409 => Self::Conflict,
+            412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             429 => Self::RateLimited,
@@ -229,9 +235,21 @@ enum ProblemResponses {
     /// The request is invalid.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(poem_openapi::payload::Json<Problem>),
-    /// No such resource.
+    /// Missing or invalid credentials (`WWW-Authenticate` says how to authenticate).
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(poem_openapi::payload::Json<Problem>),
+    /// The caller's role does not allow this.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(poem_openapi::payload::Json<Problem>),
+    /// No such resource, or not one the caller may see.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(poem_openapi::payload::Json<Problem>),
+    /// The resource already exists, or the change would break a rule (e.g. removing the last owner).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(poem_openapi::payload::Json<Problem>),
+    /// `If-Match` names a version that is no longer current.
+    #[oai(status = 412, content_type = "application/problem+json")]
+    PreconditionFailed(poem_openapi::payload::Json<Problem>),
     /// The request body is over the size limit.
     #[oai(status = 413, content_type = "application/problem+json")]
     TooLarge(poem_openapi::payload::Json<Problem>),
@@ -299,7 +317,9 @@ impl Problem {
             return p;
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
-            return Problem::new(ErrorCode::ValidationFailed, format!("path parameter is not valid: {}", e.reason));
+            let mut p = Problem::new(ErrorCode::ValidationFailed, format!("path parameter {:?} is not valid", e.name));
+            p.errors = Some(vec![FieldError { field: e.name.to_string(), message: e.reason.clone() }]);
+            return p;
         }
         if err.is::<PoemPathError>() {
             return Problem::new(ErrorCode::ValidationFailed, "a path parameter is not valid");

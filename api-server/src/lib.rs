@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod db;
 pub mod deps;
 pub mod devdb;
 pub mod error;

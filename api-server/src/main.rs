@@ -4,7 +4,7 @@ use std::{fmt::Write as _, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jeex_api::{
-    api,
+    api::{self, validation::Check},
     config::{Config, VARIABLES},
     run,
     telemetry::Telemetry,
@@ -32,6 +32,28 @@ enum Command {
     /// naming each failure.
     #[command(after_long_help = variables_help())]
     Check,
+    /// Apply pending database migrations as the owner role (JEEX_MIGRATE_DATABASE_URL) under an
+    /// advisory lock, then grant the server's role (the DATABASE_URL user) what it needs.
+    #[command(after_long_help = variables_help())]
+    Migrate,
+    /// Access tokens from the command line.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create the user if missing and print an access token and a refresh token.
+    Issue {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Display name for a new user.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +86,65 @@ fn main() -> ExitCode {
         }
         Command::Serve => with_runtime(serve),
         Command::Check => with_runtime(check),
+        Command::Migrate => with_runtime(migrate),
+        Command::Token { command: TokenCommand::Issue { email, name } } => {
+            with_runtime(async move |config| issue_token(config, email, name).await)
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout carries only the command's result.
+fn cli_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .try_init();
+}
+
+fn failed(e: &run::RunError) -> ExitCode {
+    eprintln!("jeex-api: {e}");
+    if e.is_config() { ExitCode::from(2) } else { ExitCode::FAILURE }
+}
+
+async fn migrate(config: Config) -> ExitCode {
+    cli_logging();
+    match run::migrate(&config).await {
+        Ok(report) => {
+            for (version, description) in &report.applied {
+                println!("applied {version} {description}");
+            }
+            if report.applied.is_empty() {
+                println!("schema up to date ({} migrations already applied)", report.already_applied);
+            }
+            if let Some(role) = &report.granted {
+                println!("granted role {role:?} its privileges");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn issue_token(config: Config, email: String, name: Option<String>) -> ExitCode {
+    cli_logging();
+    let mut check = Check::default();
+    let email = check.email("--email", &email);
+    let name = name.map(|n| check.text("--name", &n, 200));
+    if let Err(e) = check.finish() {
+        let jeex_api::error::ApiError::Validation { errors, .. } = e else { return ExitCode::from(2) };
+        for err in errors {
+            eprintln!("jeex-api: {}: {}", err.field, err.message);
+        }
+        return ExitCode::from(2);
+    }
+    match run::issue_token(&config, &email, name.as_deref()).await {
+        Ok((user, pair)) => {
+            println!("user_id={}", user.id);
+            println!("access_token={}", pair.access_token);
+            println!("refresh_token={}", pair.refresh_token);
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(&e),
     }
 }
 
@@ -99,8 +180,7 @@ async fn serve(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "jeex-api stopped");
-            eprintln!("jeex-api: {e}");
-            ExitCode::FAILURE
+            failed(&e)
         }
     }
 }

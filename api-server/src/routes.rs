@@ -59,7 +59,13 @@ impl RouteTable {
 }
 
 impl RouteEntry {
-    /// The value of an `Allow` header for this route.
+    /// The name of the `index`-th path parameter of the template (the framework reports
+    /// unparsable path parameters by position).
+    pub fn param_name(&self, index: usize) -> Option<&str> {
+        self.template.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')).nth(index)
+    }
+
+    /// The `Allow` header value for this route.
     pub fn allow_header(&self) -> String {
         let mut names: Vec<&str> = self.methods.iter().map(Method::as_str).collect();
         if self.methods.contains(&Method::GET) {

@@ -1,13 +1,24 @@
 //! What the CLI commands do: `serve` runs the server until a shutdown signal; `check`
-//! validates configuration and probes every configured dependency.
+//! validates configuration and probes every configured dependency; `migrate` applies the
+//! schema; `token issue` signs a user in from the command line.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use crate::{
     app,
-    config::{Config, DatabaseSource},
+    auth::{
+        jwt::AccessTokens,
+        keys::KeyError,
+        tokens::{self, TokenPair},
+    },
+    config::{Config, ConfigError, DatabaseSource, Environment},
+    db::{
+        migrate::{self, MigrateError, Report},
+        roles, users,
+    },
     deps::{Dependencies, SetupError},
-    devdb::{DevDatabase, DevDbError},
+    devdb::{self, DevDatabase, DevDbError},
+    error::ApiError,
     health::{self, ComponentStatus},
     server,
     state::AppState,
@@ -34,35 +45,158 @@ pub enum RunError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// A configuration value only checkable now (a key file, a missing URL).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A JWT key could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// Migrating failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// The database schema is older than this binary.
+    #[error("{0}")]
+    SchemaBehind(String),
+    /// The server's database role would bypass row-level security (refused in production).
+    #[error("{0}")]
+    UnsafeRole(String),
+    /// A request-level failure in a CLI command.
+    #[error("{0}")]
+    Api(String),
 }
 
-/// The URL of the database to use, starting the private development cluster when no
-/// `DATABASE_URL` is configured (the caller stops it).
-async fn resolve_database(config: &Config) -> Result<(String, Option<DevDatabase>), RunError> {
+impl From<ApiError> for RunError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e.to_string())
+    }
+}
+
+impl RunError {
+    /// Configuration and key problems exit 2 (like a bad variable); the rest 1.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::Keys(_))
+    }
+}
+
+/// The database URLs a command works with.
+struct Database {
+    /// The server's URL.
+    url: String,
+    /// The owner's URL for migrations, when known.
+    owner_url: Option<String>,
+    /// The role `migrate` grants privileges to, when it differs from the owner.
+    app_role: Option<String>,
+    /// The private development cluster, when one was started.
+    private: Option<DevDatabase>,
+}
+
+impl Database {
+    async fn stop(&self) {
+        if let Some(db) = &self.private {
+            db.stop().await;
+        }
+    }
+}
+
+/// The database URLs, starting the private development cluster when no `DATABASE_URL` is
+/// configured (the caller stops it). The private cluster is the first-look mode: it is
+/// migrated here, and only here does anything migrate implicitly.
+async fn resolve_database(config: &Config) -> Result<Database, RunError> {
     match &config.database {
-        DatabaseSource::Url(url) => Ok((url.clone(), None)),
+        DatabaseSource::Url(url) => {
+            let owner_url = match &config.migrate_database_url {
+                Some(owner) => Some(owner.expose().to_owned()),
+                None if config.env == Environment::Development => Some(url.clone()),
+                None => None,
+            };
+            let app_role = match &config.migrate_database_url {
+                Some(_) => migrate::role_of(url),
+                None => None,
+            };
+            Ok(Database { url: url.clone(), owner_url, app_role, private: None })
+        }
         DatabaseSource::PrivateCluster(dir) => {
             let db = DevDatabase::start(dir).await?;
-            Ok((db.url.clone(), Some(db)))
+            let database = Database {
+                url: db.url.clone(),
+                owner_url: Some(db.owner_url.clone()),
+                app_role: Some(devdb::APP_ROLE.to_owned()),
+                private: Some(db),
+            };
+            let owner = database.owner_url.clone().unwrap_or_default();
+            match migrate::run(&owner, database.app_role.as_deref()).await {
+                Ok(report) => {
+                    for (version, description) in &report.applied {
+                        tracing::info!(version, description, "applied migration to the private database");
+                    }
+                    Ok(database)
+                }
+                Err(e) => {
+                    database.stop().await;
+                    Err(e.into())
+                }
+            }
         }
     }
 }
 
 /// Runs the server until SIGTERM/SIGINT, then drains, closes pools and flushes telemetry.
 pub async fn serve(config: Config, telemetry: Telemetry) -> Result<(), RunError> {
-    let (url, devdb) = resolve_database(&config).await?;
-    let result = serve_on(&config, &telemetry, &url, devdb.is_some()).await;
-    if let Some(db) = &devdb {
-        db.stop().await;
-    }
+    // Keys first: a bad key file fails in milliseconds, before any database work.
+    let tokens = AccessTokens::load(&config.auth).await?;
+    let db = resolve_database(&config).await?;
+    let result = serve_on(&config, &telemetry, &db.url, db.private.is_some(), tokens).await;
+    db.stop().await;
     telemetry.shutdown();
     result
 }
 
-async fn serve_on(config: &Config, telemetry: &Telemetry, database_url: &str, private_database: bool) -> Result<(), RunError> {
+/// Refuses to serve a schema older than this binary, and (in production) a role that
+/// bypasses row-level security. An unreachable database is only logged: start-up never
+/// waits for dependencies, and readiness reports them.
+async fn startup_checks(pool: &sqlx::PgPool, config: &Config) -> Result<(), RunError> {
+    let probe = tokio::time::timeout(config.health_timeout.max(Duration::from_secs(5)), async {
+        (roles::inspect(pool).await, migrate::pending(pool).await)
+    })
+    .await;
+    let (role, pending) = match probe {
+        Ok((Ok(role), Ok(pending))) => (role, pending),
+        _ => {
+            tracing::warn!("the database did not answer at start-up; schema version and role were not checked");
+            return Ok(());
+        }
+    };
+    if !pending.is_empty() {
+        let versions: Vec<String> = pending.iter().map(i64::to_string).collect();
+        return Err(RunError::SchemaBehind(format!(
+            "the database schema is older than this jeex-api: {} migration(s) pending ({}); run `jeex-api migrate`",
+            pending.len(),
+            versions.join(", ")
+        )));
+    }
+    if let Some(problem) = role.problem() {
+        if config.env == Environment::Production {
+            return Err(RunError::UnsafeRole(problem));
+        }
+        tracing::warn!("{problem}");
+    }
+    Ok(())
+}
+
+async fn serve_on(
+    config: &Config,
+    telemetry: &Telemetry,
+    database_url: &str,
+    private_database: bool,
+    tokens: AccessTokens,
+) -> Result<(), RunError> {
     let deps = Dependencies::connect(config, database_url)?;
+    if let Err(e) = startup_checks(&deps.postgres, config).await {
+        deps.close().await;
+        return Err(e);
+    }
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
-    let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone());
+    let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
     let bound = server::bind(config.http_addr).await.map_err(|source| RunError::Bind { addr: config.http_addr, source })?;
     let addr = bound.local_addr;
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
@@ -84,13 +218,13 @@ async fn probe_all(config: &Config, database_url: &str) -> Result<Vec<health::Co
 /// configured ones are healthy. Without `DATABASE_URL` (development) the private cluster is
 /// started as `serve` would, probed, and stopped again.
 pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
-    let (url, devdb) = resolve_database(config).await?;
-    let probed = probe_all(config, &url).await;
-    if let Some(db) = &devdb {
-        db.stop().await;
-    }
+    let keys = AccessTokens::load(&config.auth).await;
+    let db = resolve_database(config).await?;
+    let probed = probe_all(config, &db.url).await;
+    let schema = schema_lines(config, &db.url).await;
+    db.stop().await;
     let reports = probed?;
-    let lines = reports
+    let mut lines: Vec<String> = reports
         .iter()
         .map(|r| match r.status {
             ComponentStatus::Healthy => format!("{}: healthy ({} ms)", r.name, r.response_time_ms.unwrap_or(0)),
@@ -98,5 +232,77 @@ pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
             ComponentStatus::Unhealthy => format!("{}: UNHEALTHY: {}", r.name, r.error.as_deref().unwrap_or("no detail")),
         })
         .collect();
-    Ok((lines, health::all_ready(&reports)))
+    let keys_ok = match keys {
+        Ok(_) => {
+            lines.push(format!("jwt: {:?} keys loaded", config.auth.algorithm));
+            true
+        }
+        Err(e) => {
+            lines.push(format!("jwt: UNUSABLE: {e}"));
+            false
+        }
+    };
+    let schema_ok = schema.iter().all(|(_, ok)| *ok);
+    lines.extend(schema.into_iter().map(|(line, _)| line));
+    Ok((lines, health::all_ready(&reports) && keys_ok && schema_ok))
+}
+
+/// Schema version and role safety, as `check` lines with their verdicts.
+async fn schema_lines(config: &Config, url: &str) -> Vec<(String, bool)> {
+    let Ok(deps) = Dependencies::connect(config, url) else { return Vec::new() };
+    let pool = &deps.postgres;
+    let mut lines = Vec::new();
+    let timeout = config.health_timeout;
+    match tokio::time::timeout(timeout, migrate::pending(pool)).await {
+        Ok(Ok(pending)) if pending.is_empty() => lines.push(("schema: up to date".to_owned(), true)),
+        Ok(Ok(pending)) => lines.push((format!("schema: BEHIND: {} migration(s) pending; run `jeex-api migrate`", pending.len()), false)),
+        _ => {}
+    }
+    if let Ok(Ok(role)) = tokio::time::timeout(timeout, roles::inspect(pool)).await {
+        match role.problem() {
+            None => lines.push((format!("database role: {} (no superuser, no BYPASSRLS, owns no table)", role.role), true)),
+            Some(problem) => lines.push((format!("database role: UNSAFE: {problem}"), config.env != Environment::Production)),
+        }
+    }
+    deps.close().await;
+    lines
+}
+
+/// `jeex-api migrate`: applies pending migrations as the owner role and grants the server's
+/// role. Outside development, `JEEX_MIGRATE_DATABASE_URL` is required.
+pub async fn migrate(config: &Config) -> Result<Report, RunError> {
+    if let DatabaseSource::PrivateCluster(dir) = &config.database {
+        // resolve_database migrates the private cluster; report what it did.
+        let db = DevDatabase::start(dir).await?;
+        let result = migrate::run(&db.owner_url, Some(devdb::APP_ROLE)).await;
+        db.stop().await;
+        return Ok(result?);
+    }
+    let db = resolve_database(config).await?;
+    let owner = db.owner_url.clone().ok_or_else(|| ConfigError {
+        variable: "JEEX_MIGRATE_DATABASE_URL",
+        problem: format!("is required by `migrate` when JEEX_ENV={}", config.env.as_str()),
+        example: "postgres://jeex_owner:secret@db:5432/jeex",
+    })?;
+    Ok(migrate::run(&owner, db.app_role.as_deref()).await?)
+}
+
+/// `jeex-api token issue`: finds or creates the user and issues a token pair.
+pub async fn issue_token(config: &Config, email: &str, name: Option<&str>) -> Result<(users::User, TokenPair), RunError> {
+    let tokens = AccessTokens::load(&config.auth).await?;
+    let db = resolve_database(config).await?;
+    let result = async {
+        let deps = Dependencies::connect(config, &db.url)?;
+        let issued = async {
+            let user = users::login(&deps.postgres, email, name).await?;
+            let pair = tokens::issue(&tokens, config.auth.refresh_ttl, &deps.postgres, user.id).await?;
+            Ok::<_, RunError>((user, pair))
+        }
+        .await;
+        deps.close().await;
+        issued
+    }
+    .await;
+    db.stop().await;
+    result
 }

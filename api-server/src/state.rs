@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use crate::{config::Config, deps::Dependencies, telemetry::metrics::Metrics};
+use crate::{auth::jwt::AccessTokens, config::Config, deps::Dependencies, telemetry::metrics::Metrics};
 
 /// What every handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -14,13 +14,19 @@ struct Inner {
     config: Config,
     deps: Dependencies,
     metrics: Metrics,
+    tokens: AccessTokens,
     started: Instant,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(config: Config, deps: Dependencies, metrics: Metrics) -> Self {
-        Self { inner: Arc::new(Inner { config, deps, metrics, started: Instant::now() }) }
+    pub fn new(config: Config, deps: Dependencies, metrics: Metrics, tokens: AccessTokens) -> Self {
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, started: Instant::now() }) }
+    }
+
+    /// Access-token issuing and verification.
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.inner.tokens
     }
 
     /// Validated configuration.

@@ -42,11 +42,21 @@ pub struct Server {
 /// `JEEX_*` and `OTEL_*` one.
 const SCRUBBED: &[&str] = &["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "RUST_LOG"];
 
+/// Where commands keep development state (the generated JWT key pair) unless a test says
+/// otherwise: outside the source tree, shared by the test run.
+fn data_dir() -> PathBuf {
+    std::env::temp_dir().join("jeex-e2e-data")
+}
+
 /// A `jeex-api` command with the shell's configuration removed.
 fn command() -> Command {
     let mut cmd = Command::new(jeex_api());
+    cmd.env("JEEX_DATA_DIR", data_dir());
     for (name, _) in std::env::vars_os() {
         let keep = name.to_str().is_some_and(|n| !n.starts_with("JEEX_") && !n.starts_with("OTEL_") && !SCRUBBED.contains(&n));
+        if name == "JEEX_DATA_DIR" {
+            continue;
+        }
         if !keep {
             cmd.env_remove(&name);
         }

@@ -6,6 +6,19 @@ pub fn database_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into())
 }
 
+/// The test database with the schema applied by the real `jeex-api migrate` (once per test
+/// process; concurrent processes are safe: migrate holds an advisory lock).
+pub fn migrated_database_url() -> String {
+    static DONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let url = database_url();
+        let (status, stdout, stderr) = crate::binary::run(&["migrate"], &[("DATABASE_URL", &url)]);
+        assert!(status.success(), "jeex-api migrate failed:\n{stdout}\n{stderr}");
+        url
+    })
+    .clone()
+}
+
 /// Redis URL for tests.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into())

@@ -3,13 +3,13 @@
 use jeex_e2e::{
     binary::run,
     net::closed_port,
-    services::{database_url, redis_url},
+    services::{migrated_database_url, redis_url},
 };
 
 #[test]
 fn a_bad_value_exits_non_zero_with_one_line_naming_the_variable() {
     for (var, value) in [("JEEX_HTTP_ADDR", "nonsense"), ("JEEX_BODY_LIMIT", "huge"), ("JEEX_ENV", "prod"), ("JEEX_LOG_FORMAT", "xml")] {
-        let (status, stdout, stderr) = run(&["serve"], &[(var, value), ("DATABASE_URL", &database_url())]);
+        let (status, stdout, stderr) = run(&["serve"], &[(var, value), ("DATABASE_URL", &migrated_database_url())]);
         assert_eq!(status.code(), Some(2), "{var}={value}: {stderr}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "exactly one line: {stderr:?}");
@@ -25,7 +25,7 @@ fn production_refuses_insecure_settings() {
         &["serve"],
         &[
             ("JEEX_ENV", "production"),
-            ("DATABASE_URL", &database_url()),
+            ("DATABASE_URL", &migrated_database_url()),
             ("JEEX_CORS_ORIGINS", "*"),
             ("JEEX_CORS_ALLOW_CREDENTIALS", "true"),
         ],
@@ -39,12 +39,13 @@ fn production_refuses_insecure_settings() {
 
 #[test]
 fn check_reports_every_dependency_and_fails_naming_the_broken_one() {
-    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &database_url()), ("REDIS_URL", &redis_url())]);
+    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &migrated_database_url()), ("REDIS_URL", &redis_url())]);
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: healthy") && stdout.contains("qdrant: disabled"), "{stdout}");
 
     let broken = format!("redis://127.0.0.1:{}/0", closed_port());
-    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &database_url()), ("REDIS_URL", &broken), ("JEEX_HEALTH_TIMEOUT", "1s")]);
+    let (status, stdout, _) =
+        run(&["check"], &[("DATABASE_URL", &migrated_database_url()), ("REDIS_URL", &broken), ("JEEX_HEALTH_TIMEOUT", "1s")]);
     assert_eq!(status.code(), Some(1));
     assert!(stdout.contains("redis: UNHEALTHY"), "{stdout}");
     assert!(stdout.contains("postgres: healthy"), "{stdout}");

@@ -7,7 +7,7 @@ use jeex_e2e::{
     binary::Server,
     http::get,
     net::{FaultyListener, closed_port},
-    services::{database_url, redis_url},
+    services::{migrated_database_url, redis_url},
 };
 
 #[test]
@@ -25,7 +25,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     // A Redis that never answers makes /health take its full timeout: a slow request.
     let hung = rt.block_on(FaultyListener::hung());
     let mut server = Server::start(&[
-        ("DATABASE_URL", &database_url()),
+        ("DATABASE_URL", &migrated_database_url()),
         ("REDIS_URL", &format!("redis://{}/0", hung.addr)),
         ("JEEX_HEALTH_TIMEOUT", "2s"),
         ("JEEX_SHUTDOWN_GRACE", "10s"),

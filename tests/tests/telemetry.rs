@@ -7,13 +7,13 @@ use std::time::Duration;
 use jeex_e2e::{
     binary::Server,
     net::{FaultyListener, closed_port},
-    services::database_url,
+    services::migrated_database_url,
 };
 
 fn hammer_and_measure(endpoint: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = Server::start(&[
-        ("DATABASE_URL", &database_url()),
+        ("DATABASE_URL", &migrated_database_url()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         // Export often, so the failures happen during the test.
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
@@ -66,7 +66,7 @@ fn collector_hangs() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hung = rt.block_on(FaultyListener::hung());
     let server = Server::start(&[
-        ("DATABASE_URL", &database_url()),
+        ("DATABASE_URL", &migrated_database_url()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{}", hung.addr)),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ]);

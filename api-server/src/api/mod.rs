@@ -1,7 +1,16 @@
 //! HTTP endpoints (poem-openapi): parse, call the domain, map the result.
 
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod documents;
+pub mod etag;
 pub mod health;
+pub mod members;
 pub mod metrics;
+pub mod projects;
+pub mod responses;
+pub mod validation;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
@@ -12,17 +21,57 @@ pub enum ApiTags {
     Health,
     /// Operational endpoints for monitoring systems.
     Observability,
+    /// Tokens: refresh, logout, the current user, development login.
+    Auth,
+    /// Projects the caller is a member of. Another user's project answers 404, exactly like
+    /// one that does not exist.
+    Projects,
+    /// Who may act in a project, and with which role.
+    Members,
+    /// Documents inside a project, with full-text search.
+    Documents,
+    /// Per-project API keys (`X-API-Key`).
+    ApiKeys,
+    /// The project's audit log.
+    Audit,
 }
+
+/// Every operation group, with `T` mounted last.
+pub type Apis<T> = (
+    health::HealthApi,
+    metrics::MetricsApi,
+    auth::AuthApi,
+    projects::ProjectsApi,
+    members::MembersApi,
+    documents::DocumentsApi,
+    api_keys::ApiKeysApi,
+    audit::AuditApi,
+    T,
+);
 
 /// API title in the spec.
 pub const TITLE: &str = "JEEX API";
 
 /// The documented API, with `extra` operations mounted beside the built-in ones.
-pub fn service<T: OpenApi>(extra: T) -> OpenApiService<(health::HealthApi, metrics::MetricsApi, T), ()> {
-    OpenApiService::new((health::HealthApi, metrics::MetricsApi, extra), TITLE, env!("CARGO_PKG_VERSION"))
+pub fn service<T: OpenApi>(extra: T) -> OpenApiService<Apis<T>, ()> {
+    let apis = (
+        health::HealthApi,
+        metrics::MetricsApi,
+        auth::AuthApi,
+        projects::ProjectsApi,
+        members::MembersApi,
+        documents::DocumentsApi,
+        api_keys::ApiKeysApi,
+        audit::AuditApi,
+        extra,
+    );
+    OpenApiService::new(apis, TITLE, env!("CARGO_PKG_VERSION"))
         .description(
             "JEEX platform API. Every error is `application/problem+json` (RFC 9457) with a stable `code` \
-             and the request's `correlation_id`; send `X-Correlation-ID` to choose it.",
+             and the request's `correlation_id`; send `X-Correlation-ID` to choose it. Authenticate with \
+             `Authorization: Bearer <access token>`, the `jeex_access` cookie, or a project's `X-API-Key`. \
+             Lists answer `{items, next_cursor}`; pass `next_cursor` as `cursor` for the next page. \
+             `PATCH` and `DELETE` honour `If-Match` with the resource's `ETag` (412 when it changed).",
         )
         .license("Apache-2.0")
 }

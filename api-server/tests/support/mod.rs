@@ -3,10 +3,13 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod db;
+pub mod session;
+
 use std::{collections::HashMap, time::Duration};
 
 use futures_util::stream;
-use jeex_api::{app, config::Config, deps::Dependencies, server, state::AppState, telemetry::Telemetry};
+use jeex_api::{app, auth::jwt::AccessTokens, config::Config, deps::Dependencies, server, state::AppState, telemetry::Telemetry};
 use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
@@ -80,14 +83,21 @@ impl Drop for TestApp {
     }
 }
 
-/// The configuration tests start from: the real services, plus `overrides` (an empty value
-/// removes a variable).
+/// Path of a test key file (tests/keys).
+pub fn key(name: &str) -> String {
+    format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The configuration tests start from: the real services, RS256 with test keys `k1` (signing)
+/// and `k2` (also accepted), plus `overrides` (an empty value removes a variable).
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), jeex_e2e::services::database_url()),
         ("REDIS_URL".into(), jeex_e2e::services::redis_url()),
         ("JEEX_CORS_ORIGINS".into(), "https://app.example.com".into()),
         ("JEEX_HEALTH_TIMEOUT".into(), "1s".into()),
+        ("JEEX_JWT_PRIVATE_KEY".into(), key("k1.key.pem")),
+        ("JEEX_JWT_PUBLIC_KEYS".into(), format!("{},{}", key("k1.pub.pem"), key("k2.pub.pem"))),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
@@ -105,7 +115,8 @@ pub async fn start(config: Config) -> TestApp {
     let deps = Dependencies::connect(&config, &url).expect("dependencies");
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
     let grace = config.shutdown_grace;
-    let state = AppState::new(config.clone(), deps, telemetry.metrics.clone());
+    let tokens = AccessTokens::load(&config.auth).await.expect("test keys load");
+    let state = AppState::new(config.clone(), deps, telemetry.metrics.clone(), tokens);
     let bound = server::bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
     let base = format!("http://{}", bound.local_addr);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,124 @@
+//! `/api/v1/projects/{project_id}/api-keys` (owner only). The key itself is in the create
+//! response and nowhere else, ever.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags,
+    responses::{ApiKeyList, Created, Deleted},
+    validation::Check,
+};
+use crate::{
+    auth::{api_keys as keys, principal::Auth},
+    db::{
+        api_keys::{self, ApiKeyInfo},
+        page::Page,
+        scope::{Role, Scoped},
+    },
+    error::{ApiError, FieldError},
+    state::AppState,
+};
+
+/// A key to create.
+#[derive(Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateApiKey {
+    /// What the key is for, 1–200 characters.
+    pub name: String,
+    /// `viewer` (default) or `editor`; keys never act as owners.
+    pub role: Option<Role>,
+    /// When the key stops working; absent means never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl poem_openapi::types::Example for CreateApiKey {
+    fn example() -> Self {
+        Self { name: "CI importer".into(), role: Some(Role::Editor), expires_at: None }
+    }
+}
+
+/// A created key, with its secret: shown this once.
+#[derive(Object)]
+pub struct CreatedApiKey {
+    /// The stored key's description.
+    pub api_key: ApiKeyInfo,
+    /// The key; send it as `X-API-Key`. It cannot be shown again.
+    pub key: String,
+}
+
+/// API key endpoints.
+pub struct ApiKeysApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// Create a key for the project (owner only).
+    #[oai(path = "/projects/:project_id/api-keys", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        body: Json<CreateApiKey>,
+    ) -> Result<Created<CreatedApiKey>, ApiError> {
+        let mut check = Check::default();
+        let name = check.text("/name", &body.name, 200);
+        check.finish()?;
+        let role = body.role.unwrap_or(Role::Viewer);
+        if role == Role::Owner {
+            return Err(ApiError::Validation {
+                detail: "the request body is not valid".into(),
+                errors: vec![FieldError { field: "/role".into(), message: "must be viewer or editor".into() }],
+            });
+        }
+        if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::Validation {
+                detail: "the request body is not valid".into(),
+                errors: vec![FieldError { field: "/expires_at".into(), message: "must be in the future".into() }],
+            });
+        }
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        let key = keys::generate();
+        let info = api_keys::create(&mut s, &name, role, body.expires_at, &key).await?;
+        s.commit().await?;
+        let location = format!("/api/v1/projects/{}/api-keys/{}", project_id.0, info.id);
+        Ok(Created::Created(Json(CreatedApiKey { api_key: info, key: key.plaintext }), location, None))
+    }
+
+    /// The project's live keys (owner only; never their secrets).
+    #[oai(path = "/projects/:project_id/api-keys", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ApiKeyList>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        let paged = api_keys::list(&mut s, &page).await?;
+        s.commit().await?;
+        Ok(Json(paged.into()))
+    }
+
+    /// Revoke a key (owner only); it stops working at once.
+    #[oai(path = "/projects/:project_id/api-keys/:key_id", method = "delete")]
+    async fn revoke(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, key_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        api_keys::revoke(&mut s, key_id.0).await?;
+        s.commit().await?;
+        Ok(Deleted::NoContent)
+    }
+}

@@ -1,0 +1,47 @@
+//! `GET /api/v1/projects/{project_id}/audit` (owner only).
+
+use poem::web::Data;
+use poem_openapi::{
+    OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{ApiTags, responses::AuditList};
+use crate::{
+    auth::principal::Auth,
+    db::{
+        audit,
+        page::Page,
+        scope::{Role, Scoped},
+    },
+    error::ApiError,
+    state::AppState,
+};
+
+/// Audit endpoints.
+pub struct AuditApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// Every change made in the project, newest first (owner only).
+    #[oai(path = "/projects/:project_id/audit", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AuditList>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        let paged = audit::list(&mut s, &page).await?;
+        s.commit().await?;
+        Ok(Json(paged.into()))
+    }
+}

@@ -1,0 +1,209 @@
+//! `/api/v1/projects/{project_id}/documents`.
+
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags, etag,
+    responses::{Created, Deleted, DocumentList, Tagged},
+    validation::Check,
+};
+use crate::{
+    auth::principal::Auth,
+    db::{
+        documents::{self, Document, DocumentChanges, NewDocument},
+        page::Page,
+        scope::{Role, Scoped},
+    },
+    error::ApiError,
+    state::AppState,
+};
+
+/// Longest title, in characters.
+pub const TITLE_MAX: usize = 500;
+/// Longest search query, in characters.
+pub const QUERY_MAX: usize = 200;
+
+/// A new document.
+#[derive(Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateDocument {
+    /// Title, 1–500 characters (trimmed).
+    pub title: String,
+    /// Body text, up to `JEEX_DOCUMENT_MAX_SIZE` bytes (default 512 KiB).
+    pub content: Option<String>,
+    /// Language code (default `en`); selects stemming for search.
+    pub language: Option<String>,
+    /// Free-form JSON object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl poem_openapi::types::Example for CreateDocument {
+    fn example() -> Self {
+        Self {
+            title: "Requirements".into(),
+            content: Some("The system shall isolate every project's data.".into()),
+            language: Some("en".into()),
+            metadata: Some(serde_json::json!({ "source": "workshop" })),
+        }
+    }
+}
+
+/// Changes to a document; omitted fields stay as they are.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateDocument {
+    /// New title.
+    pub title: Option<String>,
+    /// New content.
+    pub content: Option<String>,
+    /// New language code.
+    pub language: Option<String>,
+    /// New metadata object (replaces the old one).
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Document endpoints.
+pub struct DocumentsApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Documents")]
+impl DocumentsApi {
+    /// Create a document (editor or owner).
+    #[oai(path = "/projects/:project_id/documents", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        body: Json<CreateDocument>,
+    ) -> Result<Created<Document>, ApiError> {
+        let max = state.config().document_max_bytes;
+        let mut check = Check::default();
+        let content = body.content.clone().unwrap_or_default();
+        check.max_bytes("/content", &content, max);
+        let metadata = body.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+        check.object("/metadata", &metadata);
+        let new = NewDocument {
+            title: check.text("/title", &body.title, TITLE_MAX),
+            content,
+            language: check.language("/language", body.language.as_deref().unwrap_or("en")),
+            metadata,
+        };
+        check.finish()?;
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Editor)?;
+        let doc = documents::create(&mut s, &new).await?;
+        s.commit().await?;
+        let location = format!("/api/v1/projects/{}/documents/{}", doc.project_id, doc.id);
+        let tag = etag::of(doc.version);
+        Ok(Created::Created(Json(doc), location, Some(tag)))
+    }
+
+    /// The project's documents, newest first; with `q`, full-text matches ranked by relevance.
+    #[oai(path = "/projects/:project_id/documents", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        /// Search terms (web-search syntax: words, "phrases", -exclusions, or).
+        q: Query<Option<String>>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DocumentList>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let q = match q.0.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(q) => {
+                let mut check = Check::default();
+                let q = check.text("q", q, QUERY_MAX);
+                check.finish()?;
+                Some(q)
+            }
+        };
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let paged = documents::list(&mut s, q.as_deref(), &page).await?;
+        s.commit().await?;
+        Ok(Json(paged.into()))
+    }
+
+    /// One document.
+    #[oai(path = "/projects/:project_id/documents/:document_id", method = "get")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        document_id: Path<Uuid>,
+    ) -> Result<Tagged<Document>, ApiError> {
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let doc = documents::get(&mut s, document_id.0).await?;
+        s.commit().await?;
+        let tag = etag::of(doc.version);
+        Ok(Tagged::Ok(Json(doc), tag))
+    }
+
+    /// Change a document (editor or owner). With `If-Match`, only if it is unchanged (else 412).
+    #[oai(path = "/projects/:project_id/documents/:document_id", method = "patch")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        document_id: Path<Uuid>,
+        /// `ETag` from a previous read.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: Json<UpdateDocument>,
+    ) -> Result<Tagged<Document>, ApiError> {
+        let max = state.config().document_max_bytes;
+        let mut check = Check::default();
+        if let Some(content) = &body.content {
+            check.max_bytes("/content", content, max);
+        }
+        if let Some(metadata) = &body.metadata {
+            check.object("/metadata", metadata);
+        }
+        let changes = DocumentChanges {
+            title: body.title.as_deref().map(|t| check.text("/title", t, TITLE_MAX)),
+            content: body.content.clone(),
+            language: body.language.as_deref().map(|l| check.language("/language", l)),
+            metadata: body.metadata.clone(),
+        };
+        check.finish()?;
+        let expected = etag::if_match(if_match.0.as_deref());
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Editor)?;
+        let doc = documents::update(&mut s, document_id.0, &changes, expected.as_deref()).await?;
+        s.commit().await?;
+        let tag = etag::of(doc.version);
+        Ok(Tagged::Ok(Json(doc), tag))
+    }
+
+    /// Delete a document (editor or owner; a soft delete). With `If-Match`, only if unchanged.
+    #[oai(path = "/projects/:project_id/documents/:document_id", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        document_id: Path<Uuid>,
+        /// `ETag` from a previous read.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<Deleted, ApiError> {
+        let expected = etag::if_match(if_match.0.as_deref());
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Editor)?;
+        documents::delete(&mut s, document_id.0, expected.as_deref()).await?;
+        s.commit().await?;
+        Ok(Deleted::NoContent)
+    }
+}

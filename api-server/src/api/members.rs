@@ -1,0 +1,121 @@
+//! `/api/v1/projects/{project_id}/members`: listing for every member, changes for owners.
+
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags,
+    responses::{Created, Deleted, MemberList},
+    validation::Check,
+};
+use crate::{
+    auth::principal::Auth,
+    db::{
+        members::{self, Member},
+        page::Page,
+        scope::{Role, Scoped},
+    },
+    error::ApiError,
+    state::AppState,
+};
+
+/// A user to add.
+#[derive(Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct AddMember {
+    /// Email of an existing user.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+}
+
+impl poem_openapi::types::Example for AddMember {
+    fn example() -> Self {
+        Self { email: "bea@example.com".into(), role: Role::Editor }
+    }
+}
+
+/// A role change.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateMember {
+    /// The new role.
+    pub role: Role,
+}
+
+/// Member endpoints.
+pub struct MembersApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Members")]
+impl MembersApi {
+    /// The project's members.
+    #[oai(path = "/projects/:project_id/members", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        /// Page size, 1–100 (default 20).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<MemberList>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let paged = members::list(&mut s, &page).await?;
+        s.commit().await?;
+        Ok(Json(paged.into()))
+    }
+
+    /// Add a member (owner only); 409 when already a member.
+    #[oai(path = "/projects/:project_id/members", method = "post")]
+    async fn add(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        body: Json<AddMember>,
+    ) -> Result<Created<Member>, ApiError> {
+        let mut check = Check::default();
+        let email = check.email("/email", &body.email);
+        check.finish()?;
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        let member = members::add(&mut s, &email, body.role).await?;
+        s.commit().await?;
+        let location = format!("/api/v1/projects/{}/members/{}", project_id.0, member.user_id);
+        Ok(Created::Created(Json(member), location, None))
+    }
+
+    /// Change a member's role (owner only); the last owner cannot be demoted (409).
+    #[oai(path = "/projects/:project_id/members/:user_id", method = "patch")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        project_id: Path<Uuid>,
+        user_id: Path<Uuid>,
+        body: Json<UpdateMember>,
+    ) -> Result<Json<Member>, ApiError> {
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        let member = members::set_role(&mut s, user_id.0, body.role).await?;
+        s.commit().await?;
+        Ok(Json(member))
+    }
+
+    /// Remove a member (owner only); the last owner cannot be removed (409).
+    #[oai(path = "/projects/:project_id/members/:user_id", method = "delete")]
+    async fn remove(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, user_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        s.scope().require(Role::Owner)?;
+        members::remove(&mut s, user_id.0).await?;
+        s.commit().await?;
+        Ok(Deleted::NoContent)
+    }
+}

@@ -1,0 +1,75 @@
+//! Response shapes shared by the resource endpoints: created (201 + `Location` + `ETag`),
+//! fetched with an `ETag`, deleted (204), and the `{items, next_cursor}` list envelope.
+
+use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
+
+use crate::db::{api_keys::ApiKeyInfo, audit::AuditEntry, documents::DocumentSummary, members::Member, page::Paged, projects::Project};
+
+/// 201 with the new resource.
+#[derive(ApiResponse)]
+pub enum Created<T: ToJSON + Send + Sync> {
+    /// Created; `Location` is its URL.
+    #[oai(status = 201)]
+    Created(Json<T>, #[oai(header = "Location")] String, #[oai(header = "ETag")] Option<String>),
+}
+
+/// 200 with the resource and its `ETag`.
+#[derive(ApiResponse)]
+pub enum Tagged<T: ToJSON + Send + Sync> {
+    /// The resource; send its `ETag` back in `If-Match` to change it safely.
+    #[oai(status = 200)]
+    Ok(Json<T>, #[oai(header = "ETag")] String),
+}
+
+/// 204 after a delete.
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+macro_rules! list {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Object)]
+        pub struct $name {
+            /// This page's items.
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+
+        impl From<Paged<$item>> for $name {
+            fn from(p: Paged<$item>) -> Self {
+                Self { items: p.items, next_cursor: p.next_cursor }
+            }
+        }
+    };
+}
+
+list!(
+    /// A page of projects.
+    ProjectList,
+    Project
+);
+list!(
+    /// A page of documents (without content).
+    DocumentList,
+    DocumentSummary
+);
+list!(
+    /// A page of members.
+    MemberList,
+    Member
+);
+list!(
+    /// A page of API keys.
+    ApiKeyList,
+    ApiKeyInfo
+);
+list!(
+    /// A page of audit entries.
+    AuditList,
+    AuditEntry
+);

@@ -1,0 +1,230 @@
+//! Who is calling. The [`Auth`] extractor authenticates every protected operation: an
+//! `X-API-Key`, an `Authorization: Bearer` access token, or the access-token cookie (then an
+//! unsafe method must come from an allowed `Origin`: CSRF protection). Every failure is the
+//! same 401 with `WWW-Authenticate`; the reason is logged, never told.
+
+use poem::{Request, RequestBody, http::Method};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    registry::{MetaSecurityScheme, Registry},
+};
+use uuid::Uuid;
+
+use super::cookies;
+use crate::{
+    db::scope::Role,
+    error::{ApiError, ErrorCode},
+    middleware::correlation::CorrelationId,
+    state::AppState,
+};
+
+/// The authenticated identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A user, from an access token.
+    User {
+        /// `sub` of the token.
+        user_id: Uuid,
+    },
+    /// A project API key: acts only in its project, with its role.
+    ApiKey {
+        /// The key's id (audit actor).
+        key_id: Uuid,
+        /// The one project it may act in.
+        project_id: Uuid,
+        /// Its role there.
+        role: Role,
+    },
+}
+
+/// The principal plus what the audit log records about the request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Principal,
+    /// The request's correlation ID.
+    pub correlation_id: String,
+}
+
+impl Caller {
+    /// The acting user, if a user (not a key) is acting.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.principal {
+            Principal::User { user_id } => Some(user_id),
+            Principal::ApiKey { .. } => None,
+        }
+    }
+
+    /// The acting key, if a key is acting.
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match self.principal {
+            Principal::ApiKey { key_id, .. } => Some(key_id),
+            Principal::User { .. } => None,
+        }
+    }
+}
+
+/// Header carrying a project API key.
+pub const API_KEY_HEADER: &str = "X-API-Key";
+
+/// The one answer to every failed authentication.
+pub fn unauthorized() -> ApiError {
+    ApiError::Status(ErrorCode::Unauthorized, "missing or invalid credentials".into())
+}
+
+/// An authenticated caller; add it as a parameter to require authentication.
+pub struct Auth(pub Caller);
+
+/// Like [`Auth`] but only a user (an access token), never an API key.
+pub struct UserAuth(pub Caller, pub Uuid);
+
+const SCHEMES: &[&str] = &["BearerToken", "ApiKey", "AccessCookie"];
+
+fn register_schemes(registry: &mut Registry) {
+    registry.create_security_scheme(
+        "BearerToken",
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("Access token (JWT) from `POST /api/v1/auth/refresh`, `jeex-api token issue` or dev-login."),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("JWT"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+    registry.create_security_scheme(
+        "ApiKey",
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some("Project API key; acts only in its own project, with its role."),
+            name: Some(API_KEY_HEADER),
+            key_in: Some("header"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+    registry.create_security_scheme(
+        "AccessCookie",
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some("The httpOnly access-token cookie; unsafe methods must come from an allowed Origin."),
+            name: Some(cookies::ACCESS),
+            key_in: Some("cookie"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+/// Authenticates `req`.
+pub async fn authenticate(req: &Request) -> Result<Caller, ApiError> {
+    let state = req.data::<AppState>().ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let correlation_id = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
+    let result = identify(state, req).await;
+    match result {
+        Ok(principal) => Ok(Caller { principal, correlation_id }),
+        Err(Failure::Unavailable(e)) => Err(e),
+        Err(Failure::Rejected(reason)) => {
+            tracing::info!(reason, "authentication failed");
+            Err(match reason {
+                "cross-site request" => {
+                    ApiError::Status(ErrorCode::Forbidden, "cookie-authenticated changes must come from an allowed origin".into())
+                }
+                _ => unauthorized(),
+            })
+        }
+    }
+}
+
+/// Why authentication failed: a rejection (reason logged, generic 401 answered) or a
+/// dependency failure (503, so clients retry instead of logging users out).
+enum Failure {
+    Rejected(&'static str),
+    Unavailable(ApiError),
+}
+
+async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure> {
+    if let Some(key) = req.headers().get(API_KEY_HEADER) {
+        let key = key.to_str().map_err(|_| Failure::Rejected("API key is not text"))?;
+        return super::api_keys::authenticate(state.deps().postgres.clone(), key).await.map_err(|e| match e {
+            super::api_keys::LookupError::Rejected(r) => Failure::Rejected(r),
+            super::api_keys::LookupError::Database(e) => Failure::Unavailable(e),
+        });
+    }
+    if let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or(Failure::Rejected("Authorization is not a Bearer token"))?;
+        return state.access_tokens().verify(token.trim()).await.map(|user_id| Principal::User { user_id }).map_err(Failure::Rejected);
+    }
+    if let Some(token) = cookies::get(req.headers(), cookies::ACCESS) {
+        if !is_safe(req.method()) && !origin_allowed(state, req) {
+            return Err(Failure::Rejected("cross-site request"));
+        }
+        return state.access_tokens().verify(&token).await.map(|user_id| Principal::User { user_id }).map_err(Failure::Rejected);
+    }
+    Err(Failure::Rejected("no credentials"))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// CSRF defence for cookies: browsers always send `Origin` on cross-origin and same-origin
+/// unsafe requests; it must be one of the configured CORS origins.
+fn origin_allowed(state: &AppState, req: &Request) -> bool {
+    let Some(origin) = req.headers().get(poem::http::header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    state.config().cors.origins.iter().any(|allowed| allowed == origin)
+}
+
+impl<'a> ApiExtractor<'a> for Auth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        SCHEMES.to_vec()
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        Ok(Self(authenticate(req).await?))
+    }
+}
+
+impl<'a> ApiExtractor<'a> for UserAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec!["BearerToken", "AccessCookie"]
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        let caller = authenticate(req).await?;
+        match caller.principal {
+            Principal::User { user_id } => Ok(Self(caller, user_id)),
+            Principal::ApiKey { .. } => {
+                Err(ApiError::Status(ErrorCode::Forbidden, "this operation needs a user's access token, not an API key".into()).into())
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Token pairs: a short-lived access token plus a rotating refresh token. Shared by the CLI
+//! (`token issue`), dev-login and refresh.
+
+use std::time::Duration;
+
+use poem_openapi::Object;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::jwt::AccessTokens;
+use crate::{db, error::ApiError};
+
+/// What a successful login or refresh returns.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct TokenPair {
+    /// Access token (JWT); send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque refresh token; single use: each refresh returns a new one.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
+}
+
+impl poem_openapi::types::Example for TokenPair {
+    fn example() -> Self {
+        Self {
+            access_token: "eyJhbGciOiJSUzI1NiIsImtpZCI6ImRldiJ9.eyJzdWIiOiIwMTkzYjVlNC4uLiJ9.c2lnbmF0dXJl".into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            refresh_token: "q3J0b2tlbi1leGFtcGxlLW5vdC1hLXJlYWwtb25lLTEyMzQ1Ng".into(),
+            refresh_expires_in: 2_592_000,
+        }
+    }
+}
+
+/// Issues a new pair for `user_id`, starting a new refresh family.
+pub async fn issue(tokens: &AccessTokens, refresh_ttl: Duration, pool: &PgPool, user_id: Uuid) -> Result<TokenPair, ApiError> {
+    let refresh = db::refresh_tokens::issue(pool, user_id, refresh_ttl).await?;
+    pair(tokens, refresh_ttl, user_id, refresh)
+}
+
+/// Builds the pair around an already stored refresh token.
+pub fn pair(tokens: &AccessTokens, refresh_ttl: Duration, user_id: Uuid, refresh_token: String) -> Result<TokenPair, ApiError> {
+    Ok(TokenPair {
+        access_token: tokens.issue(user_id)?,
+        token_type: "Bearer".into(),
+        expires_in: tokens.ttl().as_secs(),
+        refresh_token,
+        refresh_expires_in: refresh_ttl.as_secs(),
+    })
+}

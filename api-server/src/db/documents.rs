@@ -1,0 +1,221 @@
+//! Documents inside a project, with full-text search in each document's own language.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::Object;
+use uuid::Uuid;
+
+use super::{
+    audit,
+    page::{Page, Paged},
+    projects::Expected,
+    scope::Scoped,
+};
+use crate::error::{ApiError, ErrorCode};
+
+/// A document with its content.
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct Document {
+    /// Document id.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Title (1–500 characters).
+    pub title: String,
+    /// Body text.
+    pub content: String,
+    /// Language code; selects stemming for search.
+    pub language: String,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Creator (a user; absent when an API key created it).
+    pub created_by: Option<Uuid>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version; the `ETag` is this number in quotes.
+    pub version: i64,
+}
+
+/// A document in a list: everything but the content, plus the search rank.
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct DocumentSummary {
+    /// Document id.
+    pub id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Language code.
+    pub language: String,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Content length in characters.
+    pub content_length: i32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version.
+    pub version: i64,
+    /// Relevance to `q` (higher is better); absent without `q`.
+    #[oai(skip_serializing_if_is_none)]
+    pub rank: Option<f32>,
+}
+
+const COLUMNS: &str = "id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version";
+const SUMMARY: &str = "id, title, language, metadata, char_length(content) AS content_length, created_at, updated_at, version";
+
+/// Fields of a new document (validated by the API layer).
+pub struct NewDocument {
+    /// Title.
+    pub title: String,
+    /// Content.
+    pub content: String,
+    /// Language code.
+    pub language: String,
+    /// Metadata object.
+    pub metadata: serde_json::Value,
+}
+
+/// Changes to a document; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct DocumentChanges {
+    /// New title.
+    pub title: Option<String>,
+    /// New content.
+    pub content: Option<String>,
+    /// New language.
+    pub language: Option<String>,
+    /// New metadata (replaces the old object).
+    pub metadata: Option<serde_json::Value>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::Status(ErrorCode::NotFound, "no such document in this project".into())
+}
+
+/// Creates a document in the scoped project.
+pub async fn create(s: &mut Scoped, new: &NewDocument) -> Result<Document, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!(
+        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    );
+    let doc = sqlx::query_as::<_, Document>(&sql)
+        .bind(Uuid::now_v7())
+        .bind(scope.project_id())
+        .bind(&new.title)
+        .bind(&new.content)
+        .bind(&new.language)
+        .bind(&new.metadata)
+        .bind(scope.caller().user_id())
+        .fetch_one(conn)
+        .await?;
+    audit::record(s, "document.create", "document", doc.id, serde_json::json!({ "title": doc.title })).await?;
+    Ok(doc)
+}
+
+/// One live document of the scoped project.
+pub async fn get(s: &mut Scoped, id: Uuid) -> Result<Document, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL");
+    sqlx::query_as::<_, Document>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?.ok_or_else(not_found)
+}
+
+/// Live documents, newest first; with `q`, the matches ranked by relevance.
+pub async fn list(s: &mut Scoped, q: Option<&str>, page: &Page) -> Result<Paged<DocumentSummary>, ApiError> {
+    let (scope, conn) = s.parts();
+    match q {
+        None => {
+            let sql = format!(
+                "SELECT {SUMMARY}, NULL::real AS rank FROM documents \
+                 WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            );
+            let rows = sqlx::query_as::<_, DocumentSummary>(&sql)
+                .bind(scope.project_id())
+                .bind(page.after()?)
+                .bind(page.fetch())
+                .fetch_all(conn)
+                .await?;
+            Ok(Paged::keyset(rows, page, |d| d.id))
+        }
+        Some(q) => {
+            let offset = page.offset()?;
+            // The query is parsed with each document's own language, so stems match.
+            let sql = format!(
+                "SELECT {SUMMARY}, ts_rank(search, query) AS rank \
+                 FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query \
+                 WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query \
+                 ORDER BY rank DESC, id DESC LIMIT $3 OFFSET $4"
+            );
+            let rows = sqlx::query_as::<_, DocumentSummary>(&sql)
+                .bind(scope.project_id())
+                .bind(q)
+                .bind(page.fetch())
+                .bind(i64::from(offset))
+                .fetch_all(conn)
+                .await?;
+            Ok(Paged::ranked(rows, page, offset))
+        }
+    }
+}
+
+/// Applies `changes` when the version matches `expected`.
+pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expected: Expected<'_>) -> Result<Document, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!(
+        "UPDATE documents SET title = coalesce($3, title), content = coalesce($4, content), language = coalesce($5, language), \
+         metadata = coalesce($6, metadata), version = version + 1, updated_at = now() \
+         WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($7::bigint[] IS NULL OR version = ANY($7)) RETURNING {COLUMNS}"
+    );
+    let updated = sqlx::query_as::<_, Document>(&sql)
+        .bind(scope.project_id())
+        .bind(id)
+        .bind(&changes.title)
+        .bind(&changes.content)
+        .bind(&changes.language)
+        .bind(&changes.metadata)
+        .bind(expected)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let doc = match updated {
+        Some(doc) => doc,
+        None => return Err(missing_or_changed(s, id).await),
+    };
+    let fields: Vec<&str> = [
+        changes.title.as_ref().map(|_| "title"),
+        changes.content.as_ref().map(|_| "content"),
+        changes.language.as_ref().map(|_| "language"),
+        changes.metadata.as_ref().map(|_| "metadata"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    audit::record(s, "document.update", "document", id, serde_json::json!({ "fields": fields, "version": doc.version })).await?;
+    Ok(doc)
+}
+
+/// Soft-deletes a document when the version matches `expected`.
+pub async fn delete(s: &mut Scoped, id: Uuid, expected: Expected<'_>) -> Result<(), ApiError> {
+    let (scope, conn) = s.parts();
+    let deleted: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE documents SET deleted_at = now(), version = version + 1, updated_at = now() \
+         WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($3::bigint[] IS NULL OR version = ANY($3)) RETURNING id",
+    )
+    .bind(scope.project_id())
+    .bind(id)
+    .bind(expected)
+    .fetch_optional(conn)
+    .await?;
+    if deleted.is_none() {
+        return Err(missing_or_changed(s, id).await);
+    }
+    audit::record(s, "document.delete", "document", id, serde_json::json!({})).await
+}
+
+/// After a conditional write matched nothing: 404 if the document is gone, else 412.
+async fn missing_or_changed(s: &mut Scoped, id: Uuid) -> ApiError {
+    match get(s, id).await {
+        Ok(_) => ApiError::Status(ErrorCode::PreconditionFailed, "the document has changed since the given ETag; fetch it again".into()),
+        Err(e) => e,
+    }
+}

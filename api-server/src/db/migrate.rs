@@ -1,0 +1,188 @@
+//! `jeex-api migrate`: applies the embedded migrations under a PostgreSQL advisory lock (two
+//! concurrent runs are safe: the second waits, then finds nothing to do), refuses a database
+//! that has a migration this binary does not know or whose checksum changed, and grants the
+//! server's role exactly what it needs.
+
+use std::{collections::HashMap, str::FromStr};
+
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    migrate::{Migrate, Migrator},
+    postgres::PgConnectOptions,
+};
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Why migrating failed. Displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// No connection.
+    #[error("cannot connect to the database to migrate (JEEX_MIGRATE_DATABASE_URL): {0}")]
+    Connect(String),
+    /// The database is ahead of this binary.
+    #[error("the database has migration {0}, which this jeex-api does not know; run the newer jeex-api's migrate instead")]
+    Unknown(i64),
+    /// An applied migration was edited afterwards.
+    #[error(
+        "migration {version} ({description}) changed after it was applied (checksum differs); migrations are forward-only: add a new one"
+    )]
+    Changed {
+        /// Version.
+        version: i64,
+        /// Its description.
+        description: String,
+    },
+    /// A failed earlier run left a migration half-applied.
+    #[error("migration {0} is marked partially applied (dirty); repair the database by hand")]
+    Dirty(i64),
+    /// A migration failed (and was rolled back).
+    #[error("migration {version} ({description}) failed: {message}")]
+    Failed {
+        /// Version.
+        version: i64,
+        /// Its description.
+        description: String,
+        /// Database message.
+        message: String,
+    },
+    /// The server role could not be granted its privileges.
+    #[error("cannot grant the server role {role:?} (the DATABASE_URL user) its privileges: {message}")]
+    Grant {
+        /// Role name.
+        role: String,
+        /// Why.
+        message: String,
+    },
+    /// Anything else the migration machinery reported.
+    #[error("migration failed: {0}")]
+    Other(String),
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Migrations applied now: version and description.
+    pub applied: Vec<(i64, String)>,
+    /// Migrations found already applied.
+    pub already_applied: usize,
+    /// The role granted privileges, if any.
+    pub granted: Option<String>,
+}
+
+/// The user name in a PostgreSQL URL (the server's role).
+pub fn role_of(url: &str) -> Option<String> {
+    PgConnectOptions::from_str(url).ok().map(|o| o.get_username().to_owned())
+}
+
+/// Applies pending migrations with `owner_url`, then grants `app_role` (when it differs from
+/// the owner) the privileges the server needs.
+pub async fn run(owner_url: &str, app_role: Option<&str>) -> Result<Report, MigrateError> {
+    let options = PgConnectOptions::from_str(owner_url)
+        .map_err(|_| MigrateError::Connect("the URL does not parse".into()))?
+        .application_name("jeex-api migrate");
+    let mut conn = options.connect().await.map_err(|e| MigrateError::Connect(crate::deps::postgres::describe(&e)))?;
+    // Lock first: the migrations table itself is created under the lock (a concurrent
+    // CREATE TABLE IF NOT EXISTS can fail).
+    conn.lock().await.map_err(other)?;
+    let result = locked(&mut conn, app_role).await;
+    let unlocked = conn.unlock().await.map_err(other);
+    let _ = conn.close().await;
+    let report = result?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn locked(conn: &mut PgConnection, app_role: Option<&str>) -> Result<Report, MigrateError> {
+    conn.ensure_migrations_table().await.map_err(other)?;
+    if let Some(version) = conn.dirty_version().await.map_err(other)? {
+        return Err(MigrateError::Dirty(version));
+    }
+    let applied: HashMap<i64, Vec<u8>> =
+        conn.list_applied_migrations().await.map_err(other)?.into_iter().map(|m| (m.version, m.checksum.into_owned())).collect();
+    let known: HashMap<i64, &sqlx::migrate::Migration> = MIGRATOR.iter().map(|m| (m.version, m)).collect();
+    if let Some(unknown) = applied.keys().filter(|v| !known.contains_key(v)).max() {
+        return Err(MigrateError::Unknown(*unknown));
+    }
+    let mut report = Report::default();
+    for migration in MIGRATOR.iter() {
+        match applied.get(&migration.version) {
+            Some(checksum) if *checksum == *migration.checksum => report.already_applied += 1,
+            Some(_) => {
+                return Err(MigrateError::Changed { version: migration.version, description: migration.description.to_string() });
+            }
+            None => {
+                conn.apply(migration).await.map_err(|e| MigrateError::Failed {
+                    version: migration.version,
+                    description: migration.description.to_string(),
+                    message: e.to_string(),
+                })?;
+                report.applied.push((migration.version, migration.description.to_string()));
+            }
+        }
+    }
+    if let Some(role) = app_role {
+        let owner: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *conn).await.map_err(|e| other(e.into()))?;
+        if owner != role {
+            grant(conn, role).await.map_err(|message| MigrateError::Grant { role: role.to_owned(), message })?;
+            report.granted = Some(role.to_owned());
+        }
+    }
+    Ok(report)
+}
+
+/// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships, append-only audit.
+const GRANTS: &[&str] = &[
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON project_members TO {role}",
+    "GRANT SELECT, INSERT ON audit_log TO {role}",
+    "GRANT SELECT ON _sqlx_migrations TO {role}",
+];
+
+async fn grant(conn: &mut PgConnection, role: &str) -> Result<(), String> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !exists {
+        return Err("the role does not exist; create it (LOGIN, no other attributes) and run migrate again".into());
+    }
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut *conn).await.map_err(|e| e.to_string())?;
+    for template in GRANTS {
+        let sql = template.replace("{schema}", &quote_ident(&schema)).replace("{role}", &quote_ident(role));
+        sqlx::query(&sql).execute(&mut *conn).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Versions embedded in this binary that the database has not applied (all of them when the
+/// migrations table does not exist yet).
+pub async fn pending(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
+    let applied: Vec<i64> =
+        if exists { sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await? } else { Vec::new() };
+    Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+}
+
+fn other(e: sqlx::migrate::MigrateError) -> MigrateError {
+    MigrateError::Other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_roles_read_from_urls() {
+        assert_eq!(quote_ident("jeex_app"), "\"jeex_app\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(role_of("postgres://jeex_app:pw@db:5432/jeex").as_deref(), Some("jeex_app"));
+    }
+}

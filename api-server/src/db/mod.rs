@@ -1,0 +1,63 @@
+//! Data access. Everything that touches project data goes through a [`scope::Scoped`]
+//! transaction, which only the membership check can open; each resource has its own module
+//! with its SQL in plain sight.
+
+pub mod api_keys;
+pub mod audit;
+pub mod documents;
+pub mod members;
+pub mod migrate;
+pub mod page;
+pub mod projects;
+pub mod refresh_tokens;
+pub mod roles;
+pub mod scope;
+pub mod users;
+
+use crate::error::{ApiError, ErrorCode, FieldError};
+
+/// PostgreSQL error codes the API answers specifically.
+mod sqlstate {
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+    pub const CHECK_VIOLATION: &str = "23514";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+}
+
+/// What a client may be told about a unique constraint it ran into.
+fn conflict_detail(constraint: Option<&str>) -> &'static str {
+    match constraint {
+        Some("users_email_key") => "a user with this email already exists",
+        Some("project_members_pkey") => "the user is already a member of this project",
+        Some("api_keys_prefix_key") => "key prefix collision; try again",
+        _ => "the resource already exists",
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(sqlstate::UNIQUE_VIOLATION) => ApiError::Status(ErrorCode::Conflict, conflict_detail(db.constraint()).into()),
+                Some(sqlstate::FOREIGN_KEY_VIOLATION) => {
+                    ApiError::Status(ErrorCode::Conflict, "the change refers to something that does not exist".into())
+                }
+                // Requests are validated before SQL runs, so this names a rule the handler
+                // missed; still the client's input, never a 500.
+                Some(sqlstate::CHECK_VIOLATION) => ApiError::Validation {
+                    detail: "the request violates a data rule".into(),
+                    errors: vec![FieldError { field: db.constraint().unwrap_or("body").into(), message: "is not allowed".into() }],
+                },
+                Some(sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED) => {
+                    ApiError::Status(ErrorCode::Conflict, "a concurrent change interfered; retry the request".into())
+                }
+                _ => ApiError::Internal(crate::deps::postgres::describe(&err)),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                ApiError::Status(ErrorCode::Unavailable, "the database is unavailable; retry shortly".into())
+            }
+            _ => ApiError::Internal(crate::deps::postgres::describe(&err)),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Is the server's database role safe to serve with? Row-level security does not bind
+//! superusers or BYPASSRLS roles, and a role that owns tables could alter or drop them.
+
+use sqlx::PgPool;
+
+/// What the server's role may do beyond its grants.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleSafety {
+    /// `current_user`.
+    pub role: String,
+    /// Superuser: every policy is skipped.
+    pub superuser: bool,
+    /// BYPASSRLS: every policy is skipped.
+    pub bypass_rls: bool,
+    /// Owns at least one JEEX table.
+    pub owns_tables: bool,
+}
+
+impl RoleSafety {
+    /// What is unsafe about the role, if anything.
+    pub fn problem(&self) -> Option<String> {
+        let mut powers = Vec::new();
+        if self.superuser {
+            powers.push("is a superuser");
+        }
+        if self.bypass_rls {
+            powers.push("has BYPASSRLS");
+        }
+        if self.owns_tables {
+            powers.push("owns the tables");
+        }
+        (!powers.is_empty()).then(|| {
+            format!(
+                "the DATABASE_URL role {:?} {}: row-level security and least privilege do not hold; \
+                 connect as a role that `jeex-api migrate` granted (see JEEX_MIGRATE_DATABASE_URL)",
+                self.role,
+                powers.join(" and ")
+            )
+        })
+    }
+}
+
+/// Reads the facts about `current_user`.
+pub async fn inspect(pool: &PgPool) -> Result<RoleSafety, sqlx::Error> {
+    sqlx::query_as::<_, RoleSafety>(
+        "SELECT current_user::text AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls, \
+                EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() AND t.tableowner = current_user \
+                        AND t.tablename IN ('projects', 'documents', 'project_members', 'api_keys', 'audit_log')) AS owns_tables \
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,115 @@
+//! Acceptance 2: the database enforces isolation by itself. Under the app role a raw
+//! `SELECT * FROM documents` returns only the scoped project's rows, the scope ends with the
+//! transaction, rows cannot be planted in another project, and the role cannot change the
+//! schema or destroy data wholesale.
+
+mod support;
+
+use sqlx::{PgPool, Row};
+use support::db::TestDatabase;
+use uuid::Uuid;
+
+async fn arrange(owner: &PgPool) -> (Uuid, Uuid) {
+    let user = Uuid::now_v7();
+    sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'owner@example.com', 'Owner')").bind(user).execute(owner).await.unwrap();
+    let (pa, pb) = (Uuid::now_v7(), Uuid::now_v7());
+    for (project, docs) in [(pa, 3), (pb, 2)] {
+        sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'P', $2)")
+            .bind(project)
+            .bind(user)
+            .execute(owner)
+            .await
+            .unwrap();
+        for i in 0..docs {
+            sqlx::query("INSERT INTO documents (id, project_id, title) VALUES ($1, $2, $3)")
+                .bind(Uuid::now_v7())
+                .bind(project)
+                .bind(format!("doc {i}"))
+                .execute(owner)
+                .await
+                .unwrap();
+        }
+    }
+    (pa, pb)
+}
+
+fn sqlstate(err: sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(e) => e.code().unwrap_or_default().into_owned(),
+        other => panic!("expected a database error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn raw_queries_under_the_app_role_see_only_the_scoped_project() {
+    let db = TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let (pa, pb) = arrange(&owner).await;
+    // One connection: what the next transaction sees is what a pooled connection would carry.
+    let app = db.app_pool(1).await;
+
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.project_id', $1, true)").bind(pa.to_string()).execute(&mut *tx).await.unwrap();
+    let rows = sqlx::query("SELECT * FROM documents").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.get::<Uuid, _>("project_id") == pa));
+    // Planting a row in another project is refused by the policy's WITH CHECK.
+    let planted = sqlx::query("INSERT INTO documents (id, project_id, title) VALUES ($1, $2, 'planted')")
+        .bind(Uuid::now_v7())
+        .bind(pb)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(planted), "42501");
+    tx.rollback().await.unwrap();
+
+    // The setting was transaction-local: the same connection now sees nothing at all.
+    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM documents").fetch_one(&app).await.unwrap();
+    assert_eq!(unscoped, 0);
+    let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&app).await.unwrap();
+    assert_eq!(projects, 0);
+
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.project_id', $1, true)").bind(pb.to_string()).execute(&mut *tx).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(count, 2);
+    tx.commit().await.unwrap();
+
+    // The role itself: not superuser, no BYPASSRLS, owns nothing.
+    let safety = jeex_api::db::roles::inspect(&app).await.unwrap();
+    assert_eq!(safety.problem(), None, "{safety:?}");
+    let owner_safety = jeex_api::db::roles::inspect(&owner).await.unwrap();
+    assert!(owner_safety.problem().is_some(), "the check must flag a superuser");
+}
+
+#[tokio::test]
+async fn the_app_role_cannot_alter_drop_or_truncate() {
+    let db = TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let (pa, _) = arrange(&owner).await;
+    let app = db.app_pool(1).await;
+    for sql in [
+        "ALTER TABLE documents ADD COLUMN stolen text",
+        "ALTER TABLE documents DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY documents_scoped ON documents",
+        "DROP TABLE documents",
+        "TRUNCATE documents",
+        "TRUNCATE audit_log",
+        "CREATE TABLE side_channel (x text)",
+    ] {
+        let err = sqlx::query(sql).execute(&app).await.unwrap_err();
+        assert_eq!(sqlstate(err), "42501", "{sql} must be refused for lack of privilege");
+    }
+    // Inside a scope, rows may not be hard-deleted, and the audit log is append-only.
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.project_id', $1, true)").bind(pa.to_string()).execute(&mut *tx).await.unwrap();
+    for sql in ["DELETE FROM documents", "DELETE FROM audit_log", "UPDATE audit_log SET action = 'x.y'"] {
+        let err = sqlx::query(sql).execute(&mut *tx).await.unwrap_err();
+        assert_eq!(sqlstate(err), "42501", "{sql}");
+        tx.rollback().await.unwrap();
+        tx = app.begin().await.unwrap();
+        sqlx::query("SELECT set_config('jeex.project_id', $1, true)").bind(pa.to_string()).execute(&mut *tx).await.unwrap();
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents").fetch_one(&owner).await.unwrap();
+    assert_eq!(count, 5, "nothing was lost");
+}
