@@ -3,12 +3,16 @@
 //! processes driven by the same load generator in the same run. Prints throughput ratio, p99
 //! latency, idle RSS and start-up time (process start to first 200, dependencies excluded).
 
+mod common;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+use common::{Target, cpu_time, free_addr, rss_mib, wait_for_200};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -61,22 +65,6 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
-struct Target {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
 /// The release binary, on a lazily connected pool (no dependency is contacted by the probe).
 fn start_jeex() -> (Target, Duration, f64) {
     let addr = free_addr();
@@ -85,6 +73,8 @@ fn start_jeex() -> (Target, Duration, f64) {
         .arg("serve")
         .env("JEEX_ENV", "production")
         .env("DATABASE_URL", "postgres://jeex@127.0.0.1:5432/jeex")
+        .env("JEEX_JWT_PRIVATE_KEY", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/k1.key.pem"))
+        .env("JEEX_JWT_PUBLIC_KEYS", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/k1.pub.pem"))
         .env("JEEX_HTTP_ADDR", addr.to_string())
         // Production defaults: JSON logs at info (probes log at debug, so no line per request).
         .env_remove("RUST_LOG")
@@ -127,27 +117,6 @@ fn baseline_server() {
     });
 }
 
-fn wait_for_200(addr: SocketAddr, path: &str) -> Instant {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if rt.block_on(get_once(addr, path)).is_some_and(|s| s == 200) {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{addr}{path} never answered 200");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-async fn get_once(addr: SocketAddr, path: &str) -> Option<u16> {
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
-    tokio::spawn(conn);
-    let req = Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).ok()?;
-    let resp = sender.send_request(req).await.ok()?;
-    Some(resp.status().as_u16())
-}
-
 #[derive(Clone)]
 struct Stats {
     rps: f64,
@@ -155,17 +124,6 @@ struct Stats {
     p99_ms: f64,
     /// Server CPU time (user + system) per request: steadier than throughput on a busy machine.
     cpu_us: f64,
-}
-
-/// CPU time the process has used, from /proc (clock ticks of 10 ms).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10)
 }
 
 /// Closed-loop load: each connection sends the next request when the previous answer is in.
@@ -217,14 +175,4 @@ async fn load(target: &Target) -> Stats {
         p99_ms: pct(0.99),
         cpu_us: cpu.as_secs_f64() * 1e6 / all.len() as f64,
     }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }

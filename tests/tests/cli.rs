@@ -78,6 +78,7 @@ fn check_without_database_url_probes_the_private_cluster() {
     let (status, stdout, stderr) = run(&["check"], &[("JEEX_DATA_DIR", data.to_str().unwrap())]);
     assert!(status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: disabled"), "{stdout}");
+    assert!(stdout.contains("schema: up to date") && stdout.contains("database role: jeex_app"), "{stdout}");
     assert!(!data.join("postgres/data/postmaster.pid").exists(), "check stops the cluster it started");
     let _ = std::fs::remove_dir_all(&data);
 }

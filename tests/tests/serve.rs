@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+
 use jeex_e2e::{
-    binary::Server,
-    http::get,
+    binary::{Server, run},
+    http::{call, get},
     net::{FaultyListener, closed_port},
     services::{migrated_database_url, redis_url},
 };
@@ -70,6 +72,18 @@ fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
     assert_eq!(pg["status"], "healthy", "{report}");
     assert!(data.join("postgres/data/PG_VERSION").exists(), "cluster lives under JEEX_DATA_DIR");
     assert!(server.logs().iter().any(|l| l.contains("Swagger UI: http://")));
+
+    // Signed in from the command line against the same private cluster and key pair, the
+    // user can create a project: migrated schema, unprivileged role and keys all work.
+    assert!(data.join("jwt/dev.key.pem").exists(), "the development key pair lives under JEEX_DATA_DIR");
+    let (status, stdout, stderr) = run(&["token", "issue", "--email", "first@example.com"], &[("JEEX_DATA_DIR", data.to_str().unwrap())]);
+    assert!(status.success(), "{stdout}{stderr}");
+    let token = stdout.lines().find_map(|l| l.strip_prefix("access_token=")).expect("an access token").to_owned();
+    let body = serde_json::json!({ "name": "First look" });
+    let (status, created) = call(Method::POST, &server.url("/api/v1/projects"), &token, Some(body));
+    assert_eq!(status, 201, "{created}");
+    let (status, _) = call(Method::GET, &server.url("/api/v1/projects"), "forged", None);
+    assert_eq!(status, 401);
 
     server.terminate();
     assert!(server.wait(Duration::from_secs(30)).success());

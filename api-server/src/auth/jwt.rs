@@ -3,10 +3,11 @@
 //! key. Signature, `exp`, `nbf`, `iat` (with the configured leeway), `iss` and `aud` are
 //! checked; `sub` (a user id), `jti`, `exp` and `iat` are required.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::RwLock, time::Duration};
 
 use jsonwebtoken::{Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::keys::{KeyError, KeySet};
@@ -32,7 +33,24 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// Issues and verifies access tokens.
+/// How long a verified token is trusted without checking its signature again.
+const CACHE_TTL_SECS: u64 = 60;
+/// Most tokens remembered; the cache starts over when full.
+const CACHE_MAX: usize = 10_000;
+
+/// A token whose signature and claims were verified: what later uses of the same token need.
+#[derive(Clone, Copy)]
+struct Verified {
+    user_id: Uuid,
+    exp: u64,
+    nbf: Option<u64>,
+    at: u64,
+}
+
+/// Issues and verifies access tokens. A client sends the same token with every request for
+/// its lifetime; verified tokens are remembered (by SHA-256 of the whole token, for at most a
+/// minute and never past their own `exp`) so the signature check — the costliest step of a
+/// request — runs once per token and minute, not once per request.
 pub struct AccessTokens {
     keys: KeySet,
     validation: Validation,
@@ -40,6 +58,7 @@ pub struct AccessTokens {
     audience: String,
     ttl: Duration,
     leeway: u64,
+    verified: RwLock<HashMap<[u8; 32], Verified>>,
 }
 
 impl AccessTokens {
@@ -61,6 +80,7 @@ impl AccessTokens {
             audience: cfg.audience.clone(),
             ttl: cfg.access_ttl,
             leeway: cfg.leeway.as_secs(),
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -89,6 +109,27 @@ impl AccessTokens {
 
     /// The user a token speaks for, or why it is rejected (for the log only).
     pub async fn verify(&self, token: &str) -> Result<Uuid, &'static str> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = self.verified.read().ok().and_then(|cache| cache.get(&digest).copied());
+        if let Some(v) = remembered
+            && now < v.at + CACHE_TTL_SECS
+            && now <= v.exp + self.leeway
+            && v.nbf.is_none_or(|nbf| nbf <= now + self.leeway)
+        {
+            return Ok(v.user_id);
+        }
+        let verified = self.verify_signed(token).await?;
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(digest, Verified { at: now, ..verified });
+        }
+        Ok(verified.user_id)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Verified, &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "token is malformed or names an unknown algorithm")?;
         if header.alg != self.keys.algorithm() {
             return Err("token algorithm is not the configured one");
@@ -112,6 +153,43 @@ impl AccessTokens {
         if claims.jti.is_empty() {
             return Err("token lacks a required claim");
         }
-        Uuid::parse_str(&claims.sub).map_err(|_| "token subject is not a user id")
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| "token subject is not a user id")?;
+        Ok(Verified { user_id, exp: claims.exp, nbf: claims.nbf, at: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn tokens() -> AccessTokens {
+        let key = |f: &str| format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"));
+        let vars = std::collections::HashMap::from([
+            ("DATABASE_URL".to_string(), "postgres://u@h/d".to_string()),
+            ("JEEX_JWT_PRIVATE_KEY".to_string(), key("k1.key.pem")),
+            ("JEEX_JWT_PUBLIC_KEYS".to_string(), key("k1.pub.pem")),
+        ]);
+        AccessTokens::load(&crate::config::Config::from_map(&vars).unwrap().auth).await.unwrap()
+    }
+
+    fn remember(t: &AccessTokens, token: &str, v: Verified) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        t.verified.write().unwrap().insert(digest, v);
+    }
+
+    #[tokio::test]
+    async fn remembered_tokens_still_expire() {
+        let t = tokens().await;
+        let now = jsonwebtoken::get_current_timestamp();
+        let user_id = Uuid::now_v7();
+        remember(&t, "fresh", Verified { user_id, exp: now + 600, nbf: None, at: now });
+        assert_eq!(t.verify("fresh").await, Ok(user_id), "a remembered token skips the signature check");
+        remember(&t, "expired", Verified { user_id, exp: now - 120, nbf: None, at: now });
+        assert!(t.verify("expired").await.is_err(), "expiry is checked on every use");
+        remember(&t, "stale", Verified { user_id, exp: now + 600, nbf: None, at: now - CACHE_TTL_SECS });
+        assert!(t.verify("stale").await.is_err(), "after a minute the signature is checked again");
+        let real = t.issue(user_id).unwrap();
+        assert_eq!(t.verify(&real).await, Ok(user_id));
+        assert_eq!(t.verify(&real).await, Ok(user_id));
     }
 }

@@ -1,0 +1,309 @@
+//! `cargo bench -p jeex-api --bench data`: the data path with auth, the membership check and
+//! row-level security, against the same SQL in a bare `sqlx` loop, in the same run.
+//!
+//! 1. Throughput: `GET /api/v1/projects/{id}` and `POST /api/v1/projects/{id}/documents`
+//!    through the release `jeex-api` (JWT verified, scope built, RLS settings applied, audit
+//!    row written), closed loop; versus the identical statements run by tasks on a pool of the
+//!    same size. Prints the ratio (target >= 0.5).
+//! 2. Latency: both endpoints at a fixed 1,000 req/s (open loop: latency counts from each
+//!    request's scheduled time, so a stall is not hidden). Prints p50/p99 (target p99 < 20 ms).
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use common::{Target, free_addr, wait_for_200};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+use tokio::{net::TcpStream, sync::mpsc};
+use uuid::Uuid;
+
+const CONNECTIONS: usize = 32;
+const POOL: u32 = 30;
+const WARMUP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(5);
+const RATE: u64 = 1000;
+const APP_ROLE: &str = "jeex_bench_app";
+const DOC_BODY: &str =
+    r#"{"title":"Benchmark note","content":"Row-level security keeps every project's documents apart.","language":"en"}"#;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("data: skipped (run with `cargo bench -p jeex-api --bench data`)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into());
+    let host = base.split_once('@').map_or("127.0.0.1:5432", |(_, r)| r.split('/').next().unwrap_or("127.0.0.1:5432")).to_owned();
+    let name = format!("jeex_bench_{}", Uuid::now_v7().simple());
+    let mut admin = PgConnection::connect(&format!("postgres://postgres@{host}/postgres")).await.expect("connect as postgres");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let _ = sqlx::query(&format!("CREATE ROLE {APP_ROLE} LOGIN")).execute(&mut admin).await;
+    let owner_url = format!("postgres://postgres@{host}/{name}");
+    let app_url = format!("postgres://{APP_ROLE}@{host}/{name}");
+    jeex_api::db::migrate::run(&owner_url, Some(APP_ROLE)).await.expect("migrate");
+
+    let owner = PgPoolOptions::new().max_connections(2).connect(&owner_url).await.unwrap();
+    let (user, project) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'bench@example.com', 'Bench')").bind(user).execute(&owner).await.unwrap();
+    sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'Bench', $2)")
+        .bind(project)
+        .bind(user)
+        .execute(&owner)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(project)
+        .bind(user)
+        .execute(&owner)
+        .await
+        .unwrap();
+
+    let key = |f: &str| format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"));
+    let addr = free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_jeex-api"))
+        .arg("serve")
+        .env("JEEX_ENV", "production")
+        .env("DATABASE_URL", &app_url)
+        .env("JEEX_HTTP_ADDR", addr.to_string())
+        .env("JEEX_DB_POOL_SIZE", (POOL - 10).to_string())
+        .env("JEEX_DB_POOL_MAX_OVERFLOW", "10")
+        .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
+        .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start jeex-api");
+    // wait_for_200 runs its own runtime: give it a thread outside this one.
+    std::thread::spawn(move || wait_for_200(addr, "/health/live")).join().expect("jeex-api answers");
+    let server = Target { child, addr };
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "iss": "jeex", "aud": "jeex-api", "sub": user.to_string(), "exp": now + 3600, "nbf": now, "iat": now, "jti": "bench",
+    });
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&std::fs::read(key("k1.key.pem")).unwrap()).unwrap()).unwrap();
+    let bearer = Arc::new(format!("Bearer {token}"));
+    let get_path = Arc::new(format!("/api/v1/projects/{project}"));
+    let post_path = Arc::new(format!("/api/v1/projects/{project}/documents"));
+
+    let pool = PgPoolOptions::new().max_connections(POOL).connect(&app_url).await.unwrap();
+    let bare_get = bare(&pool, user, project, false).await;
+    let http_get = closed_loop(&server, &get_path, None, &bearer).await;
+    let bare_post = bare(&pool, user, project, true).await;
+    let http_post = closed_loop(&server, &post_path, Some(DOC_BODY), &bearer).await;
+    let fixed_get = open_loop(&server, &get_path, None, &bearer).await;
+    let fixed_post = open_loop(&server, &post_path, Some(DOC_BODY), &bearer).await;
+
+    println!("\nthroughput, {CONNECTIONS} concurrent clients, pool of {POOL}, {}s each", MEASURE.as_secs());
+    println!("{:<44} {:>10} {:>10} {:>8}", "", "bare sqlx/s", "HTTP req/s", "ratio");
+    for (name, b, h) in [("GET /projects/{id}", bare_get, http_get), ("POST /projects/{id}/documents", bare_post, http_post)] {
+        let ratio = h / b;
+        println!("{name:<44} {b:>10.0} {h:>10.0} {ratio:>8.2}  (target >= 0.50: {})", verdict(ratio >= 0.5));
+    }
+    println!("\nlatency at a fixed {RATE} req/s for {}s (open loop)", MEASURE.as_secs());
+    for (name, (p50, p99, sent)) in [("GET /projects/{id}", fixed_get), ("POST /projects/{id}/documents", fixed_post)] {
+        println!("{name:<44} p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  ({sent} requests; p99 target < 20 ms: {})", verdict(p99 < 20.0));
+    }
+
+    drop(server);
+    pool.close().await;
+    owner.close().await;
+    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// The statements one request runs, straight on the pool: BEGIN, RLS settings, membership
+/// check, the read (or the insert plus its audit row), COMMIT.
+async fn bare_once(pool: &PgPool, user: Uuid, project: Uuid, write: bool) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.user_id', $1, true), set_config('jeex.project_id', $2, true)")
+        .bind(user.to_string())
+        .bind(project.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id \
+         WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await
+    .unwrap();
+    assert!(role.is_some());
+    if write {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version",
+        )
+        .bind(id)
+        .bind(project)
+        .bind("Benchmark note")
+        .bind("Row-level security keeps every project's documents apart.")
+        .bind("en")
+        .bind(serde_json::json!({}))
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO audit_log (id, project_id, actor_user_id, actor_api_key_id, action, entity_type, entity_id, correlation_id, details) \
+             VALUES ($1, $2, $3, NULL, 'document.create', 'document', $4, 'bench', $5)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(project)
+        .bind(user)
+        .bind(id)
+        .bind(serde_json::json!({ "title": "Benchmark note" }))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    } else {
+        sqlx::query("SELECT id, name, status, current_step, language, created_by, created_at, updated_at, version FROM projects WHERE id = $1 AND deleted_at IS NULL")
+            .bind(project)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Operations per second of [`bare_once`] from `CONNECTIONS` tasks.
+async fn bare(pool: &PgPool, user: Uuid, project: Uuid, write: bool) -> f64 {
+    let measure_from = Instant::now() + WARMUP;
+    let end = measure_from + MEASURE;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < end {
+                    let started = Instant::now();
+                    bare_once(&pool, user, project, write).await;
+                    if started >= measure_from {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / MEASURE.as_secs_f64()
+}
+
+async fn connect(addr: std::net::SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+fn request(path: &str, body: Option<&'static str>, bearer: &str) -> Request<Full<Bytes>> {
+    let builder = Request::builder().uri(path).header("host", "bench").header("authorization", bearer);
+    match body {
+        Some(b) => builder.method("POST").header("content-type", "application/json").body(Full::new(Bytes::from_static(b.as_bytes()))),
+        None => builder.method("GET").body(Full::new(Bytes::new())),
+    }
+    .unwrap()
+}
+
+async fn send(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, path: &str, body: Option<&'static str>, bearer: &str) {
+    let resp = sender.send_request(request(path, body, bearer)).await.expect("request failed");
+    let status = resp.status();
+    resp.into_body().collect().await.unwrap();
+    assert!(status.is_success(), "status {status}");
+}
+
+/// Requests per second with each of `CONNECTIONS` clients sending the next request as soon as
+/// the previous answer is in.
+async fn closed_loop(server: &Target, path: &Arc<String>, body: Option<&'static str>, bearer: &Arc<String>) -> f64 {
+    let measure_from = Instant::now() + WARMUP;
+    let end = measure_from + MEASURE;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (addr, path, bearer) = (server.addr, path.clone(), bearer.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut done = 0u64;
+                while Instant::now() < end {
+                    let started = Instant::now();
+                    send(&mut sender, &path, body, &bearer).await;
+                    if started >= measure_from {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / MEASURE.as_secs_f64()
+}
+
+/// p50 and p99 in ms at a fixed `RATE`: a ticker schedules each request; idle connections take
+/// them; latency runs from the scheduled time to the answer.
+async fn open_loop(server: &Target, path: &Arc<String>, body: Option<&'static str>, bearer: &Arc<String>) -> (f64, f64, usize) {
+    let (tx, rx) = mpsc::channel::<Instant>(100_000);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (addr, path, bearer, rx) = (server.addr, path.clone(), bearer.clone(), rx.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut latencies = Vec::new();
+                loop {
+                    let Some(scheduled) = rx.lock().await.recv().await else { break };
+                    send(&mut sender, &path, body, &bearer).await;
+                    latencies.push(scheduled.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let total = RATE * (WARMUP + MEASURE).as_secs();
+    for i in 0..total {
+        let at = start + Duration::from_micros(i * 1_000_000 / RATE);
+        tokio::time::sleep_until(at.into()).await;
+        tx.send(at).await.unwrap();
+    }
+    drop(tx);
+    let skip = (RATE * WARMUP.as_secs()) as usize;
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort();
+    // The warm-up share is dropped from the fastest end: conservative for the percentiles.
+    let measured: Vec<Duration> = all.into_iter().skip(skip).collect();
+    let pct = |p: f64| measured[((measured.len() as f64 * p) as usize).min(measured.len() - 1)].as_secs_f64() * 1000.0;
+    (pct(0.50), pct(0.99), measured.len())
+}
