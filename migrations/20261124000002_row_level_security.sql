@@ -21,18 +21,20 @@ ALTER TABLE projects FORCE ROW LEVEL SECURITY;
 CREATE POLICY projects_scoped ON projects
     USING (id = (SELECT jeex_project_id()))
     WITH CHECK (id = (SELECT jeex_project_id()));
--- Every project the acting user belongs to, read only ("my projects").
+-- Every project the acting user belongs to, read only ("my projects"), and only while the
+-- transaction is not scoped to one project.
 CREATE POLICY projects_of_member ON projects FOR SELECT
-    USING (id IN (SELECT m.project_id FROM project_members m WHERE m.user_id = (SELECT jeex_user_id())));
+    USING ((SELECT jeex_project_id()) IS NULL
+           AND id IN (SELECT m.project_id FROM project_members m WHERE m.user_id = (SELECT jeex_user_id())));
 
 ALTER TABLE project_members ENABLE ROW LEVEL SECURITY;
 ALTER TABLE project_members FORCE ROW LEVEL SECURITY;
 CREATE POLICY project_members_scoped ON project_members
     USING (project_id = (SELECT jeex_project_id()))
     WITH CHECK (project_id = (SELECT jeex_project_id()));
--- The acting user's own memberships, read only (the membership check and "my projects").
+-- The acting user's own memberships, read only ("my projects"), outside a project scope.
 CREATE POLICY project_members_own ON project_members FOR SELECT
-    USING (user_id = (SELECT jeex_user_id()));
+    USING ((SELECT jeex_project_id()) IS NULL AND user_id = (SELECT jeex_user_id()));
 
 ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE documents FORCE ROW LEVEL SECURITY;

@@ -527,6 +527,13 @@ impl Config {
         if self.expose_error_details {
             return Err(err("JEEX_EXPOSE_ERROR_DETAILS", "internal error details must not be exposed in production".into(), "false"));
         }
+        if self.auth.jwks_url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+            return Err(err(
+                "JEEX_JWT_JWKS_URL",
+                "must be https in production: whoever can alter the response could sign tokens".into(),
+                "https://auth.example.com/.well-known/jwks.json",
+            ));
+        }
         if !self.auth.cookie_secure {
             return Err(err("JEEX_COOKIE_SECURE", "auth cookies must be Secure in production".into(), "true"));
         }
@@ -751,6 +758,7 @@ mod tests {
         assert_eq!(cfg(&[prod, db, key, public, ("JEEX_CORS_ORIGINS", "*")]).unwrap_err().variable, "JEEX_CORS_ORIGINS");
         assert_eq!(cfg(&[prod, db, key, public, ("JEEX_EXPOSE_ERROR_DETAILS", "true")]).unwrap_err().variable, "JEEX_EXPOSE_ERROR_DETAILS");
         assert_eq!(cfg(&[prod, db, key, public, ("JEEX_COOKIE_SECURE", "false")]).unwrap_err().variable, "JEEX_COOKIE_SECURE");
+        assert_eq!(cfg(&[prod, db, key, public, ("JEEX_JWT_JWKS_URL", "http://idp/jwks")]).unwrap_err().variable, "JEEX_JWT_JWKS_URL");
         let ok = cfg(&[prod, db, key, public, ("JEEX_CORS_ORIGINS", "*"), ("JEEX_CORS_ALLOW_CREDENTIALS", "false")]).unwrap();
         assert!(ok.auth.cookie_secure && ok.auth.dev_key_dir.is_none());
         assert_eq!(ok.telemetry.log_format, LogFormat::Json);

@@ -13,6 +13,7 @@ use crate::{
     },
     config::{Config, ConfigError, DatabaseSource, Environment},
     db::{
+        gate::Refusal,
         migrate::{self, MigrateError, Report},
         roles, users,
     },
@@ -151,36 +152,20 @@ pub async fn serve(config: Config, telemetry: Telemetry) -> Result<(), RunError>
     result
 }
 
-/// Refuses to serve a schema older than this binary, and (in production) a role that
-/// bypasses row-level security. An unreachable database is only logged: start-up never
-/// waits for dependencies, and readiness reports them.
-async fn startup_checks(pool: &sqlx::PgPool, config: &Config) -> Result<(), RunError> {
-    let probe = tokio::time::timeout(config.health_timeout.max(Duration::from_secs(5)), async {
-        (roles::inspect(pool).await, migrate::pending(pool).await)
-    })
-    .await;
-    let (role, pending) = match probe {
-        Ok((Ok(role), Ok(pending))) => (role, pending),
-        _ => {
-            tracing::warn!("the database did not answer at start-up; schema version and role were not checked");
-            return Ok(());
+/// Refuses to serve a schema older than this binary and (in production) a role that bypasses
+/// row-level security. An unreachable database is only logged: start-up never waits for
+/// dependencies, and readiness keeps checking until the database has answered.
+async fn startup_checks(state: &AppState) -> Result<(), RunError> {
+    let timeout = state.config().health_timeout.max(Duration::from_secs(5));
+    match state.database_gate().verdict(&state.deps().postgres, timeout).await {
+        Ok(None) => Ok(()),
+        Ok(Some(Refusal::SchemaBehind(problem))) => Err(RunError::SchemaBehind(problem)),
+        Ok(Some(Refusal::UnsafeRole(problem))) => Err(RunError::UnsafeRole(problem)),
+        Err(()) => {
+            tracing::warn!("the database did not answer at start-up; readiness stays 503 until its schema and role are checked");
+            Ok(())
         }
-    };
-    if !pending.is_empty() {
-        let versions: Vec<String> = pending.iter().map(i64::to_string).collect();
-        return Err(RunError::SchemaBehind(format!(
-            "the database schema is older than this jeex-api: {} migration(s) pending ({}); run `jeex-api migrate`",
-            pending.len(),
-            versions.join(", ")
-        )));
     }
-    if let Some(problem) = role.problem() {
-        if config.env == Environment::Production {
-            return Err(RunError::UnsafeRole(problem));
-        }
-        tracing::warn!("{problem}");
-    }
-    Ok(())
 }
 
 async fn serve_on(
@@ -191,12 +176,12 @@ async fn serve_on(
     tokens: AccessTokens,
 ) -> Result<(), RunError> {
     let deps = Dependencies::connect(config, database_url)?;
-    if let Err(e) = startup_checks(&deps.postgres, config).await {
+    let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
+    if let Err(e) = startup_checks(&state).await {
         deps.close().await;
         return Err(e);
     }
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
-    let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
     let bound = server::bind(config.http_addr).await.map_err(|source| RunError::Bind { addr: config.http_addr, source })?;
     let addr = bound.local_addr;
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");

@@ -2,7 +2,13 @@
 
 use std::{sync::Arc, time::Instant};
 
-use crate::{auth::jwt::AccessTokens, config::Config, deps::Dependencies, telemetry::metrics::Metrics};
+use crate::{
+    auth::jwt::AccessTokens,
+    config::{Config, Environment},
+    db::gate::DatabaseGate,
+    deps::Dependencies,
+    telemetry::metrics::Metrics,
+};
 
 /// What every handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -15,13 +21,20 @@ struct Inner {
     deps: Dependencies,
     metrics: Metrics,
     tokens: AccessTokens,
+    gate: DatabaseGate,
     started: Instant,
 }
 
 impl AppState {
     /// Assembles the state.
     pub fn new(config: Config, deps: Dependencies, metrics: Metrics, tokens: AccessTokens) -> Self {
-        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, started: Instant::now() }) }
+        let gate = DatabaseGate::new(config.env == Environment::Production);
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, started: Instant::now() }) }
+    }
+
+    /// Whether the database may be served (schema version, role safety).
+    pub fn database_gate(&self) -> &DatabaseGate {
+        &self.inner.gate
     }
 
     /// Access-token issuing and verification.

@@ -123,3 +123,19 @@ async fn outside_development_health_errors_name_the_kind_not_the_details() {
     let ready: Value = c.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
     assert!(!ready["detail"].as_str().unwrap().contains("os error"), "{ready}");
 }
+
+#[tokio::test]
+async fn readiness_refuses_an_old_schema_and_in_production_a_role_that_bypasses_rls() {
+    let db = support::db::TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let app = start(config(&[("DATABASE_URL", &db.owner_url), ("JEEX_ENV", "production")])).await;
+    let (status, body) = support::session::split(client().get(app.url("/health/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert!(body["detail"].as_str().unwrap().contains("superuser"), "{body}");
+
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)").execute(&owner).await.unwrap();
+    let app = start(config(&[("DATABASE_URL", &db.app_url)])).await;
+    let (status, body) = support::session::split(client().get(app.url("/health/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert!(body["detail"].as_str().unwrap().contains("jeex-api migrate"), "{body}");
+}

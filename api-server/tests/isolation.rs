@@ -132,4 +132,11 @@ async fn another_users_project_is_indistinguishable_from_a_missing_one() {
         assert_eq!(status, 403, "{method} {path}: {got}");
         assert_eq!(got["code"], "FORBIDDEN");
     }
+
+    // A deleted user's still-valid token opens nothing.
+    let owner = db.owner_pool().await;
+    sqlx::query("UPDATE users SET deleted_at = now() WHERE email = 'bob@example.com'").execute(&owner).await.unwrap();
+    assert_eq!(b.call(Method::GET, "/api/v1/projects", None).await.0, 401);
+    assert_eq!(b.call(Method::GET, &format!("/api/v1/projects/{pa}"), None).await.0, 404);
+    assert_eq!(b.call(Method::GET, &format!("/api/v1/projects/{pb}"), None).await.0, 404);
 }

@@ -98,9 +98,11 @@ async fn forged_and_broken_tokens_are_rejected_alike() {
     let resp = support::client().get(app.url("/api/v1/projects")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "no credentials at all");
 
-    // Key rotation: either configured key is accepted.
+    // Key rotation: either configured key is accepted (for a user that exists).
+    let user = support::session::login(&app, "rotation@example.com").await;
     for (name, kid) in [("k1", "k1"), ("k2", "k2")] {
-        let (status, _, body) = status_of(&app, &sign(Algorithm::RS256, &rs(name), kid, &claims())).await;
+        let token = sign(Algorithm::RS256, &rs(name), kid, &with(claims(), "sub", json!(user.id)));
+        let (status, _, body) = status_of(&app, &token).await;
         assert_eq!(status, 200, "token signed by {name}: {body}");
     }
 }
@@ -176,7 +178,9 @@ async fn jwks_keys_are_fetched_and_unknown_kids_refetch_at_most_once_a_minute() 
     ]))
     .await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
-    let (status, _, body) = status_of(&app, &sign(Algorithm::RS256, &rs("k3"), "k3", &claims())).await;
+    let user = support::session::login(&app, "jwks@example.com").await;
+    let token = sign(Algorithm::RS256, &rs("k3"), "k3", &with(claims(), "sub", json!(user.id)));
+    let (status, _, body) = status_of(&app, &token).await;
     assert_eq!(status, 200, "a JWKS key verifies: {body}");
     for _ in 0..3 {
         let (status, _, _) = status_of(&app, &sign(Algorithm::RS256, &rs("k2"), "rotated-later", &claims())).await;

@@ -97,13 +97,18 @@ impl HealthApi {
         Json(Liveness { status: "ok".into() })
     }
 
-    /// Readiness: 200 only when every configured dependency answered within its timeout,
-    /// otherwise 503 naming each one that did not.
+    /// Readiness: 200 only when every configured dependency answered within its timeout and
+    /// the database schema is current (and, in production, the server's role cannot bypass
+    /// row-level security); otherwise 503 naming each problem.
     #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Health")]
     async fn ready(&self, state: Data<&AppState>) -> Result<Json<Readiness>, ApiError> {
         let reports = public(&state, health::check_all(state.deps(), state.config().health_timeout).await);
         if health::all_ready(&reports) {
-            return Ok(Json(Readiness { status: "ready".into() }));
+            return match state.database_gate().verdict(&state.deps().postgres, state.config().health_timeout).await {
+                Ok(None) => Ok(Json(Readiness { status: "ready".into() })),
+                Ok(Some(problem)) => Err(ApiError::Status(ErrorCode::Unavailable, format!("not ready: {problem}"))),
+                Err(()) => Err(ApiError::Status(ErrorCode::Unavailable, "not ready: the database schema is not checked yet".into())),
+            };
         }
         let failing: Vec<String> = reports
             .iter()

@@ -22,6 +22,8 @@ use crate::config::AuthConfig;
 pub const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(60);
 /// Time limit of one JWKS fetch.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS document accepted.
+const JWKS_MAX_BYTES: usize = 1 << 20;
 /// Shortest HS256 secret accepted.
 const MIN_SECRET_BYTES: usize = 32;
 /// `kid` of the generated development key.
@@ -153,8 +155,9 @@ impl KeySet {
             return None;
         }
         *last = Some(Instant::now());
-        drop(last);
+        // Still holding the lock: requests arriving meanwhile wait for this fetch's keys.
         jwks.refresh(self.algorithm).await;
+        drop(last);
         jwks.get(kid)
     }
 }
@@ -181,7 +184,14 @@ impl Jwks {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let set: JwkSet = resp.json().await.map_err(|e| format!("not a JWKS: {e}"))?;
+        if resp.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {
+            return Err("the JWKS is larger than 1 MiB".into());
+        }
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if body.len() > JWKS_MAX_BYTES {
+            return Err("the JWKS is larger than 1 MiB".into());
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))?;
         Ok(set.keys.iter().filter_map(|jwk| usable_jwk(algorithm, jwk)).collect())
     }
 }

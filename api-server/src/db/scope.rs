@@ -102,8 +102,8 @@ impl Scoped {
             Principal::User { user_id } => {
                 set_rls(&mut tx, Some(*user_id), Some(project_id)).await?;
                 sqlx::query_scalar::<_, Role>(
-                    "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id \
-                     WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL",
+                    "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id JOIN users u ON u.id = m.user_id \
+                     WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL AND u.deleted_at IS NULL",
                 )
                 .bind(project_id)
                 .bind(user_id)
@@ -168,6 +168,12 @@ impl UserTx {
         };
         let mut tx = pool.begin().await?;
         set_rls(&mut tx, Some(user_id), None).await?;
+        // A deleted user's tokens stop working here, not only when they expire.
+        let live: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL").bind(user_id).fetch_optional(&mut *tx).await?;
+        if live.is_none() {
+            return Err(crate::auth::principal::unauthorized());
+        }
         Ok(Self { tx, caller: caller.clone(), user_id })
     }
 
