@@ -141,8 +141,8 @@ async fn bare_once(pool: &PgPool, user: Uuid, project: Uuid, write: bool) {
         .await
         .unwrap();
     let role: Option<String> = sqlx::query_scalar(
-        "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id \
-         WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL",
+        "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id JOIN users u ON u.id = m.user_id \
+         WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL AND u.deleted_at IS NULL",
     )
     .bind(project)
     .bind(user)
