@@ -140,8 +140,8 @@ async fn issue_token(config: Config, email: String, name: Option<String>) -> Exi
     match run::issue_token(&config, &email, name.as_deref()).await {
         Ok((user, pair)) => {
             println!("user_id={}", user.id);
-            println!("access_token={}", pair.access_token);
-            println!("refresh_token={}", pair.refresh_token);
+            println!("access_token={}", pair.access_token.unwrap_or_default());
+            println!("refresh_token={}", pair.refresh_token.unwrap_or_default());
             ExitCode::SUCCESS
         }
         Err(e) => failed(&e),

@@ -45,7 +45,7 @@ async fn another_users_project_is_indistinguishable_from_a_missing_one() {
     let (status, key) =
         a.call(Method::POST, &format!("/api/v1/projects/{pa}/api-keys"), Some(json!({ "name": "ci", "role": "editor" }))).await;
     assert_eq!(status, 201, "{key}");
-    let key_id = key["api_key"]["id"].as_str().unwrap().to_owned();
+    let key_id = key["id"].as_str().unwrap().to_owned();
     let key_secret = key["key"].as_str().unwrap().to_owned();
 
     let missing = uuid::Uuid::now_v7().to_string();

@@ -106,8 +106,12 @@ async fn members_keys_and_audit() {
     assert_eq!((status, added["role"].as_str()), (201, Some("editor")));
     let (status, dup) = a.call(Method::POST, &members, Some(json!({ "email": "bob@example.com", "role": "viewer" }))).await;
     assert_eq!((status, dup["code"].as_str()), (409, Some("CONFLICT")), "a unique violation is 409, never 500");
-    let (status, _) = a.call(Method::POST, &members, Some(json!({ "email": "nobody@example.com", "role": "viewer" }))).await;
-    assert_eq!(status, 404);
+    // Unknown addresses are invited, answering exactly like known ones (no account oracle).
+    let (status, invited) = a.call(Method::POST, &members, Some(json!({ "email": "newcomer@example.com", "role": "viewer" }))).await;
+    assert_eq!((status, invited["email"].as_str()), (201, Some("newcomer@example.com")));
+    let newcomer = session::login(&app, "newcomer@example.com").await;
+    assert_eq!(newcomer.id, invited["user_id"].as_str().unwrap(), "signing in later joins the invited account");
+    assert_eq!(newcomer.call(Method::GET, &format!("/api/v1/projects/{p}"), None).await.0, 200);
     assert_eq!(b.call(Method::POST, &format!("/api/v1/projects/{p}/documents"), Some(json!({ "title": "by bob" }))).await.0, 201);
 
     // The last owner stays.
@@ -136,7 +140,7 @@ async fn members_keys_and_audit() {
     let resp = client.get(app.url(&format!("/api/v1/projects/{p}"))).header("X-API-Key", &tampered).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().contains_key("www-authenticate"));
-    let key_id = created["api_key"]["id"].as_str().unwrap();
+    let key_id = created["id"].as_str().unwrap();
     assert_eq!(b.call(Method::DELETE, &format!("{keys}/{key_id}"), None).await.0, 204);
     assert_eq!(by_key(Method::GET, &format!("/api/v1/projects/{p}")).send().await.unwrap().status(), 401, "revoked at once");
 

@@ -85,6 +85,16 @@ async fn cookie_sessions_need_an_allowed_origin_for_changes() {
     let resp = ok.send().await.unwrap();
     assert_eq!(resp.status(), 201);
     assert!(resp.headers().get("location").unwrap().to_str().unwrap().starts_with("/api/v1/projects/"));
+
+    // Refreshing from the cookie rotates the cookies and keeps the tokens out of the body.
+    let refresh_value = refresh_cookie.split(';').next().unwrap().to_owned();
+    let resp = client.post(app.url("/api/v1/auth/refresh")).header("cookie", &refresh_value).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let rotated: Vec<String> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(rotated.iter().any(|c| c.starts_with("jeex_refresh=") && !c.starts_with(&refresh_value)), "{rotated:?}");
+    let (_, body) = session::split(resp).await;
+    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["token_type"], "Bearer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

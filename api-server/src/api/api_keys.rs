@@ -48,6 +48,7 @@ impl poem_openapi::types::Example for CreateApiKey {
 #[derive(Object)]
 pub struct CreatedApiKey {
     /// The stored key's description.
+    #[oai(flatten)]
     pub api_key: ApiKeyInfo,
     /// The key; send it as `X-API-Key`. It cannot be shown again.
     pub key: String,

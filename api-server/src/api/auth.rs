@@ -86,17 +86,28 @@ impl<R: ApiResponse> ApiResponse for WithCookies<R> {
     }
 }
 
-fn session(state: &AppState, pair: TokenPair) -> WithCookies<Json<TokenPair>> {
+/// Sets both cookies; with `cookie_only` the body leaves the tokens out.
+fn session(state: &AppState, mut pair: TokenPair, cookie_only: bool) -> WithCookies<Json<TokenPair>> {
     let secure = state.config().auth.cookie_secure;
+    let access = pair.access_token.clone().unwrap_or_default();
+    let refresh = pair.refresh_token.clone().unwrap_or_default();
     let cookies = vec![
-        cookies::set(cookies::ACCESS, &pair.access_token, "/", pair.expires_in, secure),
-        cookies::set(cookies::REFRESH, &pair.refresh_token, cookies::REFRESH_PATH, pair.refresh_expires_in, secure),
+        cookies::set(cookies::ACCESS, &access, "/", pair.expires_in, secure),
+        cookies::set(cookies::REFRESH, &refresh, cookies::REFRESH_PATH, pair.refresh_expires_in, secure),
     ];
+    if cookie_only {
+        pair.access_token = None;
+        pair.refresh_token = None;
+    }
     WithCookies { inner: Json(pair), cookies }
 }
 
-fn presented(body: &RefreshRequest, req: &poem::Request) -> Option<String> {
-    body.refresh_token.clone().or_else(|| cookies::get(req.headers(), cookies::REFRESH))
+/// The presented refresh token and whether it came from the cookie.
+fn presented(body: &RefreshRequest, req: &poem::Request) -> Option<(String, bool)> {
+    match &body.refresh_token {
+        Some(token) => Some((token.clone(), false)),
+        None => cookies::get(req.headers(), cookies::REFRESH).map(|t| (t, true)),
+    }
 }
 
 /// Auth endpoints.
@@ -113,11 +124,12 @@ impl AuthApi {
         req: &poem::Request,
         body: Json<RefreshRequest>,
     ) -> Result<WithCookies<Json<TokenPair>>, ApiError> {
-        let token = presented(&body.0, req).ok_or_else(unauthorized)?;
+        let (token, from_cookie) = presented(&body.0, req).ok_or_else(unauthorized)?;
         let pool = &state.deps().postgres;
         match refresh_tokens::rotate(pool, &token, state.config().auth.refresh_ttl).await? {
             Ok((user_id, next)) => {
-                Ok(session(&state, tokens::pair(state.access_tokens(), state.config().auth.refresh_ttl, user_id, next)?))
+                let pair = tokens::pair(state.access_tokens(), state.config().auth.refresh_ttl, user_id, next)?;
+                Ok(session(&state, pair, from_cookie))
             }
             Err(refused) => {
                 if refused == refresh_tokens::Refused::Reused {
@@ -138,7 +150,7 @@ impl AuthApi {
         req: &poem::Request,
         body: Json<RefreshRequest>,
     ) -> Result<WithCookies<Deleted>, ApiError> {
-        if let Some(token) = presented(&body.0, req) {
+        if let Some((token, _)) = presented(&body.0, req) {
             refresh_tokens::revoke(&state.deps().postgres, &token).await?;
         }
         let secure = state.config().auth.cookie_secure;
@@ -166,6 +178,6 @@ impl AuthApi {
         let pool = &state.deps().postgres;
         let user = users::login(pool, &email, name.as_deref()).await?;
         let pair = tokens::issue(state.access_tokens(), state.config().auth.refresh_ttl, pool, user.id).await?;
-        Ok(session(&state, pair))
+        Ok(session(&state, pair, false))
     }
 }

@@ -28,7 +28,7 @@ use crate::{
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct AddMember {
-    /// Email of an existing user.
+    /// Email of the user; someone without an account yet is invited (they join on first sign-in).
     pub email: String,
     /// Their role.
     pub role: Role,
@@ -72,7 +72,8 @@ impl MembersApi {
         Ok(Json(paged.into()))
     }
 
-    /// Add a member (owner only); 409 when already a member.
+    /// Add a member by email (owner only), inviting them if they have no account yet; 409 when
+    /// already a member.
     #[oai(path = "/projects/:project_id/members", method = "post")]
     async fn add(
         &self,

@@ -51,11 +51,10 @@ async fn one(s: &mut Scoped, user_id: Uuid) -> Result<Member, ApiError> {
     sqlx::query_as::<_, Member>(&sql).bind(scope.project_id()).bind(user_id).fetch_optional(conn).await?.ok_or_else(no_member)
 }
 
-/// Adds the user with `email`; 404 when no such user, 409 when already a member.
+/// Adds the user with `email`, inviting them when they have no account yet; 409 when already
+/// a member.
 pub async fn add(s: &mut Scoped, email: &str, role: Role) -> Result<Member, ApiError> {
-    let user_id = users::id_by_email(s.conn(), email)
-        .await?
-        .ok_or_else(|| ApiError::Status(ErrorCode::NotFound, "no user with this email; they must sign in once first".into()))?;
+    let user_id = users::invite(s.conn(), email).await?;
     let project_id = s.scope().project_id();
     sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(project_id)

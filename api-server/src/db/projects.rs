@@ -23,7 +23,7 @@ pub enum ProjectStatus {
     Active,
     /// Finished.
     Completed,
-    /// Kept read-only for reference.
+    /// Finished and kept for reference.
     Archived,
 }
 

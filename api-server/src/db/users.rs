@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::Object;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -49,7 +49,16 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, ApiError> {
     Ok(sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await?)
 }
 
-/// The id of the live user with `email`.
-pub async fn id_by_email<'e>(conn: impl PgExecutor<'e>, email: &str) -> Result<Option<Uuid>, ApiError> {
-    Ok(sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL").bind(email).fetch_optional(conn).await?)
+/// The id of the live user with `email`, creating the user (an invitation: they sign in later
+/// with that address) when there is none. Answering the same for known and unknown addresses
+/// keeps the endpoint from revealing who has an account.
+pub async fn invite(conn: &mut sqlx::PgConnection, email: &str) -> Result<Uuid, ApiError> {
+    let name = email.split('@').next().unwrap_or(email);
+    sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, $2, $3) ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING")
+        .bind(Uuid::now_v7())
+        .bind(email)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL").bind(email).fetch_one(&mut *conn).await?)
 }
