@@ -35,6 +35,19 @@ fn production_refuses_insecure_settings() {
     let (status, _, stderr) = run(&["serve"], &[("JEEX_ENV", "production")]);
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    // Outside development no key is generated: a missing signing key stops start-up.
+    let (status, _, stderr) = run(&["serve"], &[("JEEX_ENV", "production"), ("DATABASE_URL", &migrated_database_url())]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("JEEX_JWT_PRIVATE_KEY"), "{stderr}");
+    let missing = [
+        ("JEEX_ENV", "staging"),
+        ("DATABASE_URL", &migrated_database_url()),
+        ("JEEX_JWT_PRIVATE_KEY", "/nonexistent/k.key.pem"),
+        ("JEEX_JWT_PUBLIC_KEYS", "/nonexistent/k.pub.pem"),
+    ];
+    let (status, _, stderr) = run(&["serve"], &missing);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("JEEX_JWT_PRIVATE_KEY") && stderr.contains("/nonexistent/k.key.pem"), "{stderr}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ use crate::{
 
 /// A refresh or logout request. Browser apps relying on the refresh cookie send `{}`.
 #[derive(Object, Default)]
+#[oai(example)]
 #[oai(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
@@ -179,5 +180,11 @@ impl AuthApi {
         let user = users::login(pool, &email, name.as_deref()).await?;
         let pair = tokens::issue(state.access_tokens(), state.config().auth.refresh_ttl, pool, user.id).await?;
         Ok(session(&state, pair, false))
+    }
+}
+
+impl poem_openapi::types::Example for RefreshRequest {
+    fn example() -> Self {
+        Self { refresh_token: Some("q3J0b2tlbi1leGFtcGxlLW5vdC1hLXJlYWwtb25lLTEyMzQ1Ng".into()) }
     }
 }

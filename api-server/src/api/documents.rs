@@ -56,6 +56,7 @@ impl poem_openapi::types::Example for CreateDocument {
 
 /// Changes to a document; omitted fields stay as they are.
 #[derive(Object)]
+#[oai(example)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateDocument {
     /// New title.
@@ -205,5 +206,11 @@ impl DocumentsApi {
         documents::delete(&mut s, document_id.0, expected.as_deref()).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)
+    }
+}
+
+impl poem_openapi::types::Example for UpdateDocument {
+    fn example() -> Self {
+        Self { title: Some("Requirements v2".into()), content: None, language: None, metadata: None }
     }
 }

@@ -42,6 +42,7 @@ impl poem_openapi::types::Example for AddMember {
 
 /// A role change.
 #[derive(Object)]
+#[oai(example)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateMember {
     /// The new role.
@@ -118,5 +119,11 @@ impl MembersApi {
         members::remove(&mut s, user_id.0).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)
+    }
+}
+
+impl poem_openapi::types::Example for UpdateMember {
+    fn example() -> Self {
+        Self { role: Role::Viewer }
     }
 }

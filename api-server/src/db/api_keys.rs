@@ -19,6 +19,7 @@ use crate::{
 
 /// A key as listed (never its secret).
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct ApiKeyInfo {
     /// Key id.
     pub id: Uuid,
@@ -118,4 +119,18 @@ pub async fn find_presented(pool: &PgPool, prefix: &str) -> Result<Option<Presen
     .await?;
     tx.commit().await?;
     Ok(key)
+}
+
+impl poem_openapi::types::Example for ApiKeyInfo {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000004),
+            name: "CI importer".into(),
+            prefix: "Q3xk9TzP0aLm".into(),
+            role: Role::Editor,
+            created_by: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            expires_at: None,
+        }
+    }
 }

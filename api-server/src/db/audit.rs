@@ -13,6 +13,7 @@ use crate::error::ApiError;
 
 /// One recorded change.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct AuditEntry {
     /// Entry id.
     pub id: Uuid,
@@ -69,4 +70,20 @@ pub async fn list(s: &mut Scoped, page: &Page) -> Result<Paged<AuditEntry>, ApiE
     .fetch_all(conn)
     .await?;
     Ok(Paged::keyset(rows, page, |e| e.id))
+}
+
+impl poem_openapi::types::Example for AuditEntry {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000005),
+            actor_user_id: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
+            actor_api_key_id: None,
+            action: "document.update".into(),
+            entity_type: "document".into(),
+            entity_id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000003),
+            correlation_id: "0193b5e4-8f7a-7c2e-b8a1-5e2d0c9f4a11".into(),
+            details: serde_json::json!({ "fields": ["title"], "version": 2 }),
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+        }
+    }
 }

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// A document with its content.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct Document {
     /// Document id.
     pub id: Uuid,
@@ -39,6 +40,7 @@ pub struct Document {
 
 /// A document in a list: everything but the content, plus the search rank.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct DocumentSummary {
     /// Document id.
     pub id: Uuid,
@@ -217,5 +219,38 @@ async fn missing_or_changed(s: &mut Scoped, id: Uuid) -> ApiError {
     match get(s, id).await {
         Ok(_) => ApiError::Status(ErrorCode::PreconditionFailed, "the document has changed since the given ETag; fetch it again".into()),
         Err(e) => e,
+    }
+}
+
+impl poem_openapi::types::Example for Document {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000003),
+            project_id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000001),
+            title: "Requirements".into(),
+            content: "The system shall isolate every project's data.".into(),
+            language: "en".into(),
+            metadata: serde_json::json!({ "source": "workshop" }),
+            created_by: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            version: 1,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for DocumentSummary {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000003),
+            title: "Requirements".into(),
+            language: "en".into(),
+            metadata: serde_json::json!({ "source": "workshop" }),
+            content_length: 46,
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            version: 1,
+            rank: Some(0.6),
+        }
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// A member of a project.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct Member {
     /// The user's id.
     pub user_id: Uuid,
@@ -118,5 +119,18 @@ fn role_text(role: Role) -> &'static str {
         Role::Viewer => "viewer",
         Role::Editor => "editor",
         Role::Owner => "owner",
+    }
+}
+
+impl poem_openapi::types::Example for Member {
+    fn example() -> Self {
+        Self {
+            user_id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002),
+            email: "ann@example.com".into(),
+            name: "Ann".into(),
+            role: Role::Owner,
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+        }
     }
 }

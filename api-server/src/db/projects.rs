@@ -29,6 +29,7 @@ pub enum ProjectStatus {
 
 /// A project.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct Project {
     /// Project id.
     pub id: Uuid,
@@ -169,4 +170,20 @@ pub async fn delete(s: &mut Scoped, expected: Expected<'_>) -> Result<(), ApiErr
     .await?;
     deleted.ok_or_else(precondition_failed)?;
     audit::record(s, "project.delete", "project", id, serde_json::json!({})).await
+}
+
+impl poem_openapi::types::Example for Project {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000001),
+            name: "Website relaunch".into(),
+            status: ProjectStatus::Active,
+            current_step: 2,
+            language: "en".into(),
+            created_by: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+            version: 3,
+        }
+    }
 }

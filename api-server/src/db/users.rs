@@ -9,6 +9,7 @@ use crate::error::ApiError;
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[oai(example)]
 pub struct User {
     /// User id (the `sub` of their tokens).
     pub id: Uuid,
@@ -61,4 +62,16 @@ pub async fn invite(conn: &mut sqlx::PgConnection, email: &str) -> Result<Uuid, 
         .execute(&mut *conn)
         .await?;
     Ok(sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL").bind(email).fetch_one(&mut *conn).await?)
+}
+
+impl poem_openapi::types::Example for User {
+    fn example() -> Self {
+        Self {
+            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002),
+            email: "ann@example.com".into(),
+            name: "Ann".into(),
+            last_login_at: Some("2026-11-24T09:30:00Z".parse().unwrap_or_default()),
+            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
+        }
+    }
 }
