@@ -40,7 +40,7 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
 
     let docs = service.swagger_ui();
     let router = Route::new()
-        .nest("/", service)
+        .nest_no_strip("/", service)
         .at("/openapi.json", poem::get(make_sync(move |_| spec_json.clone().with_content_type("application/json"))))
         .at("/openapi.yaml", poem::get(make_sync(move |_| spec_yaml.clone().with_content_type("application/yaml"))))
         .nest(DOCS_PATH, docs)
