@@ -5,7 +5,10 @@
 //!    through the release `jeex-api` (JWT verified, scope built, RLS settings applied, audit
 //!    row written), closed loop; versus the identical statements run by tasks on a pool of the
 //!    same size. Prints the ratio (target >= 0.5).
-//! 2. Latency: both endpoints at a fixed 1,000 req/s (open loop: latency counts from each
+//! 2. The Redis rate limiter: `GET /api/v1/projects/{id}` on a second instance with the limiter
+//!    on (Redis, a quota never reached) against the first with it off. Prints the ratio
+//!    (target >= 0.8).
+//! 3. Latency: both endpoints at a fixed 1,000 req/s (open loop: latency counts from each
 //!    request's scheduled time, so a stall is not hidden). Prints p50/p99 (target p99 < 20 ms).
 
 mod common;
@@ -72,23 +75,36 @@ async fn run() {
         .unwrap();
 
     let key = |f: &str| format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"));
-    let addr = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_jeex-api"))
-        .arg("serve")
-        .env("JEEX_ENV", "production")
-        .env("DATABASE_URL", &app_url)
-        .env("JEEX_HTTP_ADDR", addr.to_string())
-        .env("JEEX_DB_POOL_SIZE", (POOL - 10).to_string())
-        .env("JEEX_DB_POOL_MAX_OVERFLOW", "10")
-        .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
-        .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start jeex-api");
-    // wait_for_200 runs its own runtime: give it a thread outside this one.
-    std::thread::spawn(move || wait_for_200(addr, "/health/live")).join().expect("jeex-api answers");
-    let server = Target { child, addr };
+    let start = |limited: bool| {
+        let addr = free_addr();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeex-api"));
+        cmd.arg("serve")
+            .env("JEEX_ENV", "production")
+            .env("DATABASE_URL", &app_url)
+            .env("JEEX_HTTP_ADDR", addr.to_string())
+            .env("JEEX_DB_POOL_SIZE", (POOL - 10).to_string())
+            .env("JEEX_DB_POOL_MAX_OVERFLOW", "10")
+            .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
+            .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null());
+        if limited {
+            // The limiter runs on every request, but the quota is never reached.
+            let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
+            cmd.env("REDIS_URL", redis)
+                .env("JEEX_REDIS_PREFIX", format!("bench:{}:", Uuid::now_v7().simple()))
+                .env("JEEX_RATE_LIMIT_READS", "1000000/1s")
+                .env("JEEX_RATE_LIMIT_WRITES", "1000000/1s");
+        } else {
+            cmd.env("JEEX_RATE_LIMIT_READS", "off").env("JEEX_RATE_LIMIT_WRITES", "off");
+        }
+        let child = cmd.spawn().expect("start jeex-api");
+        // wait_for_200 runs its own runtime: give it a thread outside this one.
+        std::thread::spawn(move || wait_for_200(addr, "/health/live")).join().expect("jeex-api answers");
+        Target { child, addr }
+    };
+    let server = start(false);
+    let limited = start(true);
     let now = jsonwebtoken::get_current_timestamp();
     let claims = serde_json::json!({
         "iss": "jeex", "aud": "jeex-api", "sub": user.to_string(), "exp": now + 3600, "nbf": now, "iat": now, "jti": "bench",
@@ -104,6 +120,7 @@ async fn run() {
     let pool = PgPoolOptions::new().max_connections(POOL).connect(&app_url).await.unwrap();
     let bare_get = bare(&pool, user, project, false).await;
     let http_get = closed_loop(&server, &get_path, None, &bearer).await;
+    let limited_get = closed_loop(&limited, &get_path, None, &bearer).await;
     let bare_post = bare(&pool, user, project, true).await;
     let http_post = closed_loop(&server, &post_path, Some(DOC_BODY), &bearer).await;
     let fixed_get = open_loop(&server, &get_path, None, &bearer).await;
@@ -115,12 +132,16 @@ async fn run() {
         let ratio = h / b;
         println!("{name:<44} {b:>10.0} {h:>10.0} {ratio:>8.2}  (target >= 0.50: {})", verdict(ratio >= 0.5));
     }
+    let ratio = limited_get / http_get;
+    println!("\nrate limiter: GET /projects/{{id}} {limited_get:.0} req/s with the Redis limiter on, {http_get:.0} off");
+    println!("ratio on/off {ratio:.2}  (target >= 0.80: {})", verdict(ratio >= 0.8));
     println!("\nlatency at a fixed {RATE} req/s for {}s (open loop)", MEASURE.as_secs());
     for (name, (p50, p99, sent)) in [("GET /projects/{id}", fixed_get), ("POST /projects/{id}/documents", fixed_post)] {
         println!("{name:<44} p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  ({sent} requests; p99 target < 20 ms: {})", verdict(p99 < 20.0));
     }
 
     drop(server);
+    drop(limited);
     pool.close().await;
     owner.close().await;
     let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;

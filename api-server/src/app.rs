@@ -54,6 +54,7 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
         expose_internal: config.expose_error_details,
         timeout: config.request_timeout,
         body_limit: config.body_limit,
+        state,
     }
     .boxed()
 }

@@ -140,6 +140,28 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "ceiling on Redis connections per process; commands share one multiplexed, self-reconnecting connection, and dedicated connections (event streams) draw from the rest",
     },
     Variable {
+        name: "JEEX_REDIS_PREFIX",
+        default: "jeex:",
+        meaning: "prefix of every Redis key the server writes, so deployments and tests can share one Redis",
+    },
+    Variable {
+        name: "JEEX_RATE_LIMIT_READS",
+        default: "300/60s",
+        meaning: "GET/HEAD API requests allowed per window, for each client IP, each user and each project; `off` disables",
+    },
+    Variable { name: "JEEX_RATE_LIMIT_WRITES", default: "60/60s", meaning: "other API requests allowed per window, keyed the same way" },
+    Variable { name: "JEEX_RATE_LIMIT_AUTH", default: "10/60s", meaning: "/api/v1/auth/* requests allowed per window, keyed the same way" },
+    Variable {
+        name: "JEEX_RATE_LIMIT_ON_REDIS_ERROR",
+        default: "open",
+        meaning: "when the Redis limiter fails: `open` serves the request (logged, counted in jeex_rate_limit_errors_total), `closed` answers 503",
+    },
+    Variable {
+        name: "JEEX_TRUSTED_PROXIES",
+        default: "unset",
+        meaning: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client; from any other peer it is ignored",
+    },
+    Variable {
         name: "QDRANT_URL",
         default: "unset: Qdrant disabled",
         meaning: "Qdrant gRPC URL, e.g. http://localhost:6334 (https enables TLS)",
@@ -331,6 +353,58 @@ pub struct AuthConfig {
     pub dev_key_dir: Option<PathBuf>,
 }
 
+/// Requests allowed per window for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests per window.
+    pub limit: u32,
+    /// Window length.
+    pub window: Duration,
+}
+
+/// An address or network whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedNet {
+    /// Network address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl TrustedNet {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let (a, b, bits) = match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32u32),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
+            (IpAddr::V6(a), IpAddr::V4(b)) => (u128::from(a), u128::from(b.to_ipv6_mapped()), 128u32),
+            (IpAddr::V4(a), IpAddr::V6(b)) => match b.to_ipv4_mapped() {
+                Some(b) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32u32),
+                None => return false,
+            },
+        };
+        let prefix = u32::from(self.prefix);
+        let shift = bits - prefix;
+        prefix == 0 || (a >> shift) == (b >> shift)
+    }
+}
+
+/// Rate limiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// GET/HEAD API requests (`None`: not limited).
+    pub reads: Option<Quota>,
+    /// Other API requests.
+    pub writes: Option<Quota>,
+    /// Auth endpoints.
+    pub auth: Option<Quota>,
+    /// Serve requests when the Redis limiter fails.
+    pub fail_open: bool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<TrustedNet>,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -364,6 +438,10 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// Redis connection ceiling.
     pub redis_max_connections: u32,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Rate limiting.
+    pub rate_limit: RateLimitConfig,
     /// Qdrant, if configured.
     pub qdrant: Option<QdrantConfig>,
     /// Telemetry.
@@ -446,6 +524,11 @@ impl Config {
             .map(|u| check_url("REDIS_URL", &u, &["redis", "rediss", "redis+unix", "unix"], "redis://localhost:6379/0").map(Secret))
             .transpose()?;
         let redis_max_connections = parse_count(&get, "JEEX_REDIS_MAX_CONNECTIONS", 50, 1)?;
+        let redis_prefix = get("JEEX_REDIS_PREFIX").unwrap_or_else(|| "jeex:".into());
+        if redis_prefix.len() > 64 || redis_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err("JEEX_REDIS_PREFIX", "must be at most 64 characters without spaces".into(), "jeex:"));
+        }
+        let rate_limit = parse_rate_limit(&get)?;
 
         let collection = get("JEEX_QDRANT_COLLECTION").unwrap_or_else(|| "jeex_embeddings".into());
         if !collection.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || collection.len() > 255 {
@@ -505,6 +588,8 @@ impl Config {
             pool,
             redis_url,
             redis_max_connections,
+            redis_prefix,
+            rate_limit,
             qdrant,
             telemetry,
         };
@@ -596,6 +681,59 @@ pub fn parse_size(v: &str) -> Result<usize, String> {
         Some(bytes) if (1..=1 << 30).contains(&bytes) => Ok(bytes),
         _ => Err(format!("{v:?} must be between 1 byte and 1GiB")),
     }
+}
+
+fn parse_quota(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: &str) -> Result<Option<Quota>, ConfigError> {
+    parse_with(get, name, default, "120/60s", |v| {
+        if v == "off" {
+            return Ok(None);
+        }
+        let (limit, window) = v.split_once('/').ok_or_else(|| format!("{v:?} is not requests/window such as 120/60s, or off"))?;
+        let limit: u32 = limit
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| format!("{limit:?} is not a count from 1 to 1000000"))?;
+        let window = humantime::parse_duration(window.trim()).map_err(|_| format!("{window:?} is not a duration such as 60s"))?;
+        if window < Duration::from_secs(1) || window > Duration::from_secs(86_400) {
+            return Err("the window must be from 1s to 24h".into());
+        }
+        Ok(Some(Quota { limit, window }))
+    })
+}
+
+fn parse_rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimitConfig, ConfigError> {
+    let fail_open = match get("JEEX_RATE_LIMIT_ON_REDIS_ERROR").as_deref() {
+        None | Some("open") => true,
+        Some("closed") => false,
+        Some(other) => return Err(err("JEEX_RATE_LIMIT_ON_REDIS_ERROR", format!("{other:?} is not open or closed"), "open")),
+    };
+    let mut trusted_proxies = Vec::new();
+    for item in get("JEEX_TRUSTED_PROXIES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (addr, prefix) = match item.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| err("JEEX_TRUSTED_PROXIES", format!("{item:?} is not an IP address or CIDR"), "10.0.0.0/8,127.0.0.1"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                err("JEEX_TRUSTED_PROXIES", format!("{item:?} has a prefix length outside 0–{max}"), "10.0.0.0/8,127.0.0.1")
+            })?,
+        };
+        trusted_proxies.push(TrustedNet { addr, prefix });
+    }
+    Ok(RateLimitConfig {
+        reads: parse_quota(get, "JEEX_RATE_LIMIT_READS", "300/60s")?,
+        writes: parse_quota(get, "JEEX_RATE_LIMIT_WRITES", "60/60s")?,
+        auth: parse_quota(get, "JEEX_RATE_LIMIT_AUTH", "10/60s")?,
+        fail_open,
+        trusted_proxies,
+    })
 }
 
 fn parse_auth(get: &impl Fn(&str) -> Option<String>, dev: bool, data_dir: &std::path::Path) -> Result<AuthConfig, ConfigError> {
@@ -723,6 +861,18 @@ mod tests {
         assert_eq!(c.auth.dev_key_dir, Some(PathBuf::from(".jeex/jwt")));
         assert!(!c.auth.cookie_secure);
         assert_eq!(c.document_max_bytes, 512 << 10);
+        assert_eq!(c.rate_limit.writes, Some(Quota { limit: 60, window: Duration::from_secs(60) }));
+        assert!(c.rate_limit.fail_open && c.rate_limit.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn trusted_networks_match_by_prefix() {
+        let c = cfg(&[("JEEX_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7, ::1"), ("JEEX_RATE_LIMIT_AUTH", "off")]).unwrap();
+        let nets = &c.rate_limit.trusted_proxies;
+        let trusted = |ip: &str| nets.iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(trusted("10.200.3.4") && trusted("192.168.1.7") && trusted("::1"));
+        assert!(!trusted("11.0.0.1") && !trusted("192.168.1.8") && !trusted("127.0.0.1"));
+        assert_eq!(c.rate_limit.auth, None);
     }
 
     #[test]
@@ -740,6 +890,10 @@ mod tests {
             ("JEEX_JWT_ALGORITHM", "none"),
             ("JEEX_JWT_LEEWAY", "5m"),
             ("JEEX_DOCUMENT_MAX_SIZE", "huge"),
+            ("JEEX_RATE_LIMIT_READS", "lots"),
+            ("JEEX_RATE_LIMIT_WRITES", "10/0s"),
+            ("JEEX_RATE_LIMIT_ON_REDIS_ERROR", "maybe"),
+            ("JEEX_TRUSTED_PROXIES", "10.0.0.0/33"),
         ] {
             let e = cfg(&[(var, val)]).unwrap_err();
             assert_eq!(e.variable, var);

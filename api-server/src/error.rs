@@ -55,6 +55,9 @@ pub struct Problem {
     /// Field-level errors, present for validation failures.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<FieldError>>,
+    /// The rate-limit policies a 429 exceeded.
+    #[oai(rename = "violated-policies", skip_serializing_if_is_none)]
+    pub violated_policies: Option<Vec<String>>,
 }
 
 impl poem_openapi::types::Example for Problem {
@@ -68,6 +71,7 @@ impl poem_openapi::types::Example for Problem {
             code: "VALIDATION_FAILED".into(),
             correlation_id: "0193b5e4-8f7a-7c2e-b8a1-5e2d0c9f4a11".into(),
             errors: Some(vec![<FieldError as poem_openapi::types::Example>::example()]),
+            violated_policies: None,
         }
     }
 }
@@ -256,6 +260,9 @@ enum ProblemResponses {
     /// The request body's content type is not accepted.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(poem_openapi::payload::Json<Problem>),
+    /// A rate limit is used up (`Retry-After`, `RateLimit`, `RateLimit-Policy` say when to retry).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(poem_openapi::payload::Json<Problem>),
     /// The server failed.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(poem_openapi::payload::Json<Problem>),
@@ -276,6 +283,7 @@ impl Problem {
             code: code.as_str().into(),
             correlation_id: String::new(),
             errors: None,
+            violated_policies: None,
         }
     }
 

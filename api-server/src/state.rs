@@ -7,6 +7,7 @@ use crate::{
     config::{Config, Environment},
     db::gate::DatabaseGate,
     deps::Dependencies,
+    ratelimit::Limiter,
     telemetry::metrics::Metrics,
 };
 
@@ -22,6 +23,7 @@ struct Inner {
     metrics: Metrics,
     tokens: AccessTokens,
     gate: DatabaseGate,
+    limiter: Limiter,
     started: Instant,
 }
 
@@ -29,7 +31,18 @@ impl AppState {
     /// Assembles the state.
     pub fn new(config: Config, deps: Dependencies, metrics: Metrics, tokens: AccessTokens) -> Self {
         let gate = DatabaseGate::new(config.env == Environment::Production);
-        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, started: Instant::now() }) }
+        let limiter = Limiter::new(
+            config.rate_limit.clone(),
+            config.redis_prefix.clone(),
+            deps.redis.as_ref().map(|r| r.connection()),
+            metrics.rate_limit_errors.clone(),
+        );
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, started: Instant::now() }) }
+    }
+
+    /// The rate limiter.
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
     }
 
     /// Whether the database may be served (schema version, role safety).

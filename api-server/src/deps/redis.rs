@@ -30,6 +30,11 @@ impl Redis {
         Ok(Self { manager })
     }
 
+    /// The shared connection (cheap to clone; all clones multiplex one connection).
+    pub fn connection(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
     /// `PING`.
     pub async fn probe(&self) -> Result<(), String> {
         let mut conn = self.manager.clone();

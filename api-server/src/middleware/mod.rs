@@ -9,6 +9,8 @@
 //! 3. [`security_headers`] — on every response, errors and docs included;
 //! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins; then [`options`]
 //!    answers a plain `OPTIONS` with `Allow`;
+//!    [`rate_limit`] then refuses a request over its quota (429) or notes the quota's state
+//!    for the response headers;
 //! 5. [`compression`] — brotli/gzip over 1 KiB, never event streams;
 //! 6. [`problem`] — every error below becomes RFC 9457 problem JSON;
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
@@ -25,6 +27,7 @@ pub mod observe;
 pub mod options;
 pub mod panic;
 pub mod problem;
+pub mod rate_limit;
 pub mod security_headers;
 pub mod timeout;
 
@@ -35,7 +38,13 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
 use self::{correlation::CorrelationId, cors::Decision};
-use crate::{config::CorsConfig, routes::RouteTable};
+use crate::{
+    config::CorsConfig,
+    error::{ErrorCode, Problem},
+    ratelimit::Verdict,
+    routes::RouteTable,
+    state::AppState,
+};
 
 /// The chain around an endpoint.
 pub struct Chain<E> {
@@ -55,6 +64,8 @@ pub struct Chain<E> {
     pub timeout: Duration,
     /// Body size limit in bytes.
     pub body_limit: usize,
+    /// Shared state (the rate limiter and the token verifier it keys users with).
+    pub state: AppState,
 }
 
 impl<E: Endpoint> Endpoint for Chain<E> {
@@ -90,13 +101,29 @@ impl<E: Endpoint> Chain<E> {
         if let Some(resp) = options::answer(&self.routes, &req) {
             return resp;
         }
+        let verdict = rate_limit::decide(&self.state, &self.routes, &req, path).await;
+        match verdict {
+            Verdict::Refused(class, quota, outcome) => return rate_limit::refused(class, quota, outcome, path, id),
+            Verdict::Unavailable => {
+                let problem =
+                    Problem::new(ErrorCode::Unavailable, "the rate limiter is unavailable; retry shortly").for_request(path, &id.0);
+                let mut resp = problem.into_response();
+                resp.headers_mut().insert(poem::http::header::RETRY_AFTER, poem::http::HeaderValue::from_static("1"));
+                return resp;
+            }
+            Verdict::Allowed(..) | Verdict::Unlimited => {}
+        }
         let to_problem = |err: poem::Error| problem::respond(&self.routes, self.expose_internal, &err, path, id);
         let algo = compression::requested(&req);
         let resp = self.guarded(req).await.unwrap_or_else(to_problem);
-        match algo {
+        let mut resp = match algo {
             Some(algo) => compression::compress(resp, algo).await.unwrap_or_else(to_problem),
             None => resp,
+        };
+        if let Verdict::Allowed(class, quota, outcome) = verdict {
+            rate_limit::annotate(&mut resp, class, quota, outcome);
         }
+        resp
     }
 
     /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`.

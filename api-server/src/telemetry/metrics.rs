@@ -3,7 +3,7 @@
 
 use opentelemetry::{
     KeyValue,
-    metrics::{Histogram, Meter, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter},
 };
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub request_duration: Histogram<f64>,
     /// `http.server.active_requests`, by method.
     pub active_requests: UpDownCounter<i64>,
+    /// `jeex.rate_limit.errors`: limiter checks that failed because Redis did not answer.
+    pub rate_limit_errors: Counter<u64>,
 }
 
 impl Metrics {
@@ -63,6 +65,10 @@ impl Metrics {
                 .i64_up_down_counter("http.server.active_requests")
                 .with_unit("{request}")
                 .with_description("Number of active HTTP server requests.")
+                .build(),
+            rate_limit_errors: meter
+                .u64_counter("jeex.rate_limit.errors")
+                .with_description("Rate-limit checks that failed because Redis did not answer.")
                 .build(),
             provider,
             registry,

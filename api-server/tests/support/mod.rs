@@ -98,6 +98,11 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         ("JEEX_HEALTH_TIMEOUT".into(), "1s".into()),
         ("JEEX_JWT_PRIVATE_KEY".into(), key("k1.key.pem")),
         ("JEEX_JWT_PUBLIC_KEYS".into(), format!("{},{}", key("k1.pub.pem"), key("k2.pub.pem"))),
+        // Tests share one Redis and one client address: generous quotas, and keys of their own.
+        ("JEEX_REDIS_PREFIX".into(), format!("test:{}:", uuid::Uuid::now_v7().simple())),
+        ("JEEX_RATE_LIMIT_READS".into(), "100000/60s".into()),
+        ("JEEX_RATE_LIMIT_WRITES".into(), "100000/60s".into()),
+        ("JEEX_RATE_LIMIT_AUTH".into(), "100000/60s".into()),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());

@@ -1,0 +1,67 @@
+//! The shared limiter: one Lua script evaluates and records every key of a request in one
+//! round trip, atomically, on Redis's own clock (so replicas with skewed clocks agree).
+
+use redis::{Script, aio::ConnectionManager};
+
+use super::gcra::{Outcome, params};
+use crate::config::Quota;
+
+/// KEYS: the request's buckets. ARGV: emission interval and window (µs). Returns
+/// {allowed, remaining, reset µs} with the same arithmetic as `gcra::evaluate`.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local next = {}
+local retry = 0
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  if new_tat - now > window then
+    retry = math.max(retry, new_tat - window - now)
+  end
+  next[i] = new_tat
+end
+if retry > 0 then
+  return {0, 0, retry}
+end
+local remaining = -1
+local reset = 0
+for i, key in ipairs(KEYS) do
+  local ahead = next[i] - now
+  redis.call('SET', key, string.format('%.0f', next[i]), 'PX', math.max(1, math.ceil(ahead / 1000)))
+  local left = math.floor((window - ahead) / interval)
+  if remaining < 0 or left < remaining then remaining = left end
+  if ahead > reset then reset = ahead end
+end
+return {1, remaining, reset}
+";
+
+/// The script, loaded once and run by hash (`EVALSHA`, falling back to `EVAL`).
+pub struct RedisStore {
+    conn: ConnectionManager,
+    script: Script,
+}
+
+impl RedisStore {
+    /// Uses `conn` (the shared, self-reconnecting connection).
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self { conn, script: Script::new(GCRA) }
+    }
+
+    /// Evaluates and records one request against every key.
+    pub async fn check(&self, keys: &[String], quota: Quota) -> Result<Outcome, redis::RedisError> {
+        let (interval, window) = params(quota);
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(interval).arg(window);
+        let mut conn = self.conn.clone();
+        let (allowed, remaining, micros): (i64, i64, i64) = invocation.invoke_async(&mut conn).await?;
+        let reset_secs = (micros.max(0) as u64).div_ceil(1_000_000).max(1);
+        Ok(Outcome { allowed: allowed == 1, remaining: remaining.max(0) as u64, reset_secs })
+    }
+}

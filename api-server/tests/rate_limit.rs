@@ -1,0 +1,135 @@
+//! Issue 4, acceptance 7: the (N+1)-th request in the window gets 429 with `Retry-After`,
+//! `RateLimit` and `RateLimit-Policy`; two instances share one budget; a spoofed
+//! `X-Forwarded-For` from an untrusted peer is ignored; with Redis down requests are still
+//! served (fail-open) unless the policy says otherwise.
+
+mod support;
+
+use jeex_e2e::net::closed_port;
+use reqwest::Response;
+use serde_json::Value;
+
+fn header(resp: &Response, name: &str) -> String {
+    resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+fn prefix() -> String {
+    format!("rl-test:{}:", uuid::Uuid::now_v7().simple())
+}
+
+async fn get(app: &support::TestApp, path: &str, forwarded_for: Option<&str>) -> Response {
+    let mut req = support::client().get(app.url(path));
+    if let Some(xff) = forwarded_for {
+        req = req.header("x-forwarded-for", xff);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_over_quota_gets_429_with_the_draft_headers() {
+    let p = prefix();
+    let app = support::start(support::config(&[("JEEX_REDIS_PREFIX", &p), ("JEEX_RATE_LIMIT_READS", "3/60s")])).await;
+    for remaining in [2, 1, 0] {
+        let resp = get(&app, "/api/v1/projects", None).await;
+        assert_eq!(resp.status(), 401, "counted before authentication");
+        assert_eq!(header(&resp, "ratelimit-policy"), "\"reads\";q=3;w=60");
+        let limit = header(&resp, "ratelimit");
+        assert!(limit.starts_with(&format!("\"reads\";r={remaining};t=")), "{limit}");
+    }
+    let resp = get(&app, "/api/v1/projects", None).await;
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = header(&resp, "retry-after").parse().unwrap();
+    let limit = header(&resp, "ratelimit");
+    let t: u64 = limit.rsplit("t=").next().unwrap().parse().unwrap();
+    assert!(limit.starts_with("\"reads\";r=0;"), "{limit}");
+    assert!(retry_after >= t && t >= 1, "Retry-After {retry_after} is never earlier than t={t}");
+    assert!((19..=21).contains(&retry_after), "one slot frees after 60s/3: {retry_after}");
+    assert_eq!(header(&resp, "content-type"), "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "https://iana.org/assignments/http-problem-types#quota-exceeded");
+    assert_eq!(body["violated-policies"], serde_json::json!(["reads"]));
+    assert_eq!((body["status"].as_u64(), body["code"].as_str()), (Some(429), Some("RATE_LIMITED")));
+    // Writes have their own budget; health, metrics and docs are never limited.
+    let resp = support::client().post(app.url("/api/v1/projects")).json(&serde_json::json!({"name": "x"})).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    for path in ["/health/live", "/health/ready", "/metrics", "/openapi.json"] {
+        let resp = get(&app, path, None).await;
+        assert_ne!(resp.status(), 429, "{path}");
+        assert!(resp.headers().get("ratelimit").is_none(), "{path} carries no rate-limit fields");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_budget() {
+    let p = prefix();
+    let overrides = [("JEEX_REDIS_PREFIX", p.as_str()), ("JEEX_RATE_LIMIT_READS", "4/60s")];
+    let one = support::start(support::config(&overrides)).await;
+    let two = support::start(support::config(&overrides)).await;
+    for app in [&one, &two, &one, &two] {
+        assert_eq!(get(app, "/api/v1/projects", None).await.status(), 401);
+    }
+    assert_eq!(get(&one, "/api/v1/projects", None).await.status(), 429);
+    assert_eq!(get(&two, "/api/v1/projects", None).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let untrusted = support::start(support::config(&[("JEEX_REDIS_PREFIX", &prefix()), ("JEEX_RATE_LIMIT_READS", "2/60s")])).await;
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        ["203.0.113.1", "203.0.113.2", "203.0.113.3"].map(|ip| get(&untrusted, "/api/v1/projects", Some(ip))),
+    )
+    .await
+    .iter()
+    .map(|r| r.status().as_u16())
+    .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "a spoofed header does not buy a new budget: {statuses:?}");
+
+    let trusted = support::start(support::config(&[
+        ("JEEX_REDIS_PREFIX", &prefix()),
+        ("JEEX_RATE_LIMIT_READS", "2/60s"),
+        ("JEEX_TRUSTED_PROXIES", "127.0.0.0/8"),
+    ]))
+    .await;
+    for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        assert_eq!(
+            get(&trusted, "/api/v1/projects", Some(ip)).await.status(),
+            401,
+            "behind a trusted proxy each client has its own budget"
+        );
+    }
+    assert_eq!(get(&trusted, "/api/v1/projects", Some("203.0.113.9, 203.0.113.1")).await.status(), 401);
+    assert_eq!(get(&trusted, "/api/v1/projects", Some("203.0.113.9, 203.0.113.1")).await.status(), 429, "the nearest untrusted hop counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_by_default_and_closed_when_configured() {
+    let dead = format!("redis://127.0.0.1:{}/0", closed_port());
+    let open = support::start(support::config(&[("REDIS_URL", &dead), ("JEEX_RATE_LIMIT_READS", "1/60s")])).await;
+    for _ in 0..3 {
+        assert_eq!(get(&open, "/api/v1/projects", None).await.status(), 401, "served despite the limiter failing");
+    }
+    let metrics = get(&open, "/metrics", None).await.text().await.unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("jeex_rate_limit_errors_total") && !l.ends_with(" 0")), "{metrics}");
+
+    let closed = support::start(support::config(&[
+        ("REDIS_URL", &dead),
+        ("JEEX_RATE_LIMIT_READS", "1/60s"),
+        ("JEEX_RATE_LIMIT_ON_REDIS_ERROR", "closed"),
+    ]))
+    .await;
+    let resp = get(&closed, "/api/v1/projects", None).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(header(&resp, "retry-after"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_replica_limits_in_memory() {
+    let app = support::start(support::config(&[("REDIS_URL", ""), ("JEEX_RATE_LIMIT_WRITES", "2/60s")])).await;
+    let post = || support::client().post(app.url("/api/v1/auth/logout")).json(&serde_json::json!({})).send();
+    // Auth endpoints have their own class; writes elsewhere share another.
+    assert_eq!(post().await.unwrap().status(), 204);
+    let write = || support::client().delete(app.url(&format!("/api/v1/projects/{}", uuid::Uuid::now_v7()))).send();
+    let statuses =
+        [write().await.unwrap().status().as_u16(), write().await.unwrap().status().as_u16(), write().await.unwrap().status().as_u16()];
+    assert_eq!(statuses, [401, 401, 429]);
+}
