@@ -161,6 +161,18 @@ pub const VARIABLES: &[Variable] = &[
         default: "unset",
         meaning: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client; from any other peer it is ignored",
     },
+    Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
+    Variable {
+        name: "JEEX_OPERATION_LEASE",
+        default: "10s",
+        meaning: "how long a claimed operation stays with a replica without a heartbeat; after it, another replica resumes it",
+    },
+    Variable { name: "JEEX_OPERATION_MAX_ATTEMPTS", default: "3", meaning: "claims of one operation before it is failed" },
+    Variable {
+        name: "JEEX_IMPORT_BATCH_SIZE",
+        default: "200",
+        meaning: "documents inserted per transaction (and per progress step) by documents.import",
+    },
     Variable {
         name: "QDRANT_URL",
         default: "unset: Qdrant disabled",
@@ -390,6 +402,19 @@ impl TrustedNet {
     }
 }
 
+/// Long-running operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationsConfig {
+    /// Concurrent operations per process.
+    pub workers: u32,
+    /// Lease length.
+    pub lease: Duration,
+    /// Claims before an operation is failed.
+    pub max_attempts: u32,
+    /// Documents per import batch.
+    pub import_batch: u32,
+}
+
 /// Rate limiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
@@ -442,6 +467,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// Rate limiting.
     pub rate_limit: RateLimitConfig,
+    /// Operations and their workers.
+    pub operations: OperationsConfig,
     /// Qdrant, if configured.
     pub qdrant: Option<QdrantConfig>,
     /// Telemetry.
@@ -529,6 +556,12 @@ impl Config {
             return Err(err("JEEX_REDIS_PREFIX", "must be at most 64 characters without spaces".into(), "jeex:"));
         }
         let rate_limit = parse_rate_limit(&get)?;
+        let operations = OperationsConfig {
+            workers: parse_count(&get, "JEEX_WORKERS", 2, 0)?,
+            lease: parse_duration(&get, "JEEX_OPERATION_LEASE", "10s")?,
+            max_attempts: parse_count(&get, "JEEX_OPERATION_MAX_ATTEMPTS", 3, 1)?,
+            import_batch: parse_count(&get, "JEEX_IMPORT_BATCH_SIZE", 200, 1)?,
+        };
 
         let collection = get("JEEX_QDRANT_COLLECTION").unwrap_or_else(|| "jeex_embeddings".into());
         if !collection.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || collection.len() > 255 {
@@ -590,6 +623,7 @@ impl Config {
             redis_max_connections,
             redis_prefix,
             rate_limit,
+            operations,
             qdrant,
             telemetry,
         };

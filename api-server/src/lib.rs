@@ -11,6 +11,7 @@ pub mod devdb;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod ops;
 pub mod ratelimit;
 pub mod routes;
 pub mod run;

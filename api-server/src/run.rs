@@ -186,7 +186,9 @@ async fn serve_on(
     let addr = bound.local_addr;
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
     tracing::info!("Swagger UI: http://{addr}/docs");
+    let workers = crate::ops::worker::spawn(&state);
     let served = server::serve(bound, app::build(state), server::shutdown_signal(), config.shutdown_grace).await;
+    workers.stop().await;
     deps.close().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

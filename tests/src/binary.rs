@@ -19,7 +19,8 @@ pub fn jeex_api() -> PathBuf {
         let target_dir = profile_dir.parent().expect("target directory").to_path_buf();
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.current_dir(&workspace).args(["build", "--quiet", "-p", "jeex-api", "--bin", "jeex-api", "--target-dir"]).arg(&target_dir);
+        // The same invocation as `.ci/test`'s build step, so the features (and the artifact) match.
+        build.current_dir(&workspace).args(["build", "--quiet", "--workspace", "--bins", "--target-dir"]).arg(&target_dir);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

@@ -8,6 +8,7 @@ pub mod etag;
 pub mod health;
 pub mod members;
 pub mod metrics;
+pub mod operations;
 pub mod projects;
 pub mod responses;
 pub mod validation;
@@ -34,6 +35,8 @@ pub enum ApiTags {
     ApiKeys,
     /// The project's audit log.
     Audit,
+    /// Long-running work (imports, exports) with progress and cancellation.
+    Operations,
 }
 
 /// Every operation group, with `T` mounted last.
@@ -46,6 +49,7 @@ pub type Apis<T> = (
     documents::DocumentsApi,
     api_keys::ApiKeysApi,
     audit::AuditApi,
+    operations::OperationsApi,
     T,
 );
 
@@ -63,6 +67,7 @@ pub fn service<T: OpenApi>(extra: T) -> OpenApiService<Apis<T>, ()> {
         documents::DocumentsApi,
         api_keys::ApiKeysApi,
         audit::AuditApi,
+        operations::OperationsApi,
         extra,
     );
     OpenApiService::new(apis, TITLE, env!("CARGO_PKG_VERSION"))

@@ -3,7 +3,10 @@
 
 use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
 
-use crate::db::{api_keys::ApiKeyInfo, audit::AuditEntry, documents::DocumentSummary, members::Member, page::Paged, projects::Project};
+use crate::db::{
+    api_keys::ApiKeyInfo, audit::AuditEntry, documents::DocumentSummary, members::Member, operations::Operation, page::Paged,
+    projects::Project,
+};
 
 /// 201 with the new resource.
 #[derive(ApiResponse)]
@@ -72,4 +75,9 @@ list!(
     /// A page of audit entries.
     AuditList,
     AuditEntry
+);
+list!(
+    /// A page of operations.
+    OperationList,
+    Operation
 );

@@ -134,7 +134,7 @@ async fn locked(conn: &mut PgConnection, app_role: Option<&str>) -> Result<Repor
 /// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships, append-only audit.
 const GRANTS: &[&str] = &[
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
-    "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens, operations TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON project_members TO {role}",
     "GRANT SELECT, INSERT ON audit_log TO {role}",
     "GRANT SELECT ON _sqlx_migrations TO {role}",

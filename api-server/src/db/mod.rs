@@ -8,6 +8,7 @@ pub mod documents;
 pub mod gate;
 pub mod members;
 pub mod migrate;
+pub mod operations;
 pub mod page;
 pub mod projects;
 pub mod refresh_tokens;

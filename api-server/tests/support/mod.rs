@@ -61,14 +61,20 @@ impl TestApi {
     }
 }
 
-/// A served app; stops when dropped.
+/// A served app with its operation workers; stops when dropped.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     stop: Option<oneshot::Sender<()>>,
+    workers: Option<jeex_api::ops::worker::Workers>,
 }
 
 impl TestApp {
+    /// Kills the workers abruptly, as a crashed replica would: no heartbeat, no cleanup.
+    pub fn kill_workers(&mut self) {
+        self.workers.take();
+    }
+
     /// Full URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -125,8 +131,9 @@ pub async fn start(config: Config) -> TestApp {
     let bound = server::bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
     let base = format!("http://{}", bound.local_addr);
     let (stop, stopped) = oneshot::channel::<()>();
+    let workers = jeex_api::ops::worker::spawn(&state);
     tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
-    TestApp { base, stop: Some(stop) }
+    TestApp { base, stop: Some(stop), workers: Some(workers) }
 }
 
 /// A client that neither follows redirects nor decompresses, so tests see the wire.

@@ -1,0 +1,398 @@
+//! Operations. The API side works in a project [`Scoped`] transaction like every resource;
+//! the worker side (claim, heartbeat, progress, finish) runs in transactions that declare
+//! themselves the worker (`jeex.worker = claim`), the one policy that spans projects — and
+//! every change it makes is conditioned on holding the lease.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{
+    audit,
+    page::{Page, Paged},
+    scope::Scoped,
+};
+use crate::error::{ApiError, ErrorCode};
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
+#[sqlx(type_name = "text")]
+pub enum OperationKind {
+    /// Insert documents in batches, idempotently.
+    #[oai(rename = "documents.import")]
+    #[sqlx(rename = "documents.import")]
+    DocumentsImport,
+    /// Build a JSON bundle of the project and its documents.
+    #[oai(rename = "project.export")]
+    #[sqlx(rename = "project.export")]
+    ProjectExport,
+}
+
+/// Where an operation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
+#[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum OperationStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Done; the result is available.
+    Succeeded,
+    /// Gave up; `error` says why.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl OperationStatus {
+    /// Whether the operation has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// An operation as the API shows it (its input and result are fetched separately).
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct Operation {
+    /// Operation id.
+    pub id: Uuid,
+    /// Its project.
+    pub project_id: Uuid,
+    /// What it does.
+    pub kind: OperationKind,
+    /// Where it is.
+    pub status: OperationStatus,
+    /// Percent done.
+    pub progress: i16,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Claims so far (a replica that dies mid-way costs one).
+    pub attempt: i32,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// The user who started it.
+    pub created_by: Option<Uuid>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// First claimed.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, project_id, kind, status, progress, error, attempt, cancel_requested, created_by, created_at, updated_at, started_at, finished_at";
+
+fn not_found() -> ApiError {
+    ApiError::Status(ErrorCode::NotFound, "no such operation in this project".into())
+}
+
+/// Queues an operation in the scoped project.
+pub async fn create(s: &mut Scoped, kind: OperationKind, input: &serde_json::Value, max_attempts: u32) -> Result<Operation, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!(
+        "INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    );
+    let op = sqlx::query_as::<_, Operation>(&sql)
+        .bind(Uuid::now_v7())
+        .bind(scope.project_id())
+        .bind(kind)
+        .bind(input)
+        .bind(scope.caller().user_id())
+        .bind(scope.caller().api_key_id())
+        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .fetch_one(conn)
+        .await?;
+    audit::record(s, "operation.create", "operation", op.id, serde_json::json!({ "kind": kind_text(kind) })).await?;
+    Ok(op)
+}
+
+/// The project's operations, newest first.
+pub async fn list(s: &mut Scoped, status: Option<OperationStatus>, page: &Page) -> Result<Paged<Operation>, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM operations WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) \
+         AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+    );
+    let rows = sqlx::query_as::<_, Operation>(&sql)
+        .bind(scope.project_id())
+        .bind(status)
+        .bind(page.after()?)
+        .bind(page.fetch())
+        .fetch_all(conn)
+        .await?;
+    Ok(Paged::keyset(rows, page, |o| o.id))
+}
+
+/// One operation.
+pub async fn get(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!("SELECT {COLUMNS} FROM operations WHERE project_id = $1 AND id = $2");
+    sqlx::query_as::<_, Operation>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?.ok_or_else(not_found)
+}
+
+/// The result of a succeeded operation; 409 while it is not.
+pub async fn result(s: &mut Scoped, id: Uuid) -> Result<serde_json::Value, ApiError> {
+    let (scope, conn) = s.parts();
+    let row: Option<(OperationStatus, Option<serde_json::Value>)> =
+        sqlx::query_as("SELECT status, result FROM operations WHERE project_id = $1 AND id = $2")
+            .bind(scope.project_id())
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    match row.ok_or_else(not_found)? {
+        (OperationStatus::Succeeded, Some(result)) => Ok(result),
+        (status, _) => Err(ApiError::Status(ErrorCode::Conflict, format!("the operation is {}; it has no result", status_text(status)))),
+    }
+}
+
+/// Cancels: a queued operation ends at once; a running one is flagged and its worker stops
+/// at its next step (within a second). Ended operations stay as they are.
+pub async fn cancel(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
+    let (scope, conn) = s.parts();
+    let sql = format!(
+        "UPDATE operations SET \
+             cancel_requested = true, \
+             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+             finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END, \
+             updated_at = now() \
+         WHERE project_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
+    );
+    let cancelled = sqlx::query_as::<_, Operation>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?;
+    match cancelled {
+        Some(op) => {
+            audit::record(s, "operation.cancel", "operation", id, serde_json::json!({})).await?;
+            Ok(op)
+        }
+        None => get(s, id).await,
+    }
+}
+
+/// A claimed operation, as its worker needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// Id.
+    pub id: Uuid,
+    /// Project.
+    pub project_id: Uuid,
+    /// Kind.
+    pub kind: OperationKind,
+    /// Input.
+    pub input: serde_json::Value,
+    /// This claim's attempt number.
+    pub attempt: i32,
+    /// Creator (user).
+    pub created_by: Option<Uuid>,
+    /// Creator (API key).
+    pub created_by_key: Option<Uuid>,
+}
+
+async fn worker_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('jeex.worker', 'claim', true)").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Claims the oldest queued operation, or one whose lease expired. Operations out of
+/// attempts are failed on the way.
+pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
+    loop {
+        let mut tx = worker_tx(pool).await?;
+        let next: Option<(Uuid, i32, i32)> = sqlx::query_as(
+            "SELECT id, attempt, max_attempts FROM operations \
+             WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now()) \
+             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, attempt, max_attempts)) = next else { return Ok(None) };
+        if attempt >= max_attempts {
+            sqlx::query(
+                "UPDATE operations SET status = 'failed', error = $2, lease_owner = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .bind(format!("gave up after {attempt} attempts (the replicas running it stopped)"))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            continue;
+        }
+        let claimed = sqlx::query_as::<_, Claimed>(
+            "UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
+                 lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now() \
+             WHERE id = $1 RETURNING id, project_id, kind, input, attempt, created_by, created_by_key",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10)))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(Some(claimed));
+    }
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// Lease renewed; keep going.
+    Continue,
+    /// Lease renewed, but a cancel was requested.
+    Cancel,
+    /// The lease is no longer ours (it expired and another replica took over): stop.
+    Lost,
+}
+
+/// Renews the lease and reads the cancel flag.
+pub async fn heartbeat(pool: &PgPool, id: Uuid, owner: &str, lease: Duration) -> Result<Heartbeat, sqlx::Error> {
+    let mut tx = worker_tx(pool).await?;
+    let flag: Option<bool> = sqlx::query_scalar(
+        "UPDATE operations SET lease_expires_at = now() + $3 \
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING cancel_requested",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10)))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(match flag {
+        None => Heartbeat::Lost,
+        Some(true) => Heartbeat::Cancel,
+        Some(false) => Heartbeat::Continue,
+    })
+}
+
+/// Records progress while holding the lease.
+pub async fn progress(pool: &PgPool, id: Uuid, owner: &str, percent: i16) -> Result<bool, sqlx::Error> {
+    let mut tx = worker_tx(pool).await?;
+    let done =
+        sqlx::query("UPDATE operations SET progress = $3, updated_at = now() WHERE id = $1 AND lease_owner = $2 AND status = 'running'")
+            .bind(id)
+            .bind(owner)
+            .bind(percent.clamp(0, 100))
+            .execute(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends the operation while holding the lease. Returns whether it was still ours.
+pub async fn finish(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    status: OperationStatus,
+    result: Option<&serde_json::Value>,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = worker_tx(pool).await?;
+    let done = sqlx::query(
+        "UPDATE operations SET status = $3, result = $4, error = $5, \
+             progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END, \
+             lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(status)
+    .bind(result)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Inserts an import batch with ids derived from the operation, so a retried batch inserts
+/// nothing twice. Returns the rows actually inserted.
+pub async fn import_batch(s: &mut Scoped, rows: &ImportRows, operation: Uuid) -> Result<u64, ApiError> {
+    let (scope, conn) = s.parts();
+    let inserted = insert_rows(conn, scope.project_id(), scope.caller().user_id(), rows).await?;
+    audit::record(s, "document.import", "operation", operation, serde_json::json!({ "offered": rows.ids.len(), "inserted": inserted }))
+        .await?;
+    Ok(inserted)
+}
+
+/// Column arrays of one import batch.
+#[derive(Default)]
+pub struct ImportRows {
+    /// Derived ids.
+    pub ids: Vec<Uuid>,
+    /// Titles.
+    pub titles: Vec<String>,
+    /// Contents.
+    pub contents: Vec<String>,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Metadata objects.
+    pub metadata: Vec<serde_json::Value>,
+}
+
+async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>, rows: &ImportRows) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by) \
+         SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3 \
+         FROM UNNEST($1::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) AS r(id, title, content, language, metadata) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&rows.ids)
+    .bind(project)
+    .bind(user)
+    .bind(&rows.titles)
+    .bind(&rows.contents)
+    .bind(&rows.languages)
+    .bind(&rows.metadata)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The project and its live documents, `after` a document id, `limit` at a time (export).
+pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Result<Vec<serde_json::Value>, ApiError> {
+    let (scope, conn) = s.parts();
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata, \
+                                   'created_at', created_at, 'updated_at', updated_at, 'version', version) \
+         FROM documents WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+    )
+    .bind(scope.project_id())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Live documents in the scoped project (export progress).
+pub async fn document_count(s: &mut Scoped) -> Result<i64, ApiError> {
+    let (scope, conn) = s.parts();
+    Ok(sqlx::query_scalar("SELECT count(*) FROM documents WHERE project_id = $1 AND deleted_at IS NULL")
+        .bind(scope.project_id())
+        .fetch_one(conn)
+        .await?)
+}
+
+fn kind_text(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::DocumentsImport => "documents.import",
+        OperationKind::ProjectExport => "project.export",
+    }
+}
+
+fn status_text(status: OperationStatus) -> &'static str {
+    match status {
+        OperationStatus::Queued => "queued",
+        OperationStatus::Running => "running",
+        OperationStatus::Succeeded => "succeeded",
+        OperationStatus::Failed => "failed",
+        OperationStatus::Cancelled => "cancelled",
+    }
+}

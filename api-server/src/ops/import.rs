@@ -1,0 +1,117 @@
+//! `documents.import`: up to 10,000 documents, validated when the operation is created,
+//! inserted in batches. Each document's id is derived from the operation and its position, so
+//! a batch repeated after a crash inserts nothing twice.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    api::validation::Check,
+    db::operations::ImportRows,
+    error::{ApiError, FieldError},
+};
+
+/// Most documents one import takes.
+pub const MAX_DOCUMENTS: usize = 10_000;
+
+/// One document to import.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportDocument {
+    /// Title.
+    pub title: String,
+    /// Content.
+    #[serde(default)]
+    pub content: String,
+    /// Language code.
+    #[serde(default = "english")]
+    pub language: String,
+    /// Metadata object.
+    #[serde(default = "empty_object")]
+    pub metadata: serde_json::Value,
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// The input of an import.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportInput {
+    /// The documents.
+    pub documents: Vec<ImportDocument>,
+}
+
+/// Parses and validates an import input; every problem names its JSON pointer.
+pub fn parse(input: &serde_json::Value, max_content_bytes: usize) -> Result<ImportInput, ApiError> {
+    let parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| ApiError::Validation {
+        detail: "the import input is not valid".into(),
+        errors: vec![FieldError { field: "/input".into(), message: e.to_string() }],
+    })?;
+    if parsed.documents.is_empty() || parsed.documents.len() > MAX_DOCUMENTS {
+        return Err(ApiError::Validation {
+            detail: "the import input is not valid".into(),
+            errors: vec![FieldError { field: "/input/documents".into(), message: format!("must hold 1 to {MAX_DOCUMENTS} documents") }],
+        });
+    }
+    let mut check = Check::default();
+    for (i, doc) in parsed.documents.iter().enumerate() {
+        check.text(&format!("/input/documents/{i}/title"), &doc.title, crate::api::documents::TITLE_MAX);
+        check.max_bytes(&format!("/input/documents/{i}/content"), &doc.content, max_content_bytes);
+        check.language(&format!("/input/documents/{i}/language"), &doc.language);
+        check.object(&format!("/input/documents/{i}/metadata"), &doc.metadata);
+    }
+    check.finish()?;
+    Ok(parsed)
+}
+
+/// The id of document `index` of `operation`: stable across retries.
+pub fn document_id(operation: Uuid, index: usize) -> Uuid {
+    let digest = Sha256::new().chain_update(operation.as_bytes()).chain_update((index as u64).to_be_bytes()).finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+/// Column arrays for documents `range` of the import.
+pub fn rows(operation: Uuid, input: &ImportInput, range: std::ops::Range<usize>) -> ImportRows {
+    let mut rows = ImportRows::default();
+    for i in range {
+        let doc = &input.documents[i];
+        rows.ids.push(document_id(operation, i));
+        rows.titles.push(doc.title.trim().to_owned());
+        rows.contents.push(doc.content.clone());
+        rows.languages.push(doc.language.clone());
+        rows.metadata.push(doc.metadata.clone());
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_per_operation_and_position() {
+        let op = Uuid::now_v7();
+        assert_eq!(document_id(op, 3), document_id(op, 3));
+        assert_ne!(document_id(op, 3), document_id(op, 4));
+        assert_ne!(document_id(op, 3), document_id(Uuid::now_v7(), 3));
+    }
+
+    #[test]
+    fn invalid_documents_are_named_by_pointer() {
+        let input = serde_json::json!({ "documents": [{ "title": "ok" }, { "title": " ", "language": "xx-yy" }] });
+        let Err(ApiError::Validation { errors, .. }) = parse(&input, 100) else { panic!("expected errors") };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/input/documents/1/title", "/input/documents/1/language"]);
+        assert!(parse(&serde_json::json!({ "documents": [] }), 100).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }), 100).is_err());
+    }
+}

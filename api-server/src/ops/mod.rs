@@ -1,0 +1,5 @@
+//! Long-running operations: the kinds (`import`, `export`) and the workers that run them.
+
+pub mod export;
+pub mod import;
+pub mod worker;

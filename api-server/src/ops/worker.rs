@@ -1,0 +1,235 @@
+//! Workers: each claims one operation at a time (`FOR UPDATE SKIP LOCKED`), renews its lease
+//! every quarter second (reading the cancel flag on the way, so a cancel lands within a
+//! second), and works in project scopes as the operation's creator — whose membership and role
+//! are checked again at every step.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::watch, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{export, import};
+use crate::{
+    auth::principal::{Caller, Principal},
+    db::{
+        operations::{self, Claimed, Heartbeat, OperationKind, OperationStatus},
+        projects,
+        scope::{Role, Scoped},
+    },
+    error::{ApiError, ErrorCode},
+    state::AppState,
+};
+
+/// How often a running operation renews its lease and looks for a cancel.
+const BEAT: Duration = Duration::from_millis(250);
+/// How long an idle worker waits before looking for work again.
+const IDLE: Duration = Duration::from_millis(250);
+
+/// The running workers of this process.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Starts `JEEX_WORKERS` workers; each is known to the others by `<instance>/<n>`.
+pub fn spawn(state: &AppState) -> Workers {
+    let (shutdown, stopped) = watch::channel(false);
+    let instance = Uuid::now_v7();
+    let handles = (0..state.config().operations.workers)
+        .map(|n| tokio::spawn(run(state.clone(), format!("{instance}/{n}"), stopped.clone())))
+        .collect();
+    Workers { handles, shutdown }
+}
+
+impl Workers {
+    /// Stops claiming and abandons running work: its lease expires and another replica (or
+    /// this one, restarted) resumes it — imports are idempotent, exports start over.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for handle in std::mem::take(&mut self.handles) {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
+async fn run(state: AppState, owner: String, mut shutdown: watch::Receiver<bool>) {
+    let pool = state.deps().postgres.clone();
+    let lease = state.config().operations.lease;
+    while !*shutdown.borrow() {
+        match operations::claim(&pool, &owner, lease).await {
+            Ok(Some(op)) => execute(&state, &owner, op).await,
+            Ok(None) => {
+                let _ = tokio::time::timeout(IDLE, shutdown.changed()).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::deps::postgres::describe(&e), "operation worker cannot reach the database");
+                let _ = tokio::time::timeout(Duration::from_secs(1), shutdown.changed()).await;
+            }
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How a run ended, short of an error.
+enum Ending {
+    Done(serde_json::Value),
+    Cancelled,
+    Lost,
+}
+
+async fn execute(state: &AppState, owner: &str, op: Claimed) {
+    let pool = state.deps().postgres.clone();
+    let lease = state.config().operations.lease;
+    let (signal_tx, signal) = watch::channel(Heartbeat::Continue);
+    // Aborted with the run, however it ends (also when the worker itself is aborted): a
+    // heartbeat must never outlive the work it vouches for.
+    let beat = AbortOnDrop({
+        let (pool, owner, id) = (pool.clone(), owner.to_owned(), op.id);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(BEAT).await;
+                match operations::heartbeat(&pool, id, &owner, lease).await {
+                    Ok(Heartbeat::Continue) => {}
+                    Ok(other) => {
+                        let _ = signal_tx.send(other);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(operation = %id, error = %crate::deps::postgres::describe(&e), "lease renewal failed"),
+                }
+            }
+        })
+    });
+    let span = tracing::info_span!("operation", operation = %op.id, kind = ?op.kind, attempt = op.attempt);
+    let outcome = tracing::Instrument::instrument(work(state, owner, &op, &signal), span).await;
+    drop(beat);
+    let finished = match outcome {
+        Ok(Ending::Done(result)) => operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
+        Ok(Ending::Cancelled) => operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await,
+        Ok(Ending::Lost) => {
+            tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
+            return;
+        }
+        Err(ApiError::Status(ErrorCode::Unavailable, detail)) => {
+            // Transient: leave the lease to expire; the next claim retries (and counts).
+            tracing::warn!(operation = %op.id, %detail, "operation interrupted; it will be retried");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(operation = %op.id, error = %e, "operation failed");
+            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&e.to_string())).await
+        }
+    };
+    if let Err(e) = finished {
+        tracing::warn!(operation = %op.id, error = %crate::deps::postgres::describe(&e), "could not record the end of the operation");
+    }
+}
+
+/// Stop here? (Between steps: cancel requested, or the lease gone.)
+fn interrupted(signal: &watch::Receiver<Heartbeat>) -> Option<Ending> {
+    match *signal.borrow() {
+        Heartbeat::Continue => None,
+        Heartbeat::Cancel => Some(Ending::Cancelled),
+        Heartbeat::Lost => Some(Ending::Lost),
+    }
+}
+
+/// The creator, acting again: a user (membership re-checked) or an API key (its project).
+fn creator(op: &Claimed) -> Result<Caller, ApiError> {
+    let principal = match (op.created_by, op.created_by_key) {
+        (Some(user_id), _) => Principal::User { user_id },
+        (None, Some(key_id)) => Principal::ApiKey { key_id, project_id: op.project_id, role: Role::Editor },
+        (None, None) => return Err(ApiError::Status(ErrorCode::Forbidden, "the operation's creator no longer exists".into())),
+    };
+    Ok(Caller { principal, correlation_id: format!("operation-{}", op.id) })
+}
+
+async fn work(state: &AppState, owner: &str, op: &Claimed, signal: &watch::Receiver<Heartbeat>) -> Result<Ending, ApiError> {
+    let caller = creator(op)?;
+    match op.kind {
+        OperationKind::DocumentsImport => run_import(state, owner, op, &caller, signal).await,
+        OperationKind::ProjectExport => run_export(state, owner, op, &caller, signal).await,
+    }
+}
+
+async fn run_import(
+    state: &AppState,
+    owner: &str,
+    op: &Claimed,
+    caller: &Caller,
+    signal: &watch::Receiver<Heartbeat>,
+) -> Result<Ending, ApiError> {
+    let pool = &state.deps().postgres;
+    let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes)?);
+    let total = input.documents.len();
+    let batch = state.config().operations.import_batch as usize;
+    let mut inserted = 0u64;
+    for start in (0..total).step_by(batch) {
+        if let Some(ending) = interrupted(signal) {
+            return Ok(ending);
+        }
+        let end = (start + batch).min(total);
+        let rows = import::rows(op.id, &input, start..end);
+        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+        s.scope().require(Role::Editor)?;
+        inserted += operations::import_batch(&mut s, &rows, op.id).await?;
+        s.commit().await?;
+        let percent = i16::try_from(end * 100 / total).unwrap_or(100);
+        if !operations::progress(pool, op.id, owner, percent).await? {
+            return Ok(Ending::Lost);
+        }
+    }
+    Ok(Ending::Done(serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted })))
+}
+
+async fn run_export(
+    state: &AppState,
+    owner: &str,
+    op: &Claimed,
+    caller: &Caller,
+    signal: &watch::Receiver<Heartbeat>,
+) -> Result<Ending, ApiError> {
+    let pool = &state.deps().postgres;
+    // One transaction: the bundle is a consistent snapshot.
+    let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+    let project = projects::get(&mut s).await?;
+    let total = operations::document_count(&mut s).await?.max(1);
+    let mut documents = Vec::new();
+    let mut after = None;
+    loop {
+        if let Some(ending) = interrupted(signal) {
+            return Ok(ending);
+        }
+        let page = operations::export_page(&mut s, after, export::PAGE).await?;
+        let last = page.last().and_then(|d| d["id"].as_str()).and_then(|id| Uuid::parse_str(id).ok());
+        let full = page.len() as i64 == export::PAGE;
+        documents.extend(page);
+        let percent = i16::try_from((documents.len() as i64 * 100 / total).min(99)).unwrap_or(99);
+        if !operations::progress(pool, op.id, owner, percent).await? {
+            return Ok(Ending::Lost);
+        }
+        match (full, last) {
+            (true, Some(id)) => after = Some(id),
+            _ => break,
+        }
+    }
+    s.commit().await?;
+    let project = serde_json::to_value(poem_openapi::types::ToJSON::to_json(&project)).unwrap_or_default();
+    Ok(Ending::Done(serde_json::json!({ "format": "jeex.export.v1", "project": project, "documents": documents })))
+}

@@ -1,0 +1,134 @@
+//! Operations: imports and exports run in the background with progress; a cancel lands within
+//! a second; a replica whose worker dies mid-import is replaced by another after the lease
+//! expires, and every document exists exactly once (issue 4, acceptance 3 and 4).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{db::TestDatabase, session};
+
+fn docs(n: usize) -> Value {
+    let documents: Vec<Value> =
+        (0..n).map(|i| json!({ "title": format!("Imported {i}"), "content": "body text", "language": "en" })).collect();
+    json!({ "kind": "documents.import", "input": { "documents": documents } })
+}
+
+async fn wait_for(user: &session::User, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, op) = user.call(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{op}");
+        if done(&op) {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "operation did not get there in {limit:?}: {op}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn count_documents(db: &TestDatabase, project: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM documents WHERE project_id = $1::uuid AND deleted_at IS NULL")
+        .bind(project)
+        .fetch_one(&db.owner_pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_exports_cancels_and_stays_in_its_project() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BATCH_SIZE", "50")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let b = session::login(&app, "bob@example.com").await;
+    let p = a.project("Imports").await;
+    let ops = format!("/api/v1/projects/{p}/operations");
+
+    let resp = a.req(Method::POST, &ops).json(&docs(250)).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let op: Value = resp.json().await.unwrap();
+    assert_eq!(op["status"], "queued");
+    let (status, early) = a.call(Method::GET, &format!("{location}/result"), None).await;
+    assert!(status == 409 || early["documents"] == 250, "no result before success: {early}");
+    let done = wait_for(&a, &location, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
+    assert_eq!((done["progress"].as_i64(), done["attempt"].as_i64()), (Some(100), Some(1)));
+    assert_eq!(count_documents(&db, &p).await, 250);
+    let (_, result) = a.call(Method::GET, &format!("{location}/result"), None).await;
+    assert_eq!(result["documents"], 250);
+
+    // Export: the bundle holds the project and every document.
+    let (status, export) = a.call(Method::POST, &ops, Some(json!({ "kind": "project.export" }))).await;
+    assert_eq!(status, 202, "{export}");
+    let export_path = format!("{ops}/{}", export["id"].as_str().unwrap());
+    wait_for(&a, &export_path, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
+    let (_, bundle) = a.call(Method::GET, &format!("{export_path}/result"), None).await;
+    assert_eq!((bundle["project"]["name"].as_str(), bundle["documents"].as_array().map(Vec::len)), (Some("Imports"), Some(250)));
+
+    // Validation up front: nothing is queued for a bad input.
+    for bad in [
+        docs(10_001),
+        json!({ "kind": "documents.import", "input": { "documents": [{ "title": "" }] } }),
+        json!({ "kind": "project.export", "input": { "x": 1 } }),
+        json!({ "kind": "reindex" }),
+    ] {
+        let (status, body) = a.call(Method::POST, &ops, Some(bad)).await;
+        assert_eq!(status, 400, "{body}");
+    }
+
+    // Another user's project: 404 everywhere, exactly like a missing one.
+    for (method, path) in [
+        (Method::GET, ops.clone()),
+        (Method::GET, location.clone()),
+        (Method::GET, format!("{location}/result")),
+        (Method::DELETE, location.clone()),
+    ] {
+        assert_eq!(b.call(method.clone(), &path, None).await.0, 404, "{method} {path}");
+    }
+    assert_eq!(b.call(Method::POST, &ops, Some(docs(1))).await.0, 404);
+
+    // Cancel: a running import stops within a second, between batches.
+    let (_, big) = a.call(Method::POST, &ops, Some(docs(10_000))).await;
+    let big_path = format!("{ops}/{}", big["id"].as_str().unwrap());
+    wait_for(&a, &big_path, Duration::from_secs(20), |op| op["status"] == "running" && op["progress"].as_i64() > Some(0)).await;
+    let asked = Instant::now();
+    let (status, cancelling) = a.call(Method::DELETE, &big_path, None).await;
+    assert_eq!(status, 202, "{cancelling}");
+    let ended = wait_for(&a, &big_path, Duration::from_secs(5), |op| op["status"] == "cancelled").await;
+    assert!(asked.elapsed() < Duration::from_secs(1), "cancelled after {:?}", asked.elapsed());
+    assert!(ended["finished_at"].is_string());
+    assert!(count_documents(&db, &p).await < 10_250, "the import stopped part-way");
+    let (_, listed) = a.call(Method::GET, &format!("{ops}?status=cancelled"), None).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replica_finishes_an_import_whose_worker_died() {
+    let db = TestDatabase::create().await;
+    let cfg =
+        [("DATABASE_URL", db.app_url.as_str()), ("JEEX_IMPORT_BATCH_SIZE", "20"), ("JEEX_OPERATION_LEASE", "1s"), ("JEEX_WORKERS", "1")];
+    let mut first = support::start(support::config(&cfg)).await;
+    let a = session::login(&first, "ann@example.com").await;
+    let p = a.project("Crash").await;
+    let (_, op) = a.call(Method::POST, &format!("/api/v1/projects/{p}/operations"), Some(docs(2_000))).await;
+    let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
+    wait_for(&a, &path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(10)).await;
+    first.kill_workers();
+    let stalled = a.call(Method::GET, &path, None).await.1;
+    assert_eq!(stalled["status"], "running", "the dead worker's operation waits for its lease to expire");
+
+    let second = support::start(support::config(&cfg)).await;
+    let a2 = session::login(&second, "ann@example.com").await;
+    let done = wait_for(&a2, &path, Duration::from_secs(30), |op| op["status"] == "succeeded").await;
+    assert_eq!(done["attempt"], 2, "resumed by a second claim");
+    assert_eq!(count_documents(&db, &p).await, 2_000, "every document exactly once");
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT title) FROM documents WHERE project_id = $1::uuid")
+        .bind(&p)
+        .fetch_one(&db.owner_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(distinct, 2_000);
+    drop(first);
+}
