@@ -40,6 +40,9 @@ CREATE POLICY operations_scoped ON operations
 -- (set_config('jeex.worker', 'claim', true)); the work itself runs in project scopes.
 CREATE FUNCTION jeex_worker() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT coalesce(current_setting('jeex.worker', true), '') = 'claim' $$;
-CREATE POLICY operations_claim ON operations
+-- Reading and updating only: a worker never creates or deletes operations.
+CREATE POLICY operations_claim_read ON operations FOR SELECT
+    USING ((SELECT jeex_worker()));
+CREATE POLICY operations_claim_update ON operations FOR UPDATE
     USING ((SELECT jeex_worker()))
     WITH CHECK ((SELECT jeex_worker()));

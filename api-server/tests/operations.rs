@@ -132,3 +132,23 @@ async fn another_replica_finishes_an_import_whose_worker_died() {
     assert_eq!(distinct, 2_000);
     drop(first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_hands_running_work_back_without_spending_an_attempt() {
+    let db = TestDatabase::create().await;
+    let cfg = [("DATABASE_URL", db.app_url.as_str()), ("JEEX_IMPORT_BATCH_SIZE", "10"), ("JEEX_WORKERS", "1")];
+    let mut app = support::start(support::config(&cfg)).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Deploy").await;
+    let (_, op) = a.call(Method::POST, &format!("/api/v1/projects/{p}/operations"), Some(docs(3_000))).await;
+    let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
+    wait_for(&a, &path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(5)).await;
+    app.stop_workers().await;
+    let (_, handed_back) = a.call(Method::GET, &path, None).await;
+    assert_eq!((handed_back["status"].as_str(), handed_back["attempt"].as_i64()), (Some("queued"), Some(0)), "{handed_back}");
+    let next = support::start(support::config(&cfg)).await;
+    let done = wait_for(&a, &path, Duration::from_secs(60), |op| op["status"] == "succeeded").await;
+    assert_eq!(done["attempt"], 1, "the deploy cost no attempt");
+    assert_eq!(count_documents(&db, &p).await, 3_000);
+    drop(next);
+}

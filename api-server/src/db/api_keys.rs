@@ -134,3 +134,19 @@ impl poem_openapi::types::Example for ApiKeyInfo {
         }
     }
 }
+
+/// The role of a live, unexpired key of `project` (an operation's worker acting for the key
+/// that started it must stop when the key is revoked or expires).
+pub async fn live_role(pool: &PgPool, project: Uuid, key: Uuid) -> Result<Option<Role>, ApiError> {
+    let mut tx = pool.begin().await?;
+    super::scope::set_rls(&mut tx, None, Some(project)).await?;
+    let role = sqlx::query_scalar(
+        "SELECT role FROM api_keys WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(project)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(role)
+}

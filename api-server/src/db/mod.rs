@@ -25,6 +25,10 @@ mod sqlstate {
     pub const CHECK_VIOLATION: &str = "23514";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const DEADLOCK_DETECTED: &str = "40P01";
+    /// Classes 08 (connection), 53 (resources), 57 (operator intervention: shutdown, timeout).
+    pub const TRANSIENT_CLASSES: [&str; 3] = ["08", "53", "57"];
+    /// Read-only transaction (a standby after failover).
+    pub const READ_ONLY: &str = "25006";
 }
 
 /// What a client may be told about a unique constraint it ran into.
@@ -53,6 +57,9 @@ impl From<sqlx::Error> for ApiError {
                 },
                 Some(sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED) => {
                     ApiError::Status(ErrorCode::Conflict, "a concurrent change interfered; retry the request".into())
+                }
+                Some(code) if code == sqlstate::READ_ONLY || sqlstate::TRANSIENT_CLASSES.iter().any(|c| code.starts_with(c)) => {
+                    ApiError::Status(ErrorCode::Unavailable, "the database is unavailable; retry shortly".into())
                 }
                 _ => ApiError::Internal(crate::deps::postgres::describe(&err)),
             },

@@ -205,14 +205,26 @@ async fn worker_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx
 pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
     loop {
         let mut tx = worker_tx(pool).await?;
-        let next: Option<(Uuid, i32, i32)> = sqlx::query_as(
-            "SELECT id, attempt, max_attempts FROM operations \
+        let next: Option<(Uuid, i32, i32, bool)> = sqlx::query_as(
+            "SELECT id, attempt, max_attempts, cancel_requested FROM operations \
              WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now()) \
              ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((id, attempt, max_attempts)) = next else { return Ok(None) };
+        let Some((id, attempt, max_attempts, cancel_requested)) = next else { return Ok(None) };
+        if cancel_requested {
+            // Cancelled while its worker was gone: end it instead of running another step.
+            sqlx::query(
+                "UPDATE operations SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            continue;
+        }
         if attempt >= max_attempts {
             sqlx::query(
                 "UPDATE operations SET status = 'failed', error = $2, lease_owner = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
@@ -237,6 +249,22 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         tx.commit().await?;
         return Ok(Some(claimed));
     }
+}
+
+/// Hands back every running operation of `instance` (a graceful stop): queued again, and the
+/// attempt not counted, so rolling deploys never use up an operation's attempts.
+pub async fn release(pool: &PgPool, instance: &str) -> Result<u64, sqlx::Error> {
+    let mut tx = worker_tx(pool).await?;
+    let done = sqlx::query(
+        "UPDATE operations SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = now() \
+         WHERE status = 'running' AND lease_owner LIKE $1 || '/%'",
+    )
+    .bind(instance)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
 }
 
 /// What a heartbeat learned.
@@ -371,13 +399,15 @@ pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Res
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Live documents in the scoped project (export progress).
-pub async fn document_count(s: &mut Scoped) -> Result<i64, ApiError> {
+/// Live documents in the scoped project and their content bytes (export progress and limit).
+pub async fn document_totals(s: &mut Scoped) -> Result<(i64, i64), ApiError> {
     let (scope, conn) = s.parts();
-    Ok(sqlx::query_scalar("SELECT count(*) FROM documents WHERE project_id = $1 AND deleted_at IS NULL")
-        .bind(scope.project_id())
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT count(*), coalesce(sum(octet_length(content)), 0)::bigint FROM documents WHERE project_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(scope.project_id())
+    .fetch_one(conn)
+    .await?)
 }
 
 fn kind_text(kind: OperationKind) -> &'static str {

@@ -97,7 +97,19 @@ impl Scoped {
     /// Opens the transaction and checks that `caller` may act in `project_id`. A project that
     /// does not exist, is deleted, or is not the caller's answers the same 404.
     pub async fn begin(pool: &PgPool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+        let tx = pool.begin().await?;
+        Self::check(tx, caller, project_id).await
+    }
+
+    /// Like [`Scoped::begin`], in a read-only `REPEATABLE READ` transaction: every statement
+    /// sees the same snapshot (an export reading page by page).
+    pub async fn begin_snapshot(pool: &PgPool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        Self::check(tx, caller, project_id).await
+    }
+
+    async fn check(mut tx: Transaction<'static, Postgres>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         let role = match &caller.principal {
             Principal::User { user_id } => {
                 set_rls(&mut tx, Some(*user_id), Some(project_id)).await?;

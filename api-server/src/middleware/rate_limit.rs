@@ -1,7 +1,12 @@
 //! The rate-limit step: classifies the request (health, metrics and docs are never limited),
-//! names who is asking (client IP, user or API key, project), asks the limiter, and answers
-//! 429 problem JSON — or adds the `RateLimit-Policy` / `RateLimit` fields
-//! (draft-ietf-httpapi-ratelimit-headers) to the response.
+//! names who is asking, asks the limiter, and answers 429 problem JSON — or adds the
+//! `RateLimit-Policy` / `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
+//!
+//! Every request counts against its client IP. Only a verified access token adds its user,
+//! and with it the project in the path (at [`PROJECT_MULTIPLE`] times the quota, since a
+//! project's members share it): nobody can spend someone else's budget by naming their key
+//! or project without credentials. API-key requests count against their IP only (checking a
+//! key costs a database round trip, which the limiter must not add).
 
 use std::net::IpAddr;
 
@@ -12,13 +17,16 @@ use poem::{
 
 use super::correlation::CorrelationId;
 use crate::{
-    auth::{api_keys, cookies, principal::API_KEY_HEADER},
+    auth::{cookies, principal::API_KEY_HEADER},
     config::{Quota, TrustedNet},
     error::{ErrorCode, Problem},
     ratelimit::{Class, Verdict, gcra::Outcome},
     routes::RouteTable,
     state::AppState,
 };
+
+/// How many times the class quota a project gets (its members share it).
+pub const PROJECT_MULTIPLE: u32 = 10;
 
 /// The problem type of a refused request (registered with the rate-limit headers draft).
 pub const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
@@ -46,26 +54,42 @@ pub fn client_ip(req: &Request, trusted: &[TrustedNet]) -> Option<IpAddr> {
     if !is_trusted(peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    Some(forwarded.iter().rev().copied().find(|ip| !is_trusted(*ip)).or_else(|| forwarded.first().copied()).unwrap_or(peer))
+    let hops: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
+    // From the nearest hop outwards: the first untrusted address is the client. An entry that
+    // does not parse ends the walk — anything left of it was written by the client.
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { return Some(peer) };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
-/// Who the request counts against.
-async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<String> {
+/// The bucket of an address: IPv6 clients are keyed by their /64, which one subscriber holds.
+fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// Who the request counts against, each with its multiple of the quota.
+async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<(String, u32)> {
     let mut ids = Vec::with_capacity(3);
     if let Some(ip) = client_ip(req, &state.limiter().config().trusted_proxies) {
-        ids.push(format!("ip:{ip}"));
+        ids.push((ip_key(ip), 1));
     }
-    if let Some(key) = req.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).and_then(|k| api_keys::parse(k.trim())) {
-        ids.push(format!("key:{}", key.0));
-    } else {
+    if !req.headers().contains_key(API_KEY_HEADER) {
         let bearer = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -78,13 +102,13 @@ async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<String> 
         if let Some(token) = bearer
             && let Ok(user) = state.access_tokens().verify(token.trim()).await
         {
-            ids.push(format!("user:{user}"));
+            ids.push((format!("user:{user}"), 1));
+            if let Some(project) = path.strip_prefix("/api/v1/projects/").and_then(|rest| rest.split('/').next())
+                && let Ok(id) = uuid::Uuid::parse_str(project)
+            {
+                ids.push((format!("project:{id}"), PROJECT_MULTIPLE));
+            }
         }
-    }
-    if let Some(project) = path.strip_prefix("/api/v1/projects/").and_then(|rest| rest.split('/').next())
-        && let Ok(id) = uuid::Uuid::parse_str(project)
-    {
-        ids.push(format!("project:{id}"));
     }
     ids
 }

@@ -29,26 +29,35 @@ const IDLE: Duration = Duration::from_millis(250);
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    instance: String,
+    pool: sqlx::PgPool,
 }
 
 /// Starts `JEEX_WORKERS` workers; each is known to the others by `<instance>/<n>`.
 pub fn spawn(state: &AppState) -> Workers {
     let (shutdown, stopped) = watch::channel(false);
-    let instance = Uuid::now_v7();
+    let instance = Uuid::now_v7().to_string();
     let handles = (0..state.config().operations.workers)
         .map(|n| tokio::spawn(run(state.clone(), format!("{instance}/{n}"), stopped.clone())))
         .collect();
-    Workers { handles, shutdown }
+    Workers { handles, shutdown, instance, pool: state.deps().postgres.clone() }
 }
 
 impl Workers {
-    /// Stops claiming and abandons running work: its lease expires and another replica (or
-    /// this one, restarted) resumes it — imports are idempotent, exports start over.
+    /// Stops claiming, stops running work between steps, and hands it back queued (its
+    /// attempt not counted) for another replica — imports are idempotent, exports start over.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         for handle in std::mem::take(&mut self.handles) {
             handle.abort();
             let _ = handle.await;
+        }
+        match operations::release(&self.pool, &self.instance).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(operations = n, "handed running operations back to the queue"),
+            Err(e) => {
+                tracing::warn!(error = %crate::deps::postgres::describe(&e), "could not hand operations back; their leases will expire")
+            }
         }
     }
 }
@@ -126,14 +135,19 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
             tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
             return;
         }
-        Err(ApiError::Status(ErrorCode::Unavailable, detail)) => {
+        Err(ApiError::Status(ErrorCode::Unavailable | ErrorCode::Conflict, detail)) => {
             // Transient: leave the lease to expire; the next claim retries (and counts).
             tracing::warn!(operation = %op.id, %detail, "operation interrupted; it will be retried");
             return;
         }
         Err(e) => {
             tracing::warn!(operation = %op.id, error = %e, "operation failed");
-            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&e.to_string())).await
+            // Internal details stay in the log; the API shows the public reason only.
+            let public = match &e {
+                ApiError::Internal(_) => "an internal error stopped the operation; see the server log".to_owned(),
+                other => other.to_string(),
+            };
+            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await
         }
     };
     if let Err(e) = finished {
@@ -150,18 +164,24 @@ fn interrupted(signal: &watch::Receiver<Heartbeat>) -> Option<Ending> {
     }
 }
 
-/// The creator, acting again: a user (membership re-checked) or an API key (its project).
-fn creator(op: &Claimed) -> Result<Caller, ApiError> {
+/// The creator, acting again: a user (membership re-checked by every scope) or an API key
+/// (which must still be live, with its current role).
+async fn creator(pool: &sqlx::PgPool, op: &Claimed) -> Result<Caller, ApiError> {
+    let gone =
+        || ApiError::Status(ErrorCode::Forbidden, "the operation's creator (user or API key) can no longer act in the project".into());
     let principal = match (op.created_by, op.created_by_key) {
         (Some(user_id), _) => Principal::User { user_id },
-        (None, Some(key_id)) => Principal::ApiKey { key_id, project_id: op.project_id, role: Role::Editor },
-        (None, None) => return Err(ApiError::Status(ErrorCode::Forbidden, "the operation's creator no longer exists".into())),
+        (None, Some(key_id)) => {
+            let role = crate::db::api_keys::live_role(pool, op.project_id, key_id).await?.ok_or_else(gone)?;
+            Principal::ApiKey { key_id, project_id: op.project_id, role }
+        }
+        (None, None) => return Err(gone()),
     };
     Ok(Caller { principal, correlation_id: format!("operation-{}", op.id) })
 }
 
 async fn work(state: &AppState, owner: &str, op: &Claimed, signal: &watch::Receiver<Heartbeat>) -> Result<Ending, ApiError> {
-    let caller = creator(op)?;
+    let caller = creator(&state.deps().postgres, op).await?;
     match op.kind {
         OperationKind::DocumentsImport => run_import(state, owner, op, &caller, signal).await,
         OperationKind::ProjectExport => run_export(state, owner, op, &caller, signal).await,
@@ -206,10 +226,17 @@ async fn run_export(
     signal: &watch::Receiver<Heartbeat>,
 ) -> Result<Ending, ApiError> {
     let pool = &state.deps().postgres;
-    // One transaction: the bundle is a consistent snapshot.
-    let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+    // One read-only snapshot: the bundle is consistent however long the export takes.
+    let mut s = Scoped::begin_snapshot(pool, caller, op.project_id).await?;
     let project = projects::get(&mut s).await?;
-    let total = operations::document_count(&mut s).await?.max(1);
+    let (count, bytes) = operations::document_totals(&mut s).await?;
+    if bytes > export::MAX_CONTENT_BYTES {
+        return Err(ApiError::Status(
+            ErrorCode::PayloadTooLarge,
+            format!("the project holds {bytes} bytes of content; exports are limited to {} bytes", export::MAX_CONTENT_BYTES),
+        ));
+    }
+    let total = count.max(1);
     let mut documents = Vec::new();
     let mut after = None;
     loop {

@@ -21,14 +21,18 @@ pub fn now_micros() -> i64 {
 
 impl MemoryStore {
     /// Evaluates and records one request against every key.
-    pub fn check(&self, keys: &[String], quota: Quota) -> Outcome {
+    pub fn check(&self, keys: &[String], multipliers: &[u32], quota: Quota) -> Outcome {
         let now = now_micros();
         let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if tats.len() > SWEEP_AT {
             tats.retain(|_, tat| *tat > now);
+            // Still full of live keys: start over rather than sweep on every request.
+            if tats.len() > SWEEP_AT {
+                tats.clear();
+            }
         }
         let current: Vec<Option<i64>> = keys.iter().map(|k| tats.get(k).copied()).collect();
-        let (outcome, next) = gcra::evaluate(&current, now, quota);
+        let (outcome, next) = gcra::evaluate(&current, multipliers, now, quota);
         for (key, tat) in keys.iter().zip(next) {
             tats.insert(key.clone(), tat);
         }

@@ -86,14 +86,15 @@ impl Limiter {
         &self.config
     }
 
-    /// Counts one request of `class` against every identity in `identities`
-    /// (`ip:…`, `user:…`, `project:…`).
-    pub async fn check(&self, class: Class, identities: &[String]) -> Verdict {
+    /// Counts one request of `class` against every identity (`ip:…`, `user:…`, `project:…`),
+    /// each allowed its multiple of the class quota.
+    pub async fn check(&self, class: Class, identities: &[(String, u32)]) -> Verdict {
         let Some(quota) = self.quota(class) else { return Verdict::Unlimited };
-        let keys: Vec<String> = identities.iter().map(|id| format!("{}rl:{}:{id}", self.prefix, class.name())).collect();
+        let keys: Vec<String> = identities.iter().map(|(id, _)| format!("{}rl:{}:{id}", self.prefix, class.name())).collect();
+        let multipliers: Vec<u32> = identities.iter().map(|(_, m)| *m).collect();
         let outcome = match &self.store {
-            Store::Memory(store) => Ok(store.check(&keys, quota)),
-            Store::Redis(store) => store.check(&keys, quota).await,
+            Store::Memory(store) => Ok(store.check(&keys, &multipliers, quota)),
+            Store::Redis(store) => store.check(&keys, &multipliers, quota).await,
         };
         match outcome {
             Ok(o) if o.allowed => Verdict::Allowed(class, quota, o),

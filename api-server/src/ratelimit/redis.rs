@@ -6,16 +6,16 @@ use redis::{Script, aio::ConnectionManager};
 use super::gcra::{Outcome, params};
 use crate::config::Quota;
 
-/// KEYS: the request's buckets. ARGV: emission interval and window (µs). Returns
+/// KEYS: the request's buckets. ARGV: the window, then each key's emission interval (µs). Returns
 /// {allowed, remaining, reset µs} with the same arithmetic as `gcra::evaluate`.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local window = tonumber(ARGV[1])
 local next = {}
 local retry = 0
 for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[i + 1])
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end
   local new_tat = tat + interval
@@ -32,7 +32,7 @@ local reset = 0
 for i, key in ipairs(KEYS) do
   local ahead = next[i] - now
   redis.call('SET', key, string.format('%.0f', next[i]), 'PX', math.max(1, math.ceil(ahead / 1000)))
-  local left = math.floor((window - ahead) / interval)
+  local left = math.floor((window - ahead) / tonumber(ARGV[i + 1]))
   if remaining < 0 or left < remaining then remaining = left end
   if ahead > reset then reset = ahead end
 end
@@ -52,13 +52,14 @@ impl RedisStore {
     }
 
     /// Evaluates and records one request against every key.
-    pub async fn check(&self, keys: &[String], quota: Quota) -> Result<Outcome, redis::RedisError> {
-        let (interval, window) = params(quota);
+    pub async fn check(&self, keys: &[String], multipliers: &[u32], quota: Quota) -> Result<Outcome, redis::RedisError> {
+        let (base, window) = params(quota);
         let mut invocation = self.script.prepare_invoke();
-        for key in keys {
+        invocation.arg(window);
+        for (key, m) in keys.iter().zip(multipliers) {
             invocation.key(key);
+            invocation.arg((base / i64::from((*m).max(1))).max(1));
         }
-        invocation.arg(interval).arg(window);
         let mut conn = self.conn.clone();
         let (allowed, remaining, micros): (i64, i64, i64) = invocation.invoke_async(&mut conn).await?;
         let reset_secs = (micros.max(0) as u64).div_ceil(1_000_000).max(1);

@@ -70,6 +70,13 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Stops the workers gracefully, as a replica shutting down does.
+    pub async fn stop_workers(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.stop().await;
+        }
+    }
+
     /// Kills the workers abruptly, as a crashed replica would: no heartbeat, no cleanup.
     pub fn kill_workers(&mut self) {
         self.workers.take();
