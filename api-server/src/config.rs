@@ -161,6 +161,12 @@ pub const VARIABLES: &[Variable] = &[
         default: "unset",
         meaning: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client; from any other peer it is ignored",
     },
+    Variable {
+        name: "JEEX_EVENTS_MAX_LEN",
+        default: "10000",
+        meaning: "events kept per project for resuming streams (approximately, in Redis)",
+    },
+    Variable { name: "JEEX_EVENTS_TTL", default: "24h", meaning: "how long a quiet project's event history is kept" },
     Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
     Variable {
         name: "JEEX_OPERATION_LEASE",
@@ -402,6 +408,15 @@ impl TrustedNet {
     }
 }
 
+/// Event history retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Events kept per project.
+    pub max_len: u32,
+    /// Lifetime of a quiet history.
+    pub ttl: Duration,
+}
+
 /// Long-running operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OperationsConfig {
@@ -469,6 +484,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Operations and their workers.
     pub operations: OperationsConfig,
+    /// Event history.
+    pub events: EventsConfig,
     /// Qdrant, if configured.
     pub qdrant: Option<QdrantConfig>,
     /// Telemetry.
@@ -556,6 +573,10 @@ impl Config {
             return Err(err("JEEX_REDIS_PREFIX", "must be at most 64 characters without spaces".into(), "jeex:"));
         }
         let rate_limit = parse_rate_limit(&get)?;
+        let events = EventsConfig {
+            max_len: parse_count(&get, "JEEX_EVENTS_MAX_LEN", 10_000, 10)?,
+            ttl: parse_duration(&get, "JEEX_EVENTS_TTL", "24h")?,
+        };
         let operations = OperationsConfig {
             workers: parse_count(&get, "JEEX_WORKERS", 2, 0)?,
             lease: parse_duration(&get, "JEEX_OPERATION_LEASE", "10s")?,
@@ -624,6 +645,7 @@ impl Config {
             redis_prefix,
             rate_limit,
             operations,
+            events,
             qdrant,
             telemetry,
         };

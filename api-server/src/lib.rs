@@ -9,6 +9,7 @@ pub mod db;
 pub mod deps;
 pub mod devdb;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod middleware;
 pub mod ops;

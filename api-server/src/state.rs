@@ -7,6 +7,7 @@ use crate::{
     config::{Config, Environment},
     db::gate::DatabaseGate,
     deps::Dependencies,
+    events::{EventBus, Retention},
     ratelimit::Limiter,
     telemetry::metrics::Metrics,
 };
@@ -24,6 +25,7 @@ struct Inner {
     tokens: AccessTokens,
     gate: DatabaseGate,
     limiter: Limiter,
+    events: EventBus,
     started: Instant,
 }
 
@@ -37,7 +39,14 @@ impl AppState {
             deps.redis.as_ref().map(|r| r.connection()),
             metrics.rate_limit_errors.clone(),
         );
-        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, started: Instant::now() }) }
+        let retention = Retention { max_len: config.events.max_len as usize, ttl: config.events.ttl };
+        let events = EventBus::new(deps.redis.as_ref().map(|r| (r.client(), r.connection())), &config.redis_prefix, retention);
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, events, started: Instant::now() }) }
+    }
+
+    /// Project events.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     /// The rate limiter.

@@ -12,6 +12,7 @@ use super::SetupError;
 /// A lazily connected, self-healing, multiplexed Redis connection.
 #[derive(Clone)]
 pub struct Redis {
+    client: Client,
     manager: ConnectionManager,
 }
 
@@ -25,14 +26,19 @@ impl Redis {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| SetupError { dependency: "redis", message: e.to_string() })?;
-        Ok(Self { manager })
+        Ok(Self { client, manager })
     }
 
     /// The shared connection (cheap to clone; all clones multiplex one connection).
     pub fn connection(&self) -> ConnectionManager {
         self.manager.clone()
+    }
+
+    /// The client, for the one dedicated connection (the event subscription).
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// `PING`.

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{export, import};
+use super::{events::emit, export, import};
 use crate::{
     auth::principal::{Caller, Principal},
     db::{
@@ -125,12 +125,18 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
             }
         })
     });
+    emit(state, op.project_id, op.id, "running", serde_json::json!({ "attempt": op.attempt })).await;
     let span = tracing::info_span!("operation", operation = %op.id, kind = ?op.kind, attempt = op.attempt);
     let outcome = tracing::Instrument::instrument(work(state, owner, &op, &signal), span).await;
     drop(beat);
-    let finished = match outcome {
-        Ok(Ending::Done(result)) => operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
-        Ok(Ending::Cancelled) => operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await,
+    let (finished, event) = match outcome {
+        Ok(Ending::Done(result)) => (
+            operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
+            ("succeeded", serde_json::json!({})),
+        ),
+        Ok(Ending::Cancelled) => {
+            (operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await, ("cancelled", serde_json::json!({})))
+        }
         Ok(Ending::Lost) => {
             tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
             return;
@@ -147,11 +153,16 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
                 ApiError::Internal(_) => "an internal error stopped the operation; see the server log".to_owned(),
                 other => other.to_string(),
             };
-            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await
+            let finished = operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await;
+            (finished, ("failed", serde_json::json!({ "error": public })))
         }
     };
-    if let Err(e) = finished {
-        tracing::warn!(operation = %op.id, error = %crate::deps::postgres::describe(&e), "could not record the end of the operation");
+    match finished {
+        Ok(true) => emit(state, op.project_id, op.id, event.0, event.1).await,
+        Ok(false) => tracing::warn!(operation = %op.id, "the lease was lost before the end could be recorded"),
+        Err(e) => {
+            tracing::warn!(operation = %op.id, error = %crate::deps::postgres::describe(&e), "could not record the end of the operation")
+        }
     }
 }
 
@@ -214,6 +225,7 @@ async fn run_import(
         if !operations::progress(pool, op.id, owner, percent).await? {
             return Ok(Ending::Lost);
         }
+        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": end, "of": total })).await;
     }
     Ok(Ending::Done(serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted })))
 }
@@ -251,6 +263,7 @@ async fn run_export(
         if !operations::progress(pool, op.id, owner, percent).await? {
             return Ok(Ending::Lost);
         }
+        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": documents.len() })).await;
         match (full, last) {
             (true, Some(id)) => after = Some(id),
             _ => break,

@@ -65,6 +65,8 @@ impl TestApi {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The Redis key prefix this app writes under.
+    pub redis_prefix: String,
     stop: Option<oneshot::Sender<()>>,
     workers: Option<jeex_api::ops::worker::Workers>,
 }
@@ -140,7 +142,7 @@ pub async fn start(config: Config) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let workers = jeex_api::ops::worker::spawn(&state);
     tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
-    TestApp { base, stop: Some(stop), workers: Some(workers) }
+    TestApp { base, redis_prefix: config.redis_prefix.clone(), stop: Some(stop), workers: Some(workers) }
 }
 
 /// A client that neither follows redirects nor decompresses, so tests see the wire.

@@ -1,0 +1,117 @@
+//! The event bus against real Redis (and in process): history resumes exactly after an ID,
+//! a trimmed history answers reset, live events published on one instance reach another's
+//! subscribers through its single shared subscription, and operations publish their life.
+
+mod support;
+
+use std::time::Duration;
+
+use jeex_api::events::{EventBus, History, Retention};
+use reqwest::Method;
+use serde_json::json;
+use support::{db::TestDatabase, session};
+use uuid::Uuid;
+
+fn redis_bus(prefix: &str, max_len: usize) -> EventBus {
+    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
+    let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), redis::aio::ConnectionManagerConfig::new()).unwrap();
+    EventBus::new(Some((client, manager)), prefix, Retention { max_len, ttl: Duration::from_secs(60) })
+}
+
+fn ids(history: &History) -> Vec<String> {
+    match history {
+        History::Events(events) => events.iter().map(|e| e.id.clone()).collect(),
+        History::Reset => panic!("unexpected reset"),
+    }
+}
+
+async fn exact_resume(bus: &EventBus) {
+    let project = Uuid::now_v7();
+    let mut published = Vec::new();
+    for i in 0..10 {
+        published.push(bus.publish(project, "test.tick", None, json!({ "i": i })).await.unwrap().id);
+    }
+    assert_eq!(ids(&bus.history(project, None).await.unwrap()), published);
+    // A client that saw the fourth event, away while 1,000 more are published.
+    let seen = published[3].clone();
+    for i in 10..1_010 {
+        published.push(bus.publish(project, "test.tick", None, json!({ "i": i })).await.unwrap().id);
+    }
+    let missed = bus.history(project, Some(&seen)).await.unwrap();
+    assert_eq!(ids(&missed), published[4..], "exactly the missed events, in order");
+    let History::Events(events) = missed else { unreachable!() };
+    assert_eq!(events.last().unwrap().data["i"], 1_009);
+    assert_eq!(ids(&bus.history(project, Some(published.last().unwrap())).await.unwrap()), Vec::<String>::new());
+    // Another project's history is its own.
+    assert_eq!(ids(&bus.history(Uuid::now_v7(), None).await.unwrap()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_resumes_exactly_after_an_id_in_redis_and_in_process() {
+    let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
+    exact_resume(&redis_bus(&prefix, 10_000)).await;
+    exact_resume(&EventBus::new(None, "", Retention { max_len: 10_000, ttl: Duration::from_secs(60) })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_older_than_the_history_gets_a_reset() {
+    let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
+    for bus in [redis_bus(&prefix, 10), EventBus::new(None, "", Retention { max_len: 10, ttl: Duration::from_secs(60) })] {
+        let project = Uuid::now_v7();
+        let first = bus.publish(project, "test.tick", None, json!({})).await.unwrap().id;
+        for _ in 0..500 {
+            bus.publish(project, "test.tick", None, json!({})).await.unwrap();
+        }
+        assert_eq!(bus.history(project, Some(&first)).await.unwrap(), History::Reset);
+    }
+    // A history that expired entirely also resets a resuming client.
+    let bus = redis_bus(&prefix, 10);
+    assert_eq!(bus.history(Uuid::now_v7(), Some("1-0")).await.unwrap(), History::Reset);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_reach_subscribers_of_another_instance() {
+    let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
+    let (one, two) = (redis_bus(&prefix, 1_000), redis_bus(&prefix, 1_000));
+    let (project, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut rx = two.subscribe(project);
+    let mut other_rx = two.subscribe(other);
+    tokio::time::sleep(Duration::from_millis(300)).await; // the shared subscription connects
+    let sent = one.publish(project, "test.live", None, json!({ "hello": 1 })).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("delivered").unwrap();
+    assert_eq!((got.id, got.data), (sent.id, json!({ "hello": 1 })));
+    assert!(other_rx.try_recv().is_err(), "another project's subscriber receives nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_publish_their_life_in_order() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BATCH_SIZE", "10")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Events").await;
+    let docs: Vec<_> = (0..30).map(|i| json!({ "title": format!("E{i}") })).collect();
+    let (_, op) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/projects/{p}/operations"),
+            Some(json!({ "kind": "documents.import", "input": { "documents": docs } })),
+        )
+        .await;
+    let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
+    for _ in 0..200 {
+        if a.call(Method::GET, &path, None).await.1["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Read the app's history through a bus on the same Redis prefix.
+    let reader = redis_bus(&app.redis_prefix, 1_000);
+    let History::Events(events) = reader.history(p.parse().unwrap(), None).await.unwrap() else { panic!("reset") };
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["operation.queued", "operation.running", "operation.progress", "operation.progress", "operation.progress", "operation.succeeded"]
+    );
+    assert!(events.iter().all(|e| e.operation_id.map(|o| o.to_string()) == op["id"].as_str().map(str::to_owned)));
+    assert_eq!(events[4].data["progress"], 100);
+}
