@@ -167,6 +167,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "events kept per project for resuming streams (approximately, in Redis)",
     },
     Variable { name: "JEEX_EVENTS_TTL", default: "24h", meaning: "how long a quiet project's event history is kept" },
+    Variable {
+        name: "JEEX_SSE_MAX_LIFETIME",
+        default: "5m",
+        meaning: "an event stream ends after this long with a `retry:` hint; the client reconnects with Last-Event-ID",
+    },
     Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
     Variable {
         name: "JEEX_OPERATION_LEASE",
@@ -408,9 +413,11 @@ impl TrustedNet {
     }
 }
 
-/// Event history retention.
+/// Event history retention and streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventsConfig {
+    /// Longest life of one SSE connection.
+    pub max_lifetime: Duration,
     /// Events kept per project.
     pub max_len: u32,
     /// Lifetime of a quiet history.
@@ -574,6 +581,7 @@ impl Config {
         }
         let rate_limit = parse_rate_limit(&get)?;
         let events = EventsConfig {
+            max_lifetime: parse_duration(&get, "JEEX_SSE_MAX_LIFETIME", "5m")?,
             max_len: parse_count(&get, "JEEX_EVENTS_MAX_LEN", 10_000, 10)?,
             ttl: parse_duration(&get, "JEEX_EVENTS_TTL", "24h")?,
         };

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod documents;
 pub mod etag;
+pub mod events;
 pub mod health;
 pub mod members;
 pub mod metrics;
@@ -37,6 +38,8 @@ pub enum ApiTags {
     Audit,
     /// Long-running work (imports, exports) with progress and cancellation.
     Operations,
+    /// Server-Sent Events: project and operation events, resumable with Last-Event-ID.
+    Events,
 }
 
 /// Every operation group, with `T` mounted last.
@@ -50,6 +53,7 @@ pub type Apis<T> = (
     api_keys::ApiKeysApi,
     audit::AuditApi,
     operations::OperationsApi,
+    events::EventsApi,
     T,
 );
 
@@ -68,6 +72,7 @@ pub fn service<T: OpenApi>(extra: T) -> OpenApiService<Apis<T>, ()> {
         api_keys::ApiKeysApi,
         audit::AuditApi,
         operations::OperationsApi,
+        events::EventsApi,
         extra,
     );
     OpenApiService::new(apis, TITLE, env!("CARGO_PKG_VERSION"))

@@ -1,0 +1,130 @@
+//! Server-Sent Events over HTTP: resuming with `Last-Event-ID` delivers exactly what was
+//! missed; an operation's stream ends after its terminal event (or, for a finished operation,
+//! after its final state); non-members get 404.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{db::TestDatabase, session};
+
+/// One parsed SSE message.
+#[derive(Debug)]
+struct Message {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+/// Reads messages until `want` arrived or the stream ended; returns them and whether it ended.
+async fn read(resp: reqwest::Response, want: usize, limit: Duration) -> (Vec<Message>, bool) {
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+                    event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                    data.push_str(v);
+                }
+            }
+            if !data.is_empty() {
+                out.push(Message { id, event, data: serde_json::from_str(&data).unwrap_or(Value::Null) });
+            }
+        }
+        if out.len() >= want {
+            return (out, false);
+        }
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => return (out, true),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+async fn import(user: &session::User, project: &str, n: usize) -> String {
+    let docs: Vec<Value> = (0..n).map(|i| json!({ "title": format!("S{i}") })).collect();
+    let (status, op) = user
+        .call(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/operations"),
+            Some(json!({ "kind": "documents.import", "input": { "documents": docs } })),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    op["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_resume_exactly_and_operation_streams_end() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BATCH_SIZE", "10")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let b = session::login(&app, "bob@example.com").await;
+    let p = a.project("Streams").await;
+
+    // Live: follow an import from the start; the stream ends after `operation.succeeded`.
+    let op = import(&a, &p, 50).await;
+    let live = a.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(live.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let (messages, ended) = read(live, 100, Duration::from_secs(20)).await;
+    assert!(ended, "the operation stream ends after its terminal event");
+    let kinds: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"operation.succeeded"), "{kinds:?}");
+    assert!(kinds.iter().filter(|k| **k == "operation.progress").count() >= 5, "{kinds:?}");
+    assert!(messages.iter().all(|m| m.data["operation_id"] == op.as_str()));
+
+    // Resume: from the second event of the project's history, exactly the rest, in order.
+    let all = a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap();
+    let (history, _) = read(all, messages.len() + 1, Duration::from_secs(5)).await;
+    let ids: Vec<String> = history.iter().map(|m| m.id.clone().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1] || w[0].len() < w[1].len()), "ordered: {ids:?}");
+    let resumed = a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).header("last-event-id", &ids[1]).send().await.unwrap();
+    let (rest, _) = read(resumed, ids.len() - 2, Duration::from_secs(5)).await;
+    let rest_ids: Vec<String> = rest.iter().map(|m| m.id.clone().unwrap()).collect();
+    assert_eq!(rest_ids, ids[2..], "no gap, no duplicate");
+    let by_query = a.req(Method::GET, &format!("/api/v1/projects/{p}/events?last_event_id={}", ids[ids.len() - 2])).send().await.unwrap();
+    let (tail, _) = read(by_query, 1, Duration::from_secs(5)).await;
+    assert_eq!(tail[0].id.as_deref(), Some(ids[ids.len() - 1].as_str()));
+
+    // A finished operation's stream sends its final state and ends.
+    let done = a.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap();
+    let (final_state, ended) = read(done, 10, Duration::from_secs(5)).await;
+    assert!(ended);
+    assert_eq!(final_state.len(), 1);
+    assert_eq!((final_state[0].event.as_str(), final_state[0].data["data"]["status"].as_str()), ("operation.succeeded", Some("succeeded")));
+
+    // Non-members get 404; a malformed Last-Event-ID is a 400.
+    assert_eq!(b.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap().status(), 404);
+    assert_eq!(b.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap().status(), 404);
+    let bad = a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).header("last-event-id", "nonsense").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    // B's own project stream never carries A's events.
+    let pb = b.project("Other").await;
+    let other = b.req(Method::GET, &format!("/api/v1/projects/{pb}/events")).send().await.unwrap();
+    let (nothing, _) = read(other, 1, Duration::from_millis(500)).await;
+    assert!(nothing.is_empty(), "{nothing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_after_their_lifetime_with_a_retry_hint() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_SSE_MAX_LIFETIME", "1s")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Lifetime").await;
+    let resp = a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.text()).await.expect("the stream ends").unwrap();
+    assert!(body.contains("retry: 1000") || body.contains("retry:1000"), "{body:?}");
+}
