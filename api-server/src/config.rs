@@ -172,6 +172,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "5m",
         meaning: "an event stream ends after this long with a `retry:` hint; the client reconnects with Last-Event-ID",
     },
+    Variable {
+        name: "JEEX_SSE_MAX_STREAMS_PER_USER",
+        default: "10",
+        meaning: "event streams one user (or API key) may hold open on one replica; more get 429",
+    },
     Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
     Variable {
         name: "JEEX_OPERATION_LEASE",
@@ -418,6 +423,8 @@ impl TrustedNet {
 pub struct EventsConfig {
     /// Longest life of one SSE connection.
     pub max_lifetime: Duration,
+    /// Open streams per principal per replica.
+    pub max_streams_per_user: u32,
     /// Events kept per project.
     pub max_len: u32,
     /// Lifetime of a quiet history.
@@ -582,6 +589,7 @@ impl Config {
         let rate_limit = parse_rate_limit(&get)?;
         let events = EventsConfig {
             max_lifetime: parse_duration(&get, "JEEX_SSE_MAX_LIFETIME", "5m")?,
+            max_streams_per_user: parse_count(&get, "JEEX_SSE_MAX_STREAMS_PER_USER", 10, 1)?,
             max_len: parse_count(&get, "JEEX_EVENTS_MAX_LEN", 10_000, 10)?,
             ttl: parse_duration(&get, "JEEX_EVENTS_TTL", "24h")?,
         };

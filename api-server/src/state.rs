@@ -7,7 +7,7 @@ use crate::{
     config::{Config, Environment},
     db::gate::DatabaseGate,
     deps::Dependencies,
-    events::{EventBus, Retention},
+    events::{EventBus, Retention, tickets::TicketStore},
     ratelimit::Limiter,
     telemetry::metrics::Metrics,
 };
@@ -26,7 +26,33 @@ struct Inner {
     gate: DatabaseGate,
     limiter: Limiter,
     events: EventBus,
+    tickets: TicketStore,
+    streams: StreamCounter,
     started: Instant,
+}
+
+/// Open event streams per principal on this replica (the per-user cap).
+#[derive(Default)]
+pub struct StreamCounter {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Holds one stream slot; dropping it frees the slot.
+pub struct StreamSlot {
+    state: AppState,
+    who: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.state.inner.streams.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -41,7 +67,28 @@ impl AppState {
         );
         let retention = Retention { max_len: config.events.max_len as usize, ttl: config.events.ttl };
         let events = EventBus::new(deps.redis.as_ref().map(|r| (r.client(), r.connection())), &config.redis_prefix, retention);
-        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, events, started: Instant::now() }) }
+        let tickets = match &deps.redis {
+            Some(r) => TicketStore::Redis { conn: r.connection(), prefix: config.redis_prefix.clone() },
+            None => TicketStore::Memory(Default::default()),
+        };
+        let streams = StreamCounter::default();
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, events, tickets, streams, started: Instant::now() }) }
+    }
+
+    /// Stream tickets.
+    pub fn tickets(&self) -> &TicketStore {
+        &self.inner.tickets
+    }
+
+    /// Takes one of `who`'s stream slots, or `None` when they already hold `max`.
+    pub fn open_stream(&self, who: String, max: usize) -> Option<StreamSlot> {
+        let mut open = self.inner.streams.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(who.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot { state: self.clone(), who })
     }
 
     /// Project events.

@@ -128,3 +128,81 @@ async fn streams_end_after_their_lifetime_with_a_retry_hint() {
     let body = tokio::time::timeout(Duration::from_secs(5), resp.text()).await.expect("the stream ends").unwrap();
     assert!(body.contains("retry: 1000") || body.contains("retry:1000"), "{body:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_started_on_one_instance_streams_completely_from_another() {
+    let db = TestDatabase::create().await;
+    let prefix = format!("sse-test:{}:", uuid::Uuid::now_v7().simple());
+    let shared = [("DATABASE_URL", db.app_url.as_str()), ("JEEX_REDIS_PREFIX", prefix.as_str()), ("JEEX_IMPORT_BATCH_SIZE", "10")];
+    let one = support::start(support::config(&shared)).await;
+    let mut two_cfg = shared.to_vec();
+    two_cfg.push(("JEEX_WORKERS", "0"));
+    let two = support::start(support::config(&two_cfg)).await;
+    let a1 = session::login(&one, "ann@example.com").await;
+    let a2 = session::login(&two, "ann@example.com").await;
+    let p = a1.project("Shared").await;
+    // Instance two streams; instance one accepts and runs the work.
+    let op = import(&a1, &p, 80).await;
+    let stream = a2.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap();
+    let (messages, ended) = read(stream, 100, Duration::from_secs(20)).await;
+    assert!(ended, "{messages:?}");
+    let kinds: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"operation.queued"), "from the history: {kinds:?}");
+    assert_eq!(kinds.last(), Some(&"operation.succeeded"));
+    let progress: Vec<i64> =
+        messages.iter().filter(|m| m.event == "operation.progress").map(|m| m.data["data"]["progress"].as_i64().unwrap()).collect();
+    assert_eq!(progress, (1..=8).map(|i| i * 100 / 8).collect::<Vec<_>>(), "every step, once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_open_one_stream_once_and_open_streams_per_user_are_capped() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[
+        ("DATABASE_URL", &db.app_url),
+        ("JEEX_SSE_MAX_STREAMS_PER_USER", "2"),
+        ("JEEX_SSE_MAX_LIFETIME", "1s"),
+    ]))
+    .await;
+    let a = session::login(&app, "ann@example.com").await;
+    let b = session::login(&app, "bob@example.com").await;
+    let p = a.project("Tickets").await;
+    let pb = b.project("Theirs").await;
+    let ticket = |user: &session::User, project: String| {
+        let req = user.req(Method::POST, &format!("/api/v1/projects/{project}/events/ticket"));
+        async move {
+            let (status, body) = session::split(req.send().await.unwrap()).await;
+            (status, body["ticket"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let anonymous = support::client();
+    let (status, t1) = ticket(&a, p.clone()).await;
+    assert_eq!(status, 200);
+    let opened = anonymous.get(app.url(&format!("/api/v1/projects/{p}/events?ticket={t1}"))).send().await.unwrap();
+    assert_eq!(opened.status(), 200, "a ticket opens the stream without any header");
+    drop(opened);
+    let again = anonymous.get(app.url(&format!("/api/v1/projects/{p}/events?ticket={t1}"))).send().await.unwrap();
+    assert_eq!(again.status(), 401, "single use");
+    let (_, t2) = ticket(&a, p.clone()).await;
+    let elsewhere = anonymous.get(app.url(&format!("/api/v1/projects/{pb}/events?ticket={t2}"))).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 401, "a ticket opens only its own project's streams");
+    let (_, t3) = ticket(&a, p.clone()).await;
+    let not_a_stream = anonymous.get(app.url(&format!("/api/v1/projects/{p}?ticket={t3}"))).send().await.unwrap();
+    assert_eq!(not_a_stream.status(), 401, "tickets authenticate event streams only");
+    assert_eq!(ticket(&b, p.clone()).await.0, 404, "no tickets for non-members");
+
+    // The cap: two open streams per user; a third is refused until one ends and frees its
+    // slot (here by reaching its 1 s lifetime).
+    let c = session::login(&app, "cat@example.com").await;
+    let pc = c.project("Capped").await;
+    let path = format!("/api/v1/projects/{pc}/events");
+    let s1 = c.req(Method::GET, &path).send().await.unwrap();
+    let s2 = c.req(Method::GET, &path).send().await.unwrap();
+    assert_eq!((s1.status(), s2.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    let (status, problem) = session::split(c.req(Method::GET, &path).send().await.unwrap()).await;
+    assert_eq!((status, problem["code"].as_str()), (429, Some("RATE_LIMITED")));
+    assert_eq!(b.req(Method::GET, &format!("/api/v1/projects/{pb}/events")).send().await.unwrap().status(), 200, "the cap is per user");
+    tokio::time::timeout(Duration::from_secs(5), s1.text()).await.expect("the stream ends at its lifetime").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.req(Method::GET, &path).send().await.unwrap().status(), 200, "an ended stream frees its slot");
+    drop(s2);
+}

@@ -12,19 +12,43 @@ use poem::web::{Data, sse::Event as SseEvent};
 use poem_openapi::{
     Object, OpenApi,
     param::{Header, Path, Query},
-    payload::EventStream,
+    payload::{EventStream, Json},
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use uuid::Uuid;
 
 use super::ApiTags;
 use crate::{
-    auth::principal::Auth,
+    auth::principal::{Auth, Caller, Principal},
     db::{operations, scope::Scoped},
-    error::{ApiError, FieldError},
-    events::{Event, EventBus, History, compare_ids, parse_id},
-    state::AppState,
+    error::{ApiError, ErrorCode, FieldError},
+    events::{
+        Event, EventBus, History, compare_ids, parse_id,
+        tickets::{Grant, TICKET_TTL},
+    },
+    state::{AppState, StreamSlot},
 };
+
+/// A single-use stream ticket.
+#[derive(Debug, Object)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` to one of the project's event streams, once, within `expires_in`.
+    pub ticket: String,
+    /// Seconds the ticket stays valid.
+    pub expires_in: u64,
+}
+
+/// A slot under the per-user stream cap, or 429.
+fn slot(state: &AppState, caller: &Caller) -> Result<StreamSlot, ApiError> {
+    let who = match &caller.principal {
+        Principal::User { user_id } => format!("user:{user_id}"),
+        Principal::ApiKey { key_id, .. } => format!("key:{key_id}"),
+    };
+    let max = state.config().events.max_streams_per_user as usize;
+    state.open_stream(who, max).ok_or_else(|| {
+        ApiError::Status(ErrorCode::RateLimited, format!("at most {max} event streams may be open at once; close one first"))
+    })
+}
 
 /// Keepalive comment interval.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -104,9 +128,21 @@ impl Filter {
     }
 }
 
-fn stream(bus: EventBus, project: Uuid, after: Option<String>, filter: Filter, lifetime: Duration, first: Vec<Event>) -> Events {
+fn stream(
+    bus: EventBus,
+    project: Uuid,
+    after: Option<String>,
+    filter: Filter,
+    lifetime: Duration,
+    first: Vec<Event>,
+    slot: StreamSlot,
+) -> Events {
     let (tx, rx) = mpsc::channel::<Item>(BUFFER);
-    tokio::spawn(produce(bus, project, after, filter, lifetime, first, tx));
+    tokio::spawn(async move {
+        produce(bus, project, after, filter, lifetime, first, tx).await;
+        // The slot is held exactly as long as the stream produces.
+        drop(slot);
+    });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
         let event = match item {
@@ -210,6 +246,20 @@ pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
 impl EventsApi {
+    /// A single-use ticket for `EventSource`, which cannot send headers: pass it as
+    /// `?ticket=` to one of this project's event streams within a minute. Long-lived tokens
+    /// never go into URLs.
+    #[oai(path = "/projects/:project_id/events/ticket", method = "post")]
+    async fn ticket(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Json<StreamTicket>, ApiError> {
+        Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?.commit().await?;
+        let ticket = state
+            .tickets()
+            .issue(&Grant::new(&auth.0.principal, project_id.0))
+            .await
+            .map_err(|_| ApiError::Status(ErrorCode::Unavailable, "stream tickets are unavailable; retry shortly".into()))?;
+        Ok(Json(StreamTicket { ticket, expires_in: TICKET_TTL.as_secs() }))
+    }
+
     /// Every event of the project, live (`text/event-stream`).
     #[oai(path = "/projects/:project_id/events", method = "get")]
     async fn project_events(
@@ -223,16 +273,21 @@ impl EventsApi {
         /// Resume after this event (for clients that cannot set headers).
         #[oai(name = "last_event_id")]
         last_event_id_query: Query<Option<String>>,
+        /// A stream ticket (`POST …/events/ticket`), instead of a header credential.
+        #[oai(name = "ticket")]
+        _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
         Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?.commit().await?;
+        let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new()))
+        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new(), slot))
     }
 
     /// One operation's events; ends after its terminal event. For an operation that already
     /// ended, sends its final state and ends.
     #[oai(path = "/projects/:project_id/operations/:operation_id/events", method = "get")]
+    #[allow(clippy::too_many_arguments)] // each one is a documented request parameter
     async fn operation_events(
         &self,
         state: Data<&AppState>,
@@ -245,6 +300,9 @@ impl EventsApi {
         /// Resume after this event (for clients that cannot set headers).
         #[oai(name = "last_event_id")]
         last_event_id_query: Query<Option<String>>,
+        /// A stream ticket (`POST …/events/ticket`), instead of a header credential.
+        #[oai(name = "ticket")]
+        _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
         let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
@@ -262,7 +320,8 @@ impl EventsApi {
                 time: chrono::Utc::now(),
             });
         }
+        let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: Some(operation_id.0) }, lifetime, first))
+        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: Some(operation_id.0) }, lifetime, first, slot))
     }
 }

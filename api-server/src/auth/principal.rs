@@ -149,7 +149,31 @@ enum Failure {
     Unavailable(ApiError),
 }
 
+/// A stream ticket from the query, on an event-stream path only.
+fn ticket_of(req: &Request) -> Option<String> {
+    if !req.uri().path().ends_with("/events") {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("ticket=")).map(str::to_owned)
+}
+
 async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure> {
+    if let Some(ticket) = ticket_of(req) {
+        let grant = state
+            .tickets()
+            .redeem(&ticket)
+            .await
+            .map_err(|_| {
+                Failure::Unavailable(ApiError::Status(ErrorCode::Unavailable, "stream tickets are unavailable; retry shortly".into()))
+            })?
+            .ok_or(Failure::Rejected("stream ticket is unknown, used or expired"))?;
+        let path_project =
+            req.uri().path().strip_prefix("/api/v1/projects/").and_then(|r| r.split('/').next()).and_then(|p| Uuid::parse_str(p).ok());
+        if path_project != Some(grant.project_id) {
+            return Err(Failure::Rejected("stream ticket is for another project"));
+        }
+        return grant.principal().ok_or(Failure::Rejected("stream ticket is malformed"));
+    }
     if let Some(key) = req.headers().get(API_KEY_HEADER) {
         let key = key.to_str().map_err(|_| Failure::Rejected("API key is not text"))?;
         return super::api_keys::authenticate(state.deps().postgres.clone(), key).await.map_err(|e| match e {

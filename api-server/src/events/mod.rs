@@ -5,6 +5,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod tickets;
 
 use std::{cmp::Ordering, collections::HashMap, sync::Arc, time::Duration};
 
