@@ -118,6 +118,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         ("JEEX_RATE_LIMIT_READS".into(), "100000/60s".into()),
         ("JEEX_RATE_LIMIT_WRITES".into(), "100000/60s".into()),
         ("JEEX_RATE_LIMIT_AUTH".into(), "100000/60s".into()),
+        ("JEEX_EVENTS_TTL".into(), "10m".into()),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
