@@ -206,3 +206,62 @@ async fn tickets_open_one_stream_once_and_open_streams_per_user_are_capped() {
     assert_eq!(c.req(Method::GET, &path).send().await.unwrap().status(), 200, "an ended stream frees its slot");
     drop(s2);
 }
+
+/// Resident memory of this process in KiB.
+fn rss_kib() -> u64 {
+    jeex_e2e::binary::rss_kib(std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_SSE_MAX_STREAMS_PER_USER", "1")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Backpressure").await;
+    // A raw client: sends the request, reads the response head, then never reads again.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stuck = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /api/v1/projects/{p}/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n", a.token);
+    stuck.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 256];
+    let n = stuck.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+
+    let bus = jeex_api::events::EventBus::new(
+        Some((
+            redis::Client::open(jeex_e2e::services::redis_url()).unwrap(),
+            redis::aio::ConnectionManager::new_lazy_with_config(
+                redis::Client::open(jeex_e2e::services::redis_url()).unwrap(),
+                redis::aio::ConnectionManagerConfig::new(),
+            )
+            .unwrap(),
+        )),
+        &app.redis_prefix,
+        jeex_api::events::Retention { max_len: 1_000, ttl: Duration::from_secs(60) },
+    );
+    let project: uuid::Uuid = p.parse().unwrap();
+    let payload = json!({ "padding": "x".repeat(200) });
+    let before = rss_kib();
+    let mut peak = before;
+    for i in 0..100_000u32 {
+        bus.publish(project, "test.flood", None, payload.clone()).await.unwrap();
+        if i % 10_000 == 0 {
+            peak = peak.max(rss_kib());
+        }
+    }
+    peak = peak.max(rss_kib());
+    assert!(peak - before < 64 * 1024, "memory grew by {} KiB while 100,000 events were published", peak - before);
+    // The stuck stream was cut off: its slot (the user's only one) is free again.
+    let mut freed = false;
+    for _ in 0..40 {
+        if a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap().status() == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the client that stopped reading was disconnected");
+    drop(stuck);
+}
