@@ -79,7 +79,7 @@ async fn live_events_reach_subscribers_of_another_instance() {
     tokio::time::sleep(Duration::from_millis(300)).await; // the shared subscription connects
     let sent = one.publish(project, "test.live", None, json!({ "hello": 1 })).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("delivered").unwrap();
-    assert_eq!((got.id, got.data), (sent.id, json!({ "hello": 1 })));
+    assert_eq!((got.id.clone(), got.data.clone()), (sent.id, json!({ "hello": 1 })));
     assert!(other_rx.try_recv().is_err(), "another project's subscriber receives nothing");
 }
 

@@ -5,7 +5,7 @@
 //! `JEEX_SSE_MAX_LIFETIME` the stream ends with a `retry:` hint. A client that cannot keep up
 //! is disconnected (it resumes and loses nothing), so a connection's memory stays bounded.
 
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::Stream;
 use poem::web::{Data, sse::Event as SseEvent};
@@ -73,11 +73,37 @@ pub struct StreamEvent {
     pub data: serde_json::Value,
     /// When it was published.
     pub time: chrono::DateTime<chrono::Utc>,
+    /// The whole message, already encoded (shared by every connection streaming the event).
+    #[oai(skip)]
+    pub rendered: Option<Arc<str>>,
 }
 
 impl From<Event> for StreamEvent {
     fn from(e: Event) -> Self {
-        Self { id: e.id, kind: e.kind, project_id: e.project_id, operation_id: e.operation_id, data: e.data, time: e.time }
+        Self { id: e.id, kind: e.kind, project_id: e.project_id, operation_id: e.operation_id, data: e.data, time: e.time, rendered: None }
+    }
+}
+
+impl StreamEvent {
+    /// A live event for one more connection: the encoding is made by the first connection and
+    /// shared by the rest.
+    fn shared(e: &Event) -> Self {
+        let rendered = e
+            .rendered
+            .get_or_init(|| {
+                let full = StreamEvent::from(e.clone());
+                Arc::from(serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&full)).unwrap_or_default())
+            })
+            .clone();
+        Self {
+            id: e.id.clone(),
+            kind: e.kind.clone(),
+            project_id: e.project_id,
+            operation_id: e.operation_id,
+            data: serde_json::Value::Null,
+            time: e.time,
+            rendered: Some(rendered),
+        }
     }
 }
 
@@ -95,7 +121,10 @@ fn to_sse(item: StreamEvent) -> SseEvent {
     if item.kind == RETRY_MARKER {
         return SseEvent::retry(RETRY_MS);
     }
-    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&item)).unwrap_or_default();
+    let data = match &item.rendered {
+        Some(rendered) => rendered.to_string(),
+        None => serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&item)).unwrap_or_default(),
+    };
     let event = SseEvent::message(data).event_type(item.kind.clone());
     if item.id.is_empty() { event } else { event.id(item.id) }
 }
@@ -154,6 +183,7 @@ fn stream(
                 operation_id: None,
                 data: serde_json::Value::Null,
                 time: chrono::Utc::now(),
+                rendered: None,
             },
         };
         Some((event, rx))
@@ -178,6 +208,10 @@ async fn produce(
         let ends = filter.ends_after(&e);
         (tx.try_send(Item::Event(e.into())).is_ok(), ends)
     };
+    let send_shared = |e: &Event| {
+        let ends = filter.ends_after(e);
+        (tx.try_send(Item::Event(StreamEvent::shared(e))).is_ok(), ends)
+    };
     for e in first {
         let (ok, ends) = send(e);
         if !ok || ends {
@@ -188,6 +222,7 @@ async fn produce(
     match bus.history(project, after.as_deref()).await {
         Ok(History::Reset) => {
             let reset = Event {
+                rendered: Default::default(),
                 id: String::new(),
                 kind: "reset".into(),
                 project_id: project,
@@ -223,7 +258,7 @@ async fn produce(
                         continue;
                     }
                     last = Some(e.id.clone());
-                    let (ok, ends) = send(e);
+                    let (ok, ends) = send_shared(&e);
                     if !ok || ends {
                         // Full buffer: the client is too slow; it resumes with Last-Event-ID.
                         return;
@@ -312,6 +347,7 @@ impl EventsApi {
         if op.status.is_terminal() {
             let status = poem_openapi::types::ToJSON::to_json(&op.status).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             first.push(Event {
+                rendered: Default::default(),
                 id: String::new(),
                 kind: format!("operation.{status}"),
                 project_id: op.project_id,

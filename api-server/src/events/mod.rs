@@ -17,6 +17,10 @@ use uuid::Uuid;
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The SSE `data:` JSON, rendered once and shared by every connection that streams this
+    /// event (5,000 subscribers must not mean 5,000 encodings).
+    #[serde(skip)]
+    pub rendered: std::sync::OnceLock<Arc<str>>,
     /// History ID (`<ms>-<seq>`, ordered), the SSE `id:`.
     pub id: String,
     /// Event type, e.g. `operation.progress`.
@@ -64,15 +68,16 @@ pub struct Retention {
 /// Buffered live events per local subscriber; a slower subscriber falls behind and is told so.
 const LIVE_BUFFER: usize = 1024;
 
-/// Local fan-out: one broadcast channel per project with subscribers.
+/// Local fan-out: one broadcast channel per project with subscribers. Events travel as
+/// `Arc`s, so a subscriber's copy costs a reference count, not a deep clone.
 #[derive(Default)]
 pub struct Fanout {
-    channels: std::sync::Mutex<HashMap<Uuid, broadcast::Sender<Event>>>,
+    channels: std::sync::Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>,
 }
 
 impl Fanout {
     /// A receiver of `project`'s live events.
-    pub fn subscribe(&self, project: Uuid) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self, project: Uuid) -> broadcast::Receiver<Arc<Event>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels.retain(|_, tx| tx.receiver_count() > 0);
         channels.entry(project).or_insert_with(|| broadcast::channel(LIVE_BUFFER).0).subscribe()
@@ -82,7 +87,7 @@ impl Fanout {
     pub fn deliver(&self, event: Event) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = channels.get(&event.project_id) {
-            let _ = tx.send(event);
+            let _ = tx.send(Arc::new(event));
         }
     }
 }
@@ -118,8 +123,15 @@ impl EventBus {
 
     /// Appends an event to its project's history and delivers it live, atomically.
     pub async fn publish(&self, project: Uuid, kind: &str, operation: Option<Uuid>, data: serde_json::Value) -> Result<Event, BusError> {
-        let draft =
-            Event { id: String::new(), kind: kind.to_owned(), project_id: project, operation_id: operation, data, time: Utc::now() };
+        let draft = Event {
+            rendered: Default::default(),
+            id: String::new(),
+            kind: kind.to_owned(),
+            project_id: project,
+            operation_id: operation,
+            data,
+            time: Utc::now(),
+        };
         match &*self.backend {
             Backend::Redis(bus) => bus.publish(draft).await,
             Backend::Memory(bus) => {
@@ -139,7 +151,7 @@ impl EventBus {
     }
 
     /// Live events of `project` from now on.
-    pub fn subscribe(&self, project: Uuid) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self, project: Uuid) -> broadcast::Receiver<Arc<Event>> {
         self.fanout.subscribe(project)
     }
 }
