@@ -265,3 +265,30 @@ async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() 
     assert!(freed, "the client that stopped reading was disconnected");
     drop(stuck);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_operation_ends_its_stream_within_a_second() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BATCH_SIZE", "10")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Cancel").await;
+    let op = import(&a, &p, 5_000).await;
+    let path = format!("/api/v1/projects/{p}/operations/{op}");
+    let stream = a.req(Method::GET, &format!("{path}/events")).send().await.unwrap();
+    let reader = tokio::spawn(read(stream, 100_000, Duration::from_secs(30)));
+    loop {
+        let (_, state) = a.call(Method::GET, &path, None).await;
+        if state["progress"].as_i64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = std::time::Instant::now();
+    assert_eq!(a.call(Method::DELETE, &path, None).await.0, 202);
+    let (messages, ended) = reader.await.unwrap();
+    assert!(ended, "the stream ends");
+    assert!(asked.elapsed() < Duration::from_secs(1), "ended {:?} after the cancel", asked.elapsed());
+    let kinds: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"operation.cancelled"), "{kinds:?}");
+    assert!(kinds.contains(&"operation.cancel_requested"));
+}
