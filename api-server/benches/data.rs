@@ -20,12 +20,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{Target, free_addr, wait_for_200};
+use common::{BenchDatabase, Target, free_addr, key, wait_for_200};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::{net::TcpStream, sync::mpsc};
 use uuid::Uuid;
 
@@ -34,7 +33,6 @@ const POOL: u32 = 30;
 const WARMUP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(5);
 const RATE: u64 = 1000;
-const APP_ROLE: &str = "jeex_bench_app";
 const DOC_BODY: &str =
     r#"{"title":"Benchmark note","content":"Row-level security keeps every project's documents apart.","language":"en"}"#;
 
@@ -48,33 +46,8 @@ fn main() {
 }
 
 async fn run() {
-    let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into());
-    let host = base.split_once('@').map_or("127.0.0.1:5432", |(_, r)| r.split('/').next().unwrap_or("127.0.0.1:5432")).to_owned();
-    let name = format!("jeex_bench_{}", Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect(&format!("postgres://postgres@{host}/postgres")).await.expect("connect as postgres");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let _ = sqlx::query(&format!("CREATE ROLE {APP_ROLE} LOGIN")).execute(&mut admin).await;
-    let owner_url = format!("postgres://postgres@{host}/{name}");
-    let app_url = format!("postgres://{APP_ROLE}@{host}/{name}");
-    jeex_api::db::migrate::run(&owner_url, Some(APP_ROLE)).await.expect("migrate");
-
-    let owner = PgPoolOptions::new().max_connections(2).connect(&owner_url).await.unwrap();
-    let (user, project) = (Uuid::now_v7(), Uuid::now_v7());
-    sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'bench@example.com', 'Bench')").bind(user).execute(&owner).await.unwrap();
-    sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'Bench', $2)")
-        .bind(project)
-        .bind(user)
-        .execute(&owner)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(project)
-        .bind(user)
-        .execute(&owner)
-        .await
-        .unwrap();
-
-    let key = |f: &str| format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"));
+    let db = BenchDatabase::create().await;
+    let (user, project, app_url) = (db.user, db.project, db.app_url.clone());
     let start = |limited: bool| {
         let addr = free_addr();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeex-api"));
@@ -105,15 +78,7 @@ async fn run() {
     };
     let server = start(false);
     let limited = start(true);
-    let now = jsonwebtoken::get_current_timestamp();
-    let claims = serde_json::json!({
-        "iss": "jeex", "aud": "jeex-api", "sub": user.to_string(), "exp": now + 3600, "nbf": now, "iat": now, "jti": "bench",
-    });
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("k1".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&std::fs::read(key("k1.key.pem")).unwrap()).unwrap()).unwrap();
-    let bearer = Arc::new(format!("Bearer {token}"));
+    let bearer = Arc::new(common::bearer(user));
     let get_path = Arc::new(format!("/api/v1/projects/{project}"));
     let post_path = Arc::new(format!("/api/v1/projects/{project}/documents"));
 
@@ -143,8 +108,7 @@ async fn run() {
     drop(server);
     drop(limited);
     pool.close().await;
-    owner.close().await;
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+    db.drop().await;
 }
 
 fn verdict(ok: bool) -> &'static str {

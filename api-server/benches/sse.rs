@@ -13,19 +13,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{Target, free_addr, rss_mib, wait_for_200};
+use common::{BenchDatabase, Target, free_addr, key, rss_mib, wait_for_200};
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
 use tokio::{net::TcpStream, sync::Barrier};
 use uuid::Uuid;
 
 const CLIENTS: usize = 5_000;
 const RATE: u64 = 100;
 const MEASURE: Duration = Duration::from_secs(10);
-const APP_ROLE: &str = "jeex_bench_app";
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -40,33 +37,9 @@ fn now_micros() -> u64 {
 }
 
 async fn run() {
-    let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into());
     let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
-    let host = base.split_once('@').map_or("127.0.0.1:5432", |(_, r)| r.split('/').next().unwrap_or("127.0.0.1:5432")).to_owned();
-    let name = format!("jeex_bench_{}", Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect(&format!("postgres://postgres@{host}/postgres")).await.expect("connect as postgres");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let _ = sqlx::query(&format!("CREATE ROLE {APP_ROLE} LOGIN")).execute(&mut admin).await;
-    let owner_url = format!("postgres://postgres@{host}/{name}");
-    let app_url = format!("postgres://{APP_ROLE}@{host}/{name}");
-    jeex_api::db::migrate::run(&owner_url, Some(APP_ROLE)).await.expect("migrate");
-    let owner = PgPoolOptions::new().max_connections(2).connect(&owner_url).await.unwrap();
-    let (user, project) = (Uuid::now_v7(), Uuid::now_v7());
-    sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'sse@example.com', 'SSE')").bind(user).execute(&owner).await.unwrap();
-    sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'SSE', $2)")
-        .bind(project)
-        .bind(user)
-        .execute(&owner)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(project)
-        .bind(user)
-        .execute(&owner)
-        .await
-        .unwrap();
-
-    let key = |f: &str| format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"));
+    let db = BenchDatabase::create().await;
+    let (project, app_url) = (db.project, db.app_url.clone());
     let prefix = format!("ssebench:{}:", Uuid::now_v7().simple());
     let addr = free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_jeex-api"))
@@ -90,13 +63,7 @@ async fn run() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mib(server.child.id());
 
-    let now = jsonwebtoken::get_current_timestamp();
-    let claims = serde_json::json!({ "iss": "jeex", "aud": "jeex-api", "sub": user.to_string(), "exp": now + 3600, "nbf": now, "iat": now, "jti": "sse" });
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("k1".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&std::fs::read(key("k1.key.pem")).unwrap()).unwrap()).unwrap();
-    let auth = Arc::new(format!("Bearer {token}"));
+    let auth = Arc::new(common::bearer(db.user));
     let path = Arc::new(format!("/api/v1/projects/{project}/events"));
 
     // Connect every client; each records the latency of every event it receives.
@@ -184,6 +151,5 @@ async fn run() {
         if per_conn_kib <= 20.0 { "met" } else { "MISSED" }
     );
     drop(server);
-    owner.close().await;
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+    db.drop().await;
 }

@@ -74,3 +74,77 @@ pub fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0);
     kib / 1024.0
 }
+
+/// The role the benchmarked server connects as (owns nothing, not superuser).
+const BENCH_ROLE: &str = "jeex_bench_app";
+
+/// A fresh database migrated by the real `migrate`, with one user owning one project.
+pub struct BenchDatabase {
+    /// URL for the server (the unprivileged role).
+    pub app_url: String,
+    /// The user.
+    pub user: uuid::Uuid,
+    /// Their project.
+    pub project: uuid::Uuid,
+    name: String,
+    admin: sqlx::PgConnection,
+}
+
+impl BenchDatabase {
+    /// Creates it on the test PostgreSQL (`TEST_DATABASE_URL`).
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into());
+        let host = base.split_once('@').map_or("127.0.0.1:5432", |(_, r)| r.split('/').next().unwrap_or("127.0.0.1:5432")).to_owned();
+        let name = format!("jeex_bench_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&format!("postgres://postgres@{host}/postgres")).await.expect("connect as postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let _ = sqlx::query(&format!("CREATE ROLE {BENCH_ROLE} LOGIN")).execute(&mut admin).await;
+        let owner_url = format!("postgres://postgres@{host}/{name}");
+        jeex_api::db::migrate::run(&owner_url, Some(BENCH_ROLE)).await.expect("migrate");
+        let mut owner = sqlx::PgConnection::connect(&owner_url).await.unwrap();
+        let (user, project) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'bench@example.com', 'Bench')")
+            .bind(user)
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'Bench', $2)")
+            .bind(project)
+            .bind(user)
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
+            .bind(project)
+            .bind(user)
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        owner.close().await.ok();
+        Self { app_url: format!("postgres://{BENCH_ROLE}@{host}/{name}"), user, project, name, admin }
+    }
+
+    /// Drops the database.
+    pub async fn drop(mut self) {
+        let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).execute(&mut self.admin).await;
+    }
+}
+
+/// Path of a test key file.
+pub fn key(file: &str) -> String {
+    format!("{}/tests/keys/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `Bearer <RS256 access token>` for `user`, signed with test key k1, valid for an hour.
+pub fn bearer(user: uuid::Uuid) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "iss": "jeex", "aud": "jeex-api", "sub": user.to_string(), "exp": now + 3600, "nbf": now, "iat": now, "jti": "bench",
+    });
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let signing = EncodingKey::from_rsa_pem(&std::fs::read(key("k1.key.pem")).unwrap()).unwrap();
+    format!("Bearer {}", jsonwebtoken::encode(&header, &claims, &signing).unwrap())
+}
