@@ -1,35 +1,200 @@
-//! Runs the app: bind, serve, and on SIGTERM/SIGINT stop accepting, drain in-flight requests
-//! for up to the grace period, then return so the caller can close pools and flush telemetry.
+//! Runs the app: bind, serve HTTP/1.1, and on SIGTERM/SIGINT stop accepting, drain in-flight
+//! requests for up to the grace period, then return so the caller can close pools and flush
+//! telemetry.
+//!
+//! The accept loop is ours rather than `poem::Server`'s: poem boxes and splits every socket
+//! and negotiates HTTP/2 per connection, which costs about 8 KiB per open connection and a lock
+//! per read and write. Those costs show most with thousands of long-lived event streams.
+//! TLS and HTTP/2 end at the ingress; the pods speak HTTP/1.1.
 
-use std::{io, net::SocketAddr, time::Duration};
-
-use poem::{
-    Endpoint, Server,
-    listener::{Acceptor, Listener, TcpListener},
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
 };
+
+use bytes::Bytes;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use poem::{
+    Addr, Endpoint, EndpointExt, IntoEndpoint, Request,
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+};
+use tokio::{net::TcpListener, sync::Notify};
+
+/// A client that has not sent its request head within this time is disconnected (slow-loris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+type ResponseBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
 
 /// A bound listener, so the caller learns the real port before serving.
 pub struct Bound {
-    acceptor: poem::listener::TcpAcceptor,
+    listener: TcpListener,
     /// The local address actually bound (useful with port 0).
     pub local_addr: SocketAddr,
 }
 
 /// Binds `addr`; fails with the OS error (port in use, permission).
 pub async fn bind(addr: SocketAddr) -> io::Result<Bound> {
-    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
-    let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(addr);
-    Ok(Bound { acceptor, local_addr })
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    Ok(Bound { listener, local_addr })
+}
+
+/// Tells every connection to wind down: at once when idle, after its current response
+/// otherwise; and, once the grace period is over, to stop regardless.
+#[derive(Default)]
+struct Stop {
+    draining: AtomicBool,
+    aborting: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn abort(&self) {
+        self.aborting.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
 }
 
 /// Serves until `shutdown` completes, then drains for up to `grace`.
 pub async fn serve(
     bound: Bound,
-    app: impl Endpoint + 'static,
+    app: impl IntoEndpoint<Endpoint: 'static>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
-    Server::new_with_acceptor(bound.acceptor).run_with_graceful_shutdown(app, shutdown, Some(grace)).await
+    let app = Arc::new(app.into_endpoint().map_to_response());
+    let local = LocalAddr(Addr::SocketAddr(bound.local_addr));
+    let stop = Arc::new(Stop::default());
+    tracing::info!(addr = %bound.local_addr, "listening");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = bound.listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    // Events and small responses go out at once, not after Nagle's delay.
+                    let _ = socket.set_nodelay(true);
+                    tokio::spawn(connection(socket, app.clone(), local.clone(), RemoteAddr(Addr::SocketAddr(peer)), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: say so and let the system breathe
+                    // instead of spinning on the same error.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(bound.listener);
+    tracing::info!(grace_seconds = grace.as_secs_f32(), "draining connections");
+    stop.drain();
+    // Each connection task holds a reference to `stop`; the last one gone ends the wait.
+    let drained = tokio::time::timeout(grace, async {
+        while Arc::strong_count(&stop) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("grace period over; closing the remaining connections");
+        stop.abort();
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Serves one connection until it closes, draining it when the server stops.
+async fn connection<E: Endpoint<Output = poem::Response> + 'static>(
+    socket: tokio::net::TcpStream,
+    app: Arc<E>,
+    local: LocalAddr,
+    remote: RemoteAddr,
+    stop: Arc<Stop>,
+) {
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let app = app.clone();
+        let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
+        async move { Ok::<hyper::Response<ResponseBody>, Infallible>(app.get_response(req).await.into()) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(socket), service);
+    let mut conn = std::pin::pin!(conn);
+    let notified = stop.notify.notified();
+    let mut notified = std::pin::pin!(notified);
+    let mut draining = false;
+    loop {
+        let signal = Signal { notified: notified.as_mut(), registered: None, stop: &stop, draining };
+        match Either::race(conn.as_mut(), signal).await {
+            Either::Done => return,
+            Either::Drain => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+                notified.set(stop.notify.notified());
+            }
+            Either::Abort => return,
+        }
+    }
+}
+
+/// What ended a wait on a connection.
+enum Either {
+    Done,
+    Drain,
+    Abort,
+}
+
+impl Either {
+    /// Polls the connection, and the stop signal only when the task's waker changes: checking
+    /// a flag costs an atomic load, re-registering on every wake-up would cost a lock.
+    async fn race<C: Future>(mut conn: Pin<&mut C>, mut signal: Signal<'_, '_>) -> Either {
+        std::future::poll_fn(move |cx| {
+            if let Some(reason) = signal.poll(cx) {
+                return Poll::Ready(reason);
+            }
+            conn.as_mut().poll(cx).map(|_| Either::Done)
+        })
+        .await
+    }
+}
+
+struct Signal<'a, 'b> {
+    notified: Pin<&'a mut tokio::sync::futures::Notified<'b>>,
+    registered: Option<Waker>,
+    stop: &'a Stop,
+    draining: bool,
+}
+
+impl Signal<'_, '_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Option<Either> {
+        if !self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            // Register (or re-register) this task's waker; a notification that already
+            // happened is seen through the flags below.
+            let _ = self.notified.as_mut().poll(cx);
+            self.registered = Some(cx.waker().clone());
+        }
+        if self.stop.aborting.load(Ordering::Acquire) {
+            return Some(Either::Abort);
+        }
+        (!self.draining && self.stop.draining.load(Ordering::Acquire)).then_some(Either::Drain)
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -205,6 +205,46 @@ async fn tickets_open_one_stream_once_and_open_streams_per_user_are_capped() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(c.req(Method::GET, &path).send().await.unwrap().status(), 200, "an ended stream frees its slot");
     drop(s2);
+}
+
+/// Opens `path` on a raw connection and reads the response head: its status and the socket.
+async fn open_raw(addr: &str, path: &str, token: &str) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 256];
+    let n = socket.read(&mut head).await.unwrap();
+    let status = String::from_utf8_lossy(&head[..n]).get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, socket)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_frees_its_stream_at_once() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_SSE_MAX_STREAMS_PER_USER", "1")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Vanishing").await;
+    let path = format!("/api/v1/projects/{p}/events");
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // A quiet stream (no events; the next keepalive is 15 s away) whose client closes its
+    // socket: the server notices at once and frees the user's only slot. Each round's new
+    // stream proves the previous one was freed.
+    let (status, mut client) = open_raw(&addr, &path, &a.token).await;
+    assert_eq!(status, 200);
+    for round in 0..5 {
+        assert_eq!(open_raw(&addr, &path, &a.token).await.0, 429, "round {round}: the only slot is taken");
+        drop(client);
+        let gone = Instant::now();
+        client = loop {
+            let (status, socket) = open_raw(&addr, &path, &a.token).await;
+            if status == 200 {
+                break socket;
+            }
+            assert!(gone.elapsed() < Duration::from_secs(1), "round {round}: the slot is still held after its client left");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+    }
 }
 
 /// Resident memory of this process in KiB.

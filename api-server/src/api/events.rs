@@ -5,16 +5,24 @@
 //! `JEEX_SSE_MAX_LIFETIME` the stream ends with a `retry:` hint. A client that cannot keep up
 //! is disconnected (it resumes and loses nothing), so a connection's memory stays bounded.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
-
-use futures_util::Stream;
-use poem::web::{Data, sse::Event as SseEvent};
-use poem_openapi::{
-    Object, OpenApi,
-    param::{Header, Path, Query},
-    payload::{EventStream, Json},
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
 };
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use poem::{Body, IntoResponse, Response, web::Data};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::{Json, Payload},
+    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
 use uuid::Uuid;
 
 use super::ApiTags;
@@ -23,7 +31,7 @@ use crate::{
     db::{operations, scope::Scoped},
     error::{ApiError, ErrorCode, FieldError},
     events::{
-        Event, EventBus, History, compare_ids, parse_id,
+        BusError, Event, EventBus, History, Subscription, compare_ids, parse_id,
         tickets::{Grant, TICKET_TTL},
     },
     state::{AppState, StreamSlot},
@@ -50,12 +58,14 @@ fn slot(state: &AppState, caller: &Caller) -> Result<StreamSlot, ApiError> {
     })
 }
 
-/// Keepalive comment interval.
+/// Keepalive comment interval (a comment every interval, busy or not: cheaper than re-arming
+/// a timer on every event).
 const KEEPALIVE: Duration = Duration::from_secs(15);
-/// Events buffered per connection before a slow client is disconnected.
-const BUFFER: usize = 256;
 /// Milliseconds a client should wait before reconnecting after the lifetime ends.
 const RETRY_MS: u64 = 1000;
+/// Bytes of ready events written as one chunk; a client that is behind gets its backlog in
+/// few large writes instead of one write per event.
+const MAX_CHUNK: usize = 16 * 1024;
 
 /// One streamed event (the `data:` of an SSE message; `id:` and `event:` repeat `id` and `type`).
 #[derive(Debug, Clone, Object)]
@@ -73,60 +83,37 @@ pub struct StreamEvent {
     pub data: serde_json::Value,
     /// When it was published.
     pub time: chrono::DateTime<chrono::Utc>,
-    /// The whole message, already encoded (shared by every connection streaming the event).
-    #[oai(skip)]
-    pub rendered: Option<Arc<str>>,
 }
 
-impl From<Event> for StreamEvent {
-    fn from(e: Event) -> Self {
-        Self { id: e.id, kind: e.kind, project_id: e.project_id, operation_id: e.operation_id, data: e.data, time: e.time, rendered: None }
-    }
-}
-
-impl StreamEvent {
-    /// A live event for one more connection: the encoding is made by the first connection and
-    /// shared by the rest.
-    fn shared(e: &Event) -> Self {
-        let rendered = e
-            .rendered
-            .get_or_init(|| {
-                let full = StreamEvent::from(e.clone());
-                Arc::from(serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&full)).unwrap_or_default())
-            })
-            .clone();
-        Self {
-            id: e.id.clone(),
-            kind: e.kind.clone(),
-            project_id: e.project_id,
-            operation_id: e.operation_id,
-            data: serde_json::Value::Null,
-            time: e.time,
-            rendered: Some(rendered),
-        }
-    }
-}
-
-/// What the producer hands the response: an event, or the end-of-life retry hint.
-enum Item {
-    Event(StreamEvent),
-    Retry,
-}
-
-type Events = EventStream<Pin<Box<dyn Stream<Item = StreamEvent> + Send>>>;
-
-const RETRY_MARKER: &str = "__retry";
-
-fn to_sse(item: StreamEvent) -> SseEvent {
-    if item.kind == RETRY_MARKER {
-        return SseEvent::retry(RETRY_MS);
-    }
-    let data = match &item.rendered {
-        Some(rendered) => rendered.to_string(),
-        None => serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&item)).unwrap_or_default(),
-    };
-    let event = SseEvent::message(data).event_type(item.kind.clone());
-    if item.id.is_empty() { event } else { event.id(item.id) }
+/// The event's whole SSE message (`id:`, `event:`, `data:`), encoded on first use and then
+/// shared by every connection that streams it.
+fn frame(e: &Event) -> Bytes {
+    e.frame
+        .get_or_init(|| {
+            let json = StreamEvent {
+                id: e.id.clone(),
+                kind: e.kind.clone(),
+                project_id: e.project_id,
+                operation_id: e.operation_id,
+                data: e.data.clone(),
+                time: e.time,
+            }
+            .to_json_string();
+            let mut out = String::with_capacity(json.len() + e.id.len() + e.kind.len() + 24);
+            if !e.id.is_empty() {
+                out.push_str("id: ");
+                out.push_str(&e.id);
+                out.push('\n');
+            }
+            // Event types are ours (no line breaks); compact JSON has none either.
+            out.push_str("event: ");
+            out.push_str(&e.kind);
+            out.push_str("\ndata: ");
+            out.push_str(&json);
+            out.push_str("\n\n");
+            Bytes::from(out)
+        })
+        .clone()
 }
 
 fn resume_point(header: Option<String>, query: Option<String>) -> Result<Option<String>, ApiError> {
@@ -157,122 +144,246 @@ impl Filter {
     }
 }
 
-fn stream(
-    bus: EventBus,
-    project: Uuid,
-    after: Option<String>,
-    filter: Filter,
-    lifetime: Duration,
-    first: Vec<Event>,
-    slot: StreamSlot,
-) -> Events {
-    let (tx, rx) = mpsc::channel::<Item>(BUFFER);
-    tokio::spawn(async move {
-        produce(bus, project, after, filter, lifetime, first, tx).await;
-        // The slot is held exactly as long as the stream produces.
-        drop(slot);
-    });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let item = rx.recv().await?;
-        let event = match item {
-            Item::Event(e) => e,
-            Item::Retry => StreamEvent {
-                id: String::new(),
-                kind: RETRY_MARKER.into(),
-                project_id: Uuid::nil(),
-                operation_id: None,
-                data: serde_json::Value::Null,
-                time: chrono::Utc::now(),
-                rendered: None,
-            },
-        };
-        Some((event, rx))
-    });
-    EventStream::new(Box::pin(events) as Pin<Box<dyn Stream<Item = StreamEvent> + Send>>).keep_alive(KEEPALIVE).to_event(to_sse)
+/// Frames gathered for one write: a single frame is passed on as is (shared, not copied).
+#[derive(Default)]
+enum Chunk {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
 }
 
-/// Sends history after `after`, then live events, deduplicated by ID; ends on the stream's
-/// terminal event, at the end of its lifetime, when the client goes, or when it falls behind.
-async fn produce(
-    bus: EventBus,
-    project: Uuid,
-    after: Option<String>,
-    filter: Filter,
-    lifetime: Duration,
-    first: Vec<Event>,
-    tx: mpsc::Sender<Item>,
-) {
-    // Subscribe before reading history: nothing published in between is missed.
-    let mut live = bus.subscribe(project);
-    let send = |e: Event| {
-        let ends = filter.ends_after(&e);
-        (tx.try_send(Item::Event(e.into())).is_ok(), ends)
-    };
-    let send_shared = |e: &Event| {
-        let ends = filter.ends_after(e);
-        (tx.try_send(Item::Event(StreamEvent::shared(e))).is_ok(), ends)
-    };
-    for e in first {
-        let (ok, ends) = send(e);
-        if !ok || ends {
-            return;
+impl Chunk {
+    fn push(&mut self, frame: Bytes) {
+        *self = match std::mem::take(self) {
+            Chunk::Empty => Chunk::One(frame),
+            Chunk::One(first) => {
+                let mut many = BytesMut::with_capacity((first.len() + frame.len()) * 4);
+                many.extend_from_slice(&first);
+                many.extend_from_slice(&frame);
+                Chunk::Many(many)
+            }
+            Chunk::Many(mut many) => {
+                many.extend_from_slice(&frame);
+                Chunk::Many(many)
+            }
         }
     }
-    let mut last = after.clone();
-    match bus.history(project, after.as_deref()).await {
-        Ok(History::Reset) => {
-            let reset = Event {
-                rendered: Default::default(),
-                id: String::new(),
-                kind: "reset".into(),
-                project_id: project,
-                operation_id: filter.operation,
-                data: serde_json::json!({ "reason": "events after Last-Event-ID are no longer kept; fetch the current state" }),
-                time: chrono::Utc::now(),
-            };
-            if !send(reset).0 {
-                return;
-            }
-            last = None;
+
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Empty => 0,
+            Chunk::One(b) => b.len(),
+            Chunk::Many(m) => m.len(),
         }
-        Ok(History::Events(events)) => {
-            for e in events.into_iter().filter(|e| filter.admits(e)) {
-                last = Some(e.id.clone());
-                let (ok, ends) = send(e);
-                if !ok || ends {
-                    return;
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        match std::mem::take(self) {
+            Chunk::Empty => None,
+            Chunk::One(b) => Some(b),
+            Chunk::Many(m) => Some(m.freeze()),
+        }
+    }
+}
+
+type HistoryRead = Pin<Box<dyn Future<Output = Result<History, BusError>> + Send>>;
+
+/// One event stream, polled directly by the connection that writes it: history after the
+/// resume point, then live events deduplicated by ID. No task or queue of its own: a
+/// connection costs its subscription, two timers and whatever the socket holds.
+struct Feed {
+    /// The history read, until it completes (the subscription is already open, so nothing
+    /// published meanwhile is missed).
+    history: Option<HistoryRead>,
+    /// Events to send before live ones.
+    backlog: VecDeque<Event>,
+    live: Subscription,
+    /// The last ID sent, so live events the history already covered are skipped. Cleared by
+    /// the first live event past it: live events arrive in ID order, so later ones are newer.
+    last: Option<String>,
+    filter: Filter,
+    project: Uuid,
+    /// One timer for both the next keepalive and the end of the stream's lifetime (polling
+    /// one timer per wake-up instead of two).
+    timer: Pin<Box<tokio::time::Sleep>>,
+    end_of_life: tokio::time::Instant,
+    done: bool,
+}
+
+impl Feed {
+    fn new(
+        bus: &EventBus,
+        project: Uuid,
+        after: Option<String>,
+        filter: Filter,
+        lifetime: Duration,
+        first: Vec<Event>,
+        slot: StreamSlot,
+    ) -> Self {
+        // Subscribe before reading history: nothing published in between is missed.
+        let live = bus.subscribe(project);
+        live.hold(slot);
+        let ends_early = first.iter().any(|e| filter.ends_after(e));
+        let history = (!ends_early).then(|| {
+            let (bus, after) = (bus.clone(), after.clone());
+            Box::pin(async move { bus.history(project, after.as_deref()).await }) as HistoryRead
+        });
+        let now = tokio::time::Instant::now();
+        let end_of_life = now + lifetime;
+        Self {
+            history,
+            backlog: first.into(),
+            live,
+            last: after,
+            filter,
+            project,
+            timer: Box::pin(tokio::time::sleep_until((now + KEEPALIVE).min(end_of_life))),
+            end_of_life,
+            done: false,
+        }
+    }
+
+    /// Queues what the history read found.
+    fn absorb(&mut self, read: Result<History, BusError>) {
+        match read {
+            Ok(History::Reset) => {
+                self.backlog.push_back(Event {
+                    frame: Default::default(),
+                    id: String::new(),
+                    kind: "reset".into(),
+                    project_id: self.project,
+                    operation_id: self.filter.operation,
+                    data: serde_json::json!({ "reason": "events after Last-Event-ID are no longer kept; fetch the current state" }),
+                    time: chrono::Utc::now(),
+                });
+                self.last = None;
+            }
+            Ok(History::Events(events)) => {
+                for e in events.into_iter().filter(|e| self.filter.admits(e)) {
+                    self.last = Some(e.id.clone());
+                    self.backlog.push_back(e);
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "event history unavailable; streaming live events only");
+            Err(e) => tracing::warn!(error = %e, "event history unavailable; streaming live events only"),
         }
     }
-    let deadline = tokio::time::sleep(lifetime);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            received = live.recv() => match received {
-                Ok(e) => {
-                    if !filter.admits(&e) || last.as_deref().is_some_and(|l| compare_ids(&e.id, l).is_le()) {
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.live.release();
+    }
+}
+
+impl Stream for Feed {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(read) = this.history.as_mut() {
+            let read = ready!(read.as_mut().poll(cx));
+            this.history = None;
+            this.absorb(read);
+        }
+        let mut chunk = Chunk::default();
+        while chunk.len() < MAX_CHUNK {
+            if let Some(e) = this.backlog.pop_front() {
+                chunk.push(frame(&e));
+                if this.filter.ends_after(&e) {
+                    this.finish();
+                    break;
+                }
+                continue;
+            }
+            match this.live.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(e))) => {
+                    if !this.filter.admits(&e) {
                         continue;
                     }
-                    last = Some(e.id.clone());
-                    let (ok, ends) = send_shared(&e);
-                    if !ok || ends {
-                        // Full buffer: the client is too slow; it resumes with Last-Event-ID.
-                        return;
+                    if let Some(last) = &this.last {
+                        if compare_ids(&e.id, last).is_le() {
+                            continue;
+                        }
+                        this.last = None;
+                    }
+                    chunk.push(frame(&e));
+                    if this.filter.ends_after(&e) {
+                        this.finish();
+                        break;
                     }
                 }
-                // Fell behind the shared channel: same remedy as a full buffer.
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
-            },
-            () = &mut deadline => {
-                let _ = tx.try_send(Item::Retry);
-                return;
+                // Too slow: it fell behind the shared channel, or was cut off while it did
+                // not read. It resumes with Last-Event-ID and loses nothing.
+                Poll::Ready(Some(Err(_)) | None) => {
+                    this.finish();
+                    break;
+                }
+                Poll::Pending => break,
             }
-            () = tx.closed() => return,
         }
+        if let Some(bytes) = chunk.take() {
+            return Poll::Ready(Some(Ok(bytes)));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        ready!(this.timer.as_mut().poll(cx));
+        let now = tokio::time::Instant::now();
+        if now >= this.end_of_life {
+            this.finish();
+            return Poll::Ready(Some(Ok(Bytes::from(format!("retry: {RETRY_MS}\n\n")))));
+        }
+        this.timer.as_mut().reset((now + KEEPALIVE).min(this.end_of_life));
+        Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))))
+    }
+}
+
+/// A `text/event-stream` response of [`StreamEvent`]s.
+pub struct Events(Feed);
+
+impl Payload for Events {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            items: Some(Box::new(StreamEvent::schema_ref())),
+            ..MetaSchema::new_with_format("array", "event-stream")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        StreamEvent::register(registry);
+    }
+}
+
+impl ApiResponse for Events {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType { content_type: Self::CONTENT_TYPE, schema: Self::schema_ref() }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        StreamEvent::register(registry);
+    }
+}
+
+impl IntoResponse for Events {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            // Proxies must pass each event on at once.
+            .header("X-Accel-Buffering", "no")
+            .body(Body::from_bytes_stream(self.0))
     }
 }
 
@@ -316,7 +427,7 @@ impl EventsApi {
         Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?.commit().await?;
         let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new(), slot))
+        Ok(Events(Feed::new(state.events(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new(), slot)))
     }
 
     /// One operation's events; ends after its terminal event. For an operation that already
@@ -347,7 +458,7 @@ impl EventsApi {
         if op.status.is_terminal() {
             let status = poem_openapi::types::ToJSON::to_json(&op.status).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             first.push(Event {
-                rendered: Default::default(),
+                frame: Default::default(),
                 id: String::new(),
                 kind: format!("operation.{status}"),
                 project_id: op.project_id,
@@ -358,6 +469,6 @@ impl EventsApi {
         }
         let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(stream(state.events().clone(), project_id.0, after, Filter { operation: Some(operation_id.0) }, lifetime, first, slot))
+        Ok(Events(Feed::new(state.events(), project_id.0, after, Filter { operation: Some(operation_id.0) }, lifetime, first, slot)))
     }
 }
