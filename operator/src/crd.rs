@@ -1,0 +1,414 @@
+//! The `JeexBackend` custom resource (`jeex.dev/v1alpha1`): what a platform team asks for and
+//! what the operator reports back. Defaults and cross-field rules live in the schema (CEL
+//! `x-kubernetes-validations`), so the API server rejects a bad manifest before it reaches us.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A JEEX API deployment with its secrets, connection budget, migrations and rollout gate.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "jeex.dev",
+    version = "v1alpha1",
+    kind = "JeexBackend",
+    plural = "jeexbackends",
+    shortname = "jb",
+    namespaced,
+    status = "JeexBackendStatus",
+    cel,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Image","type":"string","jsonPath":".spec.image"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self.database.maxConnections >= self.replicas + 4").message(
+    "database.maxConnections must be at least replicas + 4: one connection for each replica and the surge pod, two for the migration Job, one spare"
+))]
+#[serde(rename_all = "camelCase")]
+pub struct JeexBackendSpec {
+    /// The `jeex-api` image, e.g. `ghcr.io/jeex/jeex-api:1.4.0`. Changing it runs migrations
+    /// first, then rolls the pods.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("image must not be empty"))]
+    pub image: String,
+    /// `Always`, `IfNotPresent` or `Never`.
+    #[serde(default = "defaults::pull_policy")]
+    pub image_pull_policy: PullPolicy,
+    /// Secrets for pulling the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// API pods (0 stops the API; migrations still run).
+    #[serde(default = "defaults::replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+    /// CPU and memory of each API pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Where pods run, and extra metadata on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSpec>,
+    /// PostgreSQL: owner credentials (migrations), app credentials and the connection budget.
+    pub database: DatabaseSpec,
+    /// Redis (events and rate limits). Without it each replica keeps its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSpec>,
+    /// Qdrant (vectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantSpec>,
+    /// JWT settings; the signing key is generated when no Secret is named.
+    #[serde(default)]
+    pub auth: AuthSpec,
+    /// Browser origins allowed to call the API with credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+    /// Per-client request quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Trace export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
+    /// The migration Job.
+    #[serde(default)]
+    pub migrations: MigrationsSpec,
+    /// The rollout gate.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+}
+
+/// Image pull policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    /// Pull on every start.
+    Always,
+    /// Pull when the node lacks the image.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Pod scheduling and metadata.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// Node labels the pods require.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Extra pod labels (the operator's own selector labels win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A key of a Secret in the resource's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("a Secret name is required"))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "defaults::url_key")]
+    pub key: String,
+}
+
+/// PostgreSQL.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// The owner's connection URL (`postgres://owner:…@host/db`), used only by the migration
+    /// Job and the readiness probe; never given to the API pods.
+    pub owner_secret: SecretKeyRef,
+    /// The app's connection URL. When absent the operator generates a password into
+    /// `<name>-db-app` and the migration Job creates or updates the `jeex_app` role with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_secret: Option<SecretKeyRef>,
+    /// Connections the whole deployment may hold at once (all replicas, the surge pod during
+    /// a rollout and the migration Job). Per-replica pools are derived from it.
+    #[schemars(range(min = 3, max = 100000))]
+    pub max_connections: i32,
+    /// Seconds a request waits for a pooled connection.
+    #[serde(default = "defaults::acquire_timeout")]
+    #[schemars(range(min = 1, max = 600))]
+    pub acquire_timeout_seconds: i32,
+    /// Seconds before a pooled connection is replaced.
+    #[serde(default = "defaults::max_lifetime")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub max_lifetime_seconds: i32,
+    /// Seconds an idle pooled connection is kept.
+    #[serde(default = "defaults::idle_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub idle_timeout_seconds: i32,
+}
+
+/// Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    /// The connection URL.
+    pub url_secret: SecretKeyRef,
+    /// Connections per replica.
+    #[serde(default = "defaults::redis_connections")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_connections: i32,
+}
+
+/// Qdrant.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantSpec {
+    /// `http://` or `https://` URL of the Qdrant server.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("qdrant.url must be an http:// or https:// URL"))]
+    pub url: String,
+    /// API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKeyRef>,
+    /// Collection name.
+    #[serde(default = "defaults::collection")]
+    pub collection: String,
+}
+
+/// JWT signing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Signing algorithm of the operator-generated or supplied key.
+    #[serde(default = "defaults::algorithm")]
+    pub algorithm: JwtAlgorithm,
+    /// `iss` of issued tokens.
+    #[serde(default = "defaults::issuer")]
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    #[serde(default = "defaults::audience")]
+    pub audience: String,
+    /// A Secret with `private.pem` (and optionally `public.pem`). When absent the operator
+    /// generates `<name>-jwt` and rotates it on the `jeex.dev/rotate-signing-key` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_secret: Option<String>,
+    /// Hours a rotated-out public key stays accepted.
+    #[serde(default = "defaults::rotation_grace")]
+    #[schemars(range(min = 1, max = 720))]
+    pub rotation_grace_hours: i32,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        Self {
+            algorithm: defaults::algorithm(),
+            issuer: defaults::issuer(),
+            audience: defaults::audience(),
+            signing_key_secret: None,
+            rotation_grace_hours: defaults::rotation_grace(),
+        }
+    }
+}
+
+/// JWT algorithms the operator can generate keys for (RS256) or pass through.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum JwtAlgorithm {
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256 (supply the key).
+    ES256,
+    /// Ed25519 (supply the key).
+    EdDSA,
+}
+
+/// CORS.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsSpec {
+    /// Exact origins, e.g. `https://app.example.com`. `*` is refused in production.
+    #[x_kube(validation = Rule::new("self.all(o, o != '*')").message("cors.origins must list exact origins; '*' is refused"))]
+    pub origins: Vec<String>,
+}
+
+/// Quotas, as `<n>/<s|min|h>` or `off`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Reads per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<String>,
+    /// Writes per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<String>,
+    /// Sign-in attempts per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+}
+
+/// Telemetry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySpec {
+    /// OTLP endpoint, e.g. `http://otel-collector:4317`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// Fraction of traces sampled, as a decimal string between 0 and 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("double(self) >= 0.0 && double(self) <= 1.0").message("telemetry.sampling must be between 0 and 1"))]
+    pub sampling: Option<String>,
+}
+
+/// The migration Job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationsSpec {
+    /// Run migrations before rolling out a new image.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Seconds the Job may run.
+    #[serde(default = "defaults::migration_timeout")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub timeout_seconds: i64,
+    /// Retries of a failed migration pod.
+    #[serde(default = "defaults::backoff_limit")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: i32,
+}
+
+impl Default for MigrationsSpec {
+    fn default() -> Self {
+        Self { enabled: true, timeout_seconds: defaults::migration_timeout(), backoff_limit: defaults::backoff_limit() }
+    }
+}
+
+/// The rollout gate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Hold everything as it is (no migration, no rollout).
+    #[serde(default)]
+    pub paused: bool,
+    /// Seconds each dependency probe may take.
+    #[serde(default = "defaults::dependency_timeout")]
+    #[schemars(range(min = 1, max = 300))]
+    pub dependency_timeout_seconds: i32,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        Self { paused: false, dependency_timeout_seconds: defaults::dependency_timeout() }
+    }
+}
+
+/// What the operator observed and did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JeexBackendStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Pending`, `WaitingForDependencies`, `Migrating`, `RollingOut`, `Ready` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// `Ready`, `DependenciesReady`, `SecretsReady`, `MigrationsSucceeded`, `Reconciling`,
+    /// `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Ready API pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// The image the Deployment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+    /// The image whose migrations last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_image: Option<String>,
+    /// Computed connection pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<PoolStatus>,
+}
+
+/// Connection pool sizes derived from the budget.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// Steady connections per replica (`JEEX_DB_POOL_SIZE`).
+    pub per_replica: i32,
+    /// Extra connections a replica may open under load (`JEEX_DB_POOL_MAX_OVERFLOW`).
+    pub overflow: i32,
+    /// Connections the migration Job may use.
+    pub migration: i32,
+    /// The most the whole deployment can hold at once, always below the budget.
+    pub worst_case_total: i32,
+}
+
+mod defaults {
+    use super::{JwtAlgorithm, PullPolicy};
+
+    pub fn pull_policy() -> PullPolicy {
+        PullPolicy::IfNotPresent
+    }
+    pub fn replicas() -> i32 {
+        2
+    }
+    pub fn url_key() -> String {
+        "url".into()
+    }
+    pub fn acquire_timeout() -> i32 {
+        5
+    }
+    pub fn max_lifetime() -> i32 {
+        1800
+    }
+    pub fn idle_timeout() -> i32 {
+        600
+    }
+    pub fn redis_connections() -> i32 {
+        50
+    }
+    pub fn collection() -> String {
+        "jeex_documents".into()
+    }
+    pub fn algorithm() -> JwtAlgorithm {
+        JwtAlgorithm::RS256
+    }
+    pub fn issuer() -> String {
+        "jeex".into()
+    }
+    pub fn audience() -> String {
+        "jeex-api".into()
+    }
+    pub fn rotation_grace() -> i32 {
+        24
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn migration_timeout() -> i64 {
+        600
+    }
+    pub fn backoff_limit() -> i32 {
+        1
+    }
+    pub fn dependency_timeout() -> i32 {
+        5
+    }
+}
