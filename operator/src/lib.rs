@@ -2,6 +2,7 @@
 //! gated rollout of the API.
 
 pub mod crd;
+pub mod objects;
 pub mod pools;
 
 use kube::CustomResourceExt;
