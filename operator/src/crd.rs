@@ -206,8 +206,10 @@ pub struct AuthSpec {
     /// `aud` of issued tokens.
     #[serde(default = "defaults::audience")]
     pub audience: String,
-    /// A Secret with `private.pem` (and optionally `public.pem`). When absent the operator
-    /// generates `<name>-jwt` and rotates it on the `jeex.dev/rotate-signing-key` annotation.
+    /// A Secret with the signing key as `<kid>.key.pem` and public keys as `<kid>.pub.pem`
+    /// (the `jeex.dev/current-kid` annotation names the signing key when there are several).
+    /// When absent the operator generates `<name>-jwt` and rotates it when the resource's
+    /// `jeex.dev/rotate-signing-key` annotation changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key_secret: Option<String>,
     /// Hours a rotated-out public key stays accepted.
