@@ -4,6 +4,7 @@
 pub mod crd;
 pub mod objects;
 pub mod pools;
+pub mod probes;
 pub mod secrets;
 
 use kube::CustomResourceExt;
