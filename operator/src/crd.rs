@@ -346,6 +346,23 @@ pub struct JeexBackendStatus {
     /// Computed connection pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pools: Option<PoolStatus>,
+    /// The migration Job that failed, until a change of the resource (or the
+    /// `jeex.dev/retry-migration` annotation) asks for another attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_migration: Option<FailedMigration>,
+}
+
+/// A failed migration the operator will not retry on its own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedMigration {
+    /// The Job's name (kept for its log until a retry).
+    pub job: String,
+    /// The resource generation it ran for.
+    pub generation: i64,
+    /// The `jeex.dev/retry-migration` annotation's value at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
 }
 
 /// Connection pool sizes derived from the budget.

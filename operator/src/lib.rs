@@ -1,10 +1,13 @@
 //! The JEEX operator: reconciles `JeexBackend` resources into secrets, a migration Job and a
 //! gated rollout of the API.
 
+pub mod conditions;
 pub mod crd;
+pub mod metrics;
 pub mod objects;
 pub mod pools;
 pub mod probes;
+pub mod reconcile;
 pub mod secrets;
 
 use kube::CustomResourceExt;

@@ -1,0 +1,257 @@
+//! Reconcile scenarios against a scripted API server, with the dependency probes hitting the
+//! real PostgreSQL (and a closed port when a dependency is down): a fresh resource, the
+//! migration Job succeeding, steady state, a failed Job and its retry, a new image, and a
+//! dependency that is down.
+
+mod support;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::Method;
+use jeex_e2e::services::database_url;
+use jeex_operator::{
+    crd::JeexBackend,
+    metrics::Metrics,
+    objects::Names,
+    reconcile::{Context, reconcile},
+};
+use serde_json::{Value, json};
+use support::apiserver::{ApiServer, Call};
+
+const JB: &str = "/apis/jeex.dev/v1alpha1/namespaces/prod/jeexbackends/jeex";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/prod/deployments/jeex";
+const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+
+fn secret(name: &str, data: &[(&str, &str)]) -> Value {
+    let data: serde_json::Map<String, Value> =
+        data.iter().map(|(k, v)| ((*k).to_owned(), base64::engine::general_purpose::STANDARD.encode(v).into())).collect();
+    json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name, "namespace": "prod", "uid": format!("uid-{name}") }, "data": data })
+}
+
+struct World {
+    api: ApiServer,
+    ctx: Arc<Context>,
+}
+
+impl World {
+    /// A cluster holding the resource (image `image`) and its owner Secret with `owner_url`.
+    fn new(image: &str, owner_url: &str) -> Self {
+        let api = ApiServer::default();
+        api.put(
+            JB,
+            json!({
+                "apiVersion": "jeex.dev/v1alpha1", "kind": "JeexBackend",
+                "metadata": { "name": "jeex", "namespace": "prod", "uid": "5e1c3a4b-0000-4000-8000-000000000001", "generation": 1 },
+                "spec": {
+                    "image": image,
+                    "replicas": 2,
+                    "database": { "ownerSecret": { "name": "owner" }, "maxConnections": 100 },
+                    "auth": { "algorithm": "RS256", "issuer": "jeex", "audience": "jeex-api", "rotationGraceHours": 24 },
+                    "migrations": { "enabled": true, "timeoutSeconds": 600, "backoffLimit": 1 },
+                    "rollout": { "paused": false, "dependencyTimeoutSeconds": 3 },
+                    "imagePullPolicy": "IfNotPresent"
+                }
+            }),
+        );
+        api.put("/api/v1/namespaces/prod/secrets/owner", secret("owner", &[("url", owner_url)]));
+        let ctx = Arc::new(Context::new(api.client(), Metrics::default()));
+        Self { api, ctx }
+    }
+
+    fn resource(&self) -> JeexBackend {
+        serde_json::from_value(self.api.get(JB).unwrap()).unwrap()
+    }
+
+    /// One reconcile; the calls it made.
+    async fn reconcile(&self) -> Vec<Call> {
+        self.api.take_calls();
+        reconcile(Arc::new(self.resource()), self.ctx.clone()).await.expect("reconcile");
+        self.api.take_calls()
+    }
+
+    fn status(&self) -> Value {
+        self.api.get(JB).unwrap()["status"].clone()
+    }
+
+    fn condition(&self, kind: &str) -> (String, String, String) {
+        let status = self.status();
+        let c = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == kind).cloned().unwrap_or(Value::Null);
+        (c["status"].as_str().unwrap_or("").into(), c["reason"].as_str().unwrap_or("").into(), c["message"].as_str().unwrap_or("").into())
+    }
+
+    fn job_path(&self, image: &str) -> String {
+        format!("{JOBS}/{}", Names::of(&self.resource()).migration(image))
+    }
+
+    fn finish_job(&self, image: &str, kind: &str, reason: &str) {
+        self.api.patch(
+            &self.job_path(image),
+            json!({ "status": { "conditions": [{ "type": kind, "status": "True", "reason": reason, "message": "as reported by the Job controller" }] } }),
+        );
+    }
+
+    fn set_image(&self, image: &str) {
+        let generation = self.api.get(JB).unwrap()["metadata"]["generation"].as_i64().unwrap();
+        self.api.patch(JB, json!({ "spec": { "image": image }, "metadata": { "generation": generation + 1 } }));
+    }
+
+    fn deployment_ready(&self) {
+        self.api
+            .patch(DEPLOYMENT, json!({ "status": { "observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2 } }));
+    }
+
+    fn deployment_image(&self) -> Option<String> {
+        self.api.get(DEPLOYMENT).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_owned())
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.api.list(EVENTS).iter().map(|e| e["reason"].as_str().unwrap_or("").to_owned()).collect()
+    }
+
+    /// From nothing to v1 ready: fresh reconcile, the Job succeeds, the pods become ready.
+    async fn ready_on(image: &str) -> Self {
+        let w = World::new(image, &database_url());
+        w.reconcile().await;
+        w.finish_job(image, "Complete", "");
+        w.reconcile().await;
+        w.deployment_ready();
+        w.reconcile().await;
+        w
+    }
+}
+
+fn writes_to<'a>(calls: &'a [Call], path_part: &str) -> Vec<&'a Call> {
+    calls.iter().filter(|c| c.writes() && c.path.contains(path_part)).collect()
+}
+
+#[tokio::test]
+async fn a_fresh_resource_gets_its_secrets_then_a_migration_job_and_no_rollout() {
+    let w = World::new("ghcr.io/jeex/jeex-api:1.0.0", &database_url());
+    let calls = w.reconcile().await;
+    let secrets = writes_to(&calls, "/secrets");
+    assert_eq!(secrets.len(), 2, "the app credentials and the JWT key pair: {calls:?}");
+    let job = calls.iter().position(|c| c.method == Method::POST && c.path == JOBS).expect("the migration Job is created");
+    assert!(
+        calls.iter().rposition(|c| c.method == Method::POST && c.path.contains("/secrets")).unwrap() < job,
+        "secrets come before the Job"
+    );
+    assert!(writes_to(&calls, "/deployments").is_empty(), "no Deployment before the migrations succeed");
+    assert_eq!(w.condition("SecretsReady").0, "True");
+    assert_eq!(w.condition("DependenciesReady").0, "True");
+    assert_eq!(
+        w.condition("MigrationsSucceeded"),
+        (
+            "False".into(),
+            "Migrating".into(),
+            format!("Job {} is running", w.job_path("ghcr.io/jeex/jeex-api:1.0.0").rsplit('/').next().unwrap())
+        )
+    );
+    assert_eq!(w.status()["phase"], "Migrating");
+    // (100 - 10 spare - 2 for the Job) / 3 pods = 29 each: 20 + 9 overflow.
+    assert_eq!((w.status()["pools"]["perReplica"].as_i64(), w.status()["pools"]["overflow"].as_i64()), (Some(20), Some(9)));
+    let job = w.api.get(&w.job_path("ghcr.io/jeex/jeex-api:1.0.0")).unwrap();
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"], json!(["migrate"]));
+    assert!(w.events().contains(&"MigrationStarted".to_owned()));
+}
+
+#[tokio::test]
+async fn after_the_job_succeeds_the_api_rolls_out_and_steady_state_makes_no_writes() {
+    let image = "ghcr.io/jeex/jeex-api:1.0.0";
+    let w = World::new(image, &database_url());
+    w.reconcile().await;
+    // Still running: nothing rolls.
+    assert!(writes_to(&w.reconcile().await, "/deployments").is_empty());
+    w.finish_job(image, "Complete", "");
+    let calls = w.reconcile().await;
+    for kind in ["/configmaps/jeex-config", "/deployments/jeex", "/services/jeex", "/poddisruptionbudgets/jeex"] {
+        assert_eq!(writes_to(&calls, kind).len(), 1, "{kind} applied: {calls:?}");
+    }
+    assert!(writes_to(&calls, "/deployments").iter().all(|c| c.method == Method::PATCH), "server-side apply");
+    assert_eq!(w.deployment_image().as_deref(), Some(image));
+    assert_eq!(w.status()["migratedImage"], image);
+    assert_eq!(w.condition("MigrationsSucceeded").0, "True");
+    assert_eq!(w.status()["phase"], "RollingOut");
+
+    w.deployment_ready();
+    w.reconcile().await;
+    assert_eq!(w.condition("Ready").0, "True");
+    assert_eq!(w.status()["phase"], "Ready");
+    let steady = w.reconcile().await;
+    assert!(
+        steady.iter().all(|c| !c.writes()),
+        "steady state writes nothing: {:?}",
+        steady.iter().filter(|c| c.writes()).collect::<Vec<_>>()
+    );
+    assert!(!steady.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_image_migrates_first_and_a_failed_job_leaves_the_deployment_alone() {
+    let w = World::ready_on("ghcr.io/jeex/jeex-api:1.0.0").await;
+    w.set_image("ghcr.io/jeex/jeex-api:2.0.0");
+    let calls = w.reconcile().await;
+    assert_eq!(calls.iter().filter(|c| c.method == Method::POST && c.path == JOBS).count(), 1, "a Job for the new image");
+    assert!(writes_to(&calls, "/deployments").is_empty());
+    assert_eq!(w.deployment_image().as_deref(), Some("ghcr.io/jeex/jeex-api:1.0.0"));
+
+    // The Job fails; its pod's log says why.
+    let job = w.job_path("ghcr.io/jeex/jeex-api:2.0.0");
+    let job_name = job.rsplit('/').next().unwrap().to_owned();
+    w.finish_job("ghcr.io/jeex/jeex-api:2.0.0", "Failed", "BackoffLimitExceeded");
+    w.api.put(
+        &format!("/api/v1/namespaces/prod/pods/{job_name}-x1"),
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": format!("{job_name}-x1"), "namespace": "prod", "labels": { "job-name": job_name } } }),
+    );
+    w.api.log(&format!("/api/v1/namespaces/prod/pods/{job_name}-x1"), "applying 20261201000001\nerror: column \"slug\" already exists\n");
+    let calls = w.reconcile().await;
+    assert!(writes_to(&calls, "/deployments").is_empty(), "the Deployment stays on 1.0.0");
+    assert_eq!(w.deployment_image().as_deref(), Some("ghcr.io/jeex/jeex-api:1.0.0"));
+    let (status, reason, message) = w.condition("MigrationsSucceeded");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "MigrationFailed"));
+    assert!(message.contains("BackoffLimitExceeded") && message.contains("column \"slug\" already exists"), "{message}");
+    assert_eq!(w.condition("Stalled").0, "True");
+    assert!(w.events().contains(&"MigrationFailed".to_owned()));
+    assert_eq!(w.status()["phase"], "Failed");
+    // It stays failed, quietly, until someone acts.
+    assert!(w.reconcile().await.iter().all(|c| !c.writes()));
+
+    // Asking for a retry removes the leftover Job, then runs a fresh one of the same name.
+    w.api.patch(JB, json!({ "metadata": { "annotations": { "jeex.dev/retry-migration": "1" } } }));
+    let calls = w.reconcile().await;
+    assert!(calls.iter().any(|c| c.method == Method::DELETE && c.path == job), "{calls:?}");
+    let calls = w.reconcile().await;
+    assert!(calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "{calls:?}");
+    w.finish_job("ghcr.io/jeex/jeex-api:2.0.0", "Complete", "");
+    w.reconcile().await;
+    assert_eq!(w.deployment_image().as_deref(), Some("ghcr.io/jeex/jeex-api:2.0.0"));
+}
+
+#[tokio::test]
+async fn with_a_dependency_down_nothing_starts_and_the_condition_names_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let w = World::new("ghcr.io/jeex/jeex-api:1.0.0", &format!("postgres://owner:pw@127.0.0.1:{port}/jeex"));
+    let calls = w.reconcile().await;
+    assert!(!calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "no migration Job");
+    assert!(writes_to(&calls, "/deployments").is_empty());
+    let (status, reason, message) = w.condition("DependenciesReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "DependencyDown"));
+    assert!(message.starts_with("postgres: cannot connect"), "{message}");
+    assert!(!message.contains("pw@"), "no credentials in the status");
+    assert_eq!(w.status()["phase"], "WaitingForDependencies");
+}
+
+#[tokio::test]
+async fn a_missing_owner_secret_is_named_and_nothing_is_created() {
+    let w = World::new("img", &database_url());
+    w.api.take_calls();
+    let mut objects = w.api.get("/api/v1/namespaces/prod/secrets/owner").unwrap();
+    objects["data"] = json!({});
+    w.api.put("/api/v1/namespaces/prod/secrets/owner", objects);
+    let calls = w.reconcile().await;
+    assert!(calls.iter().filter(|c| c.writes()).all(|c| c.path.starts_with(JB) || c.path.starts_with(EVENTS)), "{calls:?}");
+    let (status, reason, message) = w.condition("SecretsReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretMissing"));
+    assert!(message.contains("Secret owner with key \"url\""), "{message}");
+}
