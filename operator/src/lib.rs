@@ -2,7 +2,9 @@
 //! gated rollout of the API.
 
 pub mod conditions;
+pub mod controller;
 pub mod crd;
+pub mod lease;
 pub mod metrics;
 pub mod objects;
 pub mod pools;

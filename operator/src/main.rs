@@ -1,8 +1,11 @@
 //! `jeex-operator`: `run` the controller, or print the `crd`.
 
-use clap::{Parser, Subcommand};
+use std::{net::SocketAddr, process::ExitCode};
 
-/// The JEEX operator.
+use clap::{Parser, Subcommand};
+use jeex_operator::controller::{self, Settings};
+
+/// The JEEX operator: reconciles JeexBackend resources.
 #[derive(Parser)]
 #[command(name = "jeex-operator", version, about)]
 struct Cli {
@@ -14,14 +17,50 @@ struct Cli {
 enum Command {
     /// Print the JeexBackend CustomResourceDefinition as YAML.
     Crd,
+    /// Run the controller (in the cluster, or against KUBECONFIG).
+    Run {
+        /// Where /healthz, /readyz and /metrics listen.
+        #[arg(long, env = "JEEX_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+        http_addr: SocketAddr,
+        /// Namespace of the leader Lease (the operator's own; the chart sets it from the pod).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        namespace: String,
+        /// This replica's identity in the Lease (the chart sets the pod name).
+        #[arg(long, env = "POD_NAME", default_value = "jeex-operator-local")]
+        identity: String,
+        /// Take the leader Lease before reconciling; turn off only for a single local run.
+        #[arg(long, env = "JEEX_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// Log format: json or pretty.
+        #[arg(long, env = "JEEX_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
+        log_format: String,
+    },
 }
 
-fn main() {
+fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => {
             use std::io::Write;
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = std::io::stdout().write_all(jeex_operator::crd_yaml().as_bytes());
+            ExitCode::SUCCESS
+        }
+        Command::Run { http_addr, namespace, identity, leader_election, log_format } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+            let builder = tracing_subscriber::fmt().with_env_filter(filter);
+            if log_format == "json" {
+                builder.json().flatten_event(true).init();
+            } else {
+                builder.init();
+            }
+            let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+            match runtime.block_on(controller::run(Settings { http_addr, namespace, identity, leader_election })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("jeex-operator: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -116,6 +116,7 @@ fn backoff(status: &JeexBackendStatus, kind: &str, now: jiff::Timestamp) -> Dura
 }
 
 /// Reconciles one `JeexBackend`.
+#[tracing::instrument(skip_all, fields(namespace = jb.metadata.namespace.as_deref(), name = jb.metadata.name.as_deref()))]
 pub async fn reconcile(jb: Arc<JeexBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = run(&jb, &ctx).await;
