@@ -85,8 +85,9 @@ struct Database {
     url: String,
     /// The owner's URL for migrations, when known.
     owner_url: Option<String>,
-    /// The role `migrate` grants privileges to, when it differs from the owner.
-    app_role: Option<String>,
+    /// The role `migrate` creates or updates and grants privileges to, when it differs from
+    /// the owner.
+    app_role: Option<migrate::AppRole>,
     /// The private development cluster, when one was started.
     private: Option<DevDatabase>,
 }
@@ -111,7 +112,7 @@ async fn resolve_database(config: &Config) -> Result<Database, RunError> {
                 None => None,
             };
             let app_role = match &config.migrate_database_url {
-                Some(_) => migrate::role_of(url),
+                Some(_) => migrate::AppRole::of_url(url),
                 None => None,
             };
             Ok(Database { url: url.clone(), owner_url, app_role, private: None })
@@ -121,11 +122,11 @@ async fn resolve_database(config: &Config) -> Result<Database, RunError> {
             let database = Database {
                 url: db.url.clone(),
                 owner_url: Some(db.owner_url.clone()),
-                app_role: Some(devdb::APP_ROLE.to_owned()),
+                app_role: Some(migrate::AppRole::named(devdb::APP_ROLE)),
                 private: Some(db),
             };
             let owner = database.owner_url.clone().unwrap_or_default();
-            match migrate::run(&owner, database.app_role.as_deref()).await {
+            match migrate::run(&owner, database.app_role.as_ref()).await {
                 Ok(report) => {
                     for (version, description) in &report.applied {
                         tracing::info!(version, description, "applied migration to the private database");
@@ -261,7 +262,7 @@ pub async fn migrate(config: &Config) -> Result<Report, RunError> {
     if let DatabaseSource::PrivateCluster(dir) = &config.database {
         // resolve_database migrates the private cluster; report what it did.
         let db = DevDatabase::start(dir).await?;
-        let result = migrate::run(&db.owner_url, Some(devdb::APP_ROLE)).await;
+        let result = migrate::run(&db.owner_url, Some(&migrate::AppRole::named(devdb::APP_ROLE))).await;
         db.stop().await;
         return Ok(result?);
     }
@@ -271,7 +272,7 @@ pub async fn migrate(config: &Config) -> Result<Report, RunError> {
         problem: format!("is required by `migrate` when JEEX_ENV={}", config.env.as_str()),
         example: "postgres://jeex_owner:secret@db:5432/jeex",
     })?;
-    Ok(migrate::run(&owner, db.app_role.as_deref()).await?)
+    Ok(migrate::run(&owner, db.app_role.as_ref()).await?)
 }
 
 /// `jeex-api token issue`: finds or creates the user and issues a token pair.

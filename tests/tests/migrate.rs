@@ -96,3 +96,52 @@ async fn concurrent_migrations_apply_once_and_tampering_is_refused() {
 
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut root).await.unwrap();
 }
+
+/// The role's stored password hash (the test server runs as a superuser, which may read it).
+async fn password_hash(root: &mut PgConnection, role: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1").bind(role).fetch_optional(root).await.unwrap().flatten()
+}
+
+#[tokio::test]
+async fn migrate_creates_the_app_role_from_its_url_and_updates_its_password() {
+    // What the operator's migration Job does with generated credentials.
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let (name, role) = (format!("jeex_m_{suffix}"), format!("jeex_gen_{}", &suffix[20..]));
+    let mut root = admin("postgres").await;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut root).await.unwrap();
+    let owner_url = url(&name, "postgres");
+    let with_password = |pw: &str| {
+        let base = url(&name, &role);
+        base.replacen(&format!("{role}@"), &format!("{role}:{pw}@"), 1)
+    };
+    let migrate = |app_url: String| {
+        let owner_url = owner_url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                run(&["migrate"], &[("JEEX_ENV", "staging"), ("DATABASE_URL", &app_url), ("JEEX_MIGRATE_DATABASE_URL", &owner_url)])
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (status, stdout, stderr) = migrate(with_password("first-Secret1")).await;
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("granted role \"{role}\"")), "{stdout}");
+    let first = password_hash(&mut root, &role).await.expect("created with a password");
+    let can_login: bool = sqlx::query_scalar(
+        "SELECT rolcanlogin AND NOT rolsuper AND NOT rolcreaterole AND NOT rolcreatedb FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&role)
+    .fetch_one(&mut root)
+    .await
+    .unwrap();
+    assert!(can_login, "LOGIN and nothing else");
+    assert!(!stdout.contains("first-Secret1") && !stderr.contains("first-Secret1"), "the password is never printed");
+
+    let (status, stdout, stderr) = migrate(with_password("second-Secret2")).await;
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert_ne!(password_hash(&mut root, &role).await.unwrap(), first, "a new password replaces the old one");
+
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut root).await.unwrap();
+    sqlx::query(&format!("DROP ROLE {role}")).execute(&mut root).await.unwrap();
+}

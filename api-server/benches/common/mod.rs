@@ -101,7 +101,7 @@ impl BenchDatabase {
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
         let _ = sqlx::query(&format!("CREATE ROLE {BENCH_ROLE} LOGIN")).execute(&mut admin).await;
         let owner_url = format!("postgres://postgres@{host}/{name}");
-        jeex_api::db::migrate::run(&owner_url, Some(BENCH_ROLE)).await.expect("migrate");
+        jeex_api::db::migrate::run(&owner_url, Some(&jeex_api::db::migrate::AppRole::named(BENCH_ROLE))).await.expect("migrate");
         let mut owner = sqlx::PgConnection::connect(&owner_url).await.unwrap();
         let (user, project) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
         sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, 'bench@example.com', 'Bench')")

@@ -75,9 +75,58 @@ pub fn role_of(url: &str) -> Option<String> {
     PgConnectOptions::from_str(url).ok().map(|o| o.get_username().to_owned())
 }
 
-/// Applies pending migrations with `owner_url`, then grants `app_role` (when it differs from
-/// the owner) the privileges the server needs.
-pub async fn run(owner_url: &str, app_role: Option<&str>) -> Result<Report, MigrateError> {
+/// The role the server connects as, from its `DATABASE_URL`.
+#[derive(Clone)]
+pub struct AppRole {
+    /// Role name.
+    pub name: String,
+    /// Its password, when the URL carries one: `migrate` then creates the role, or sets its
+    /// password, so generated credentials (the operator's) work without a DBA.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for AppRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRole").field("name", &self.name).field("password", &self.password.as_ref().map(|_| "<redacted>")).finish()
+    }
+}
+
+impl AppRole {
+    /// Name only (the role exists and its password is managed elsewhere).
+    pub fn named(name: &str) -> Self {
+        Self { name: name.to_owned(), password: None }
+    }
+
+    /// The role and password of a PostgreSQL URL.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let name = role_of(url)?;
+        let password = url::Url::parse(url).ok().and_then(|u| u.password().map(percent_decode)).filter(|p| !p.is_empty());
+        Some(Self { name, password })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Applies pending migrations with `owner_url`, then (when it differs from the owner) creates
+/// the app role or sets its password when one is given, and grants it the privileges the
+/// server needs.
+pub async fn run(owner_url: &str, app_role: Option<&AppRole>) -> Result<Report, MigrateError> {
     let options = PgConnectOptions::from_str(owner_url)
         .map_err(|_| MigrateError::Connect("the URL does not parse".into()))?
         .application_name("jeex-api migrate");
@@ -93,7 +142,7 @@ pub async fn run(owner_url: &str, app_role: Option<&str>) -> Result<Report, Migr
     Ok(report)
 }
 
-async fn locked(conn: &mut PgConnection, app_role: Option<&str>) -> Result<Report, MigrateError> {
+async fn locked(conn: &mut PgConnection, app_role: Option<&AppRole>) -> Result<Report, MigrateError> {
     conn.ensure_migrations_table().await.map_err(other)?;
     if let Some(version) = conn.dirty_version().await.map_err(other)? {
         return Err(MigrateError::Dirty(version));
@@ -123,9 +172,11 @@ async fn locked(conn: &mut PgConnection, app_role: Option<&str>) -> Result<Repor
     }
     if let Some(role) = app_role {
         let owner: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *conn).await.map_err(|e| other(e.into()))?;
-        if owner != role {
-            grant(conn, role).await.map_err(|message| MigrateError::Grant { role: role.to_owned(), message })?;
-            report.granted = Some(role.to_owned());
+        if owner != role.name {
+            let failed = |message| MigrateError::Grant { role: role.name.clone(), message };
+            ensure_role(conn, role).await.map_err(failed)?;
+            grant(conn, &role.name).await.map_err(failed)?;
+            report.granted = Some(role.name.clone());
         }
     }
     Ok(report)
@@ -139,6 +190,37 @@ const GRANTS: &[&str] = &[
     "GRANT SELECT, INSERT ON audit_log TO {role}",
     "GRANT SELECT ON _sqlx_migrations TO {role}",
 ];
+
+/// Creates the role (LOGIN, nothing else) or sets its password, when a password is given.
+async fn ensure_role(conn: &mut PgConnection, role: &AppRole) -> Result<(), String> {
+    let Some(password) = &role.password else { return Ok(()) };
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(&role.name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The server quotes both (format's %I and %L): no identifier or literal is spliced here.
+    let template = if exists { "ALTER ROLE %I WITH LOGIN PASSWORD %L" } else { "CREATE ROLE %I WITH LOGIN PASSWORD %L" };
+    let sql: String = sqlx::query_scalar("SELECT format($1, $2::text, $3::text)")
+        .bind(template)
+        .bind(&role.name)
+        .bind(password)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    match sqlx::query(&sql).execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        // An existing role whose password someone else manages: leave it.
+        Err(sqlx::Error::Database(e)) if exists && e.code().as_deref() == Some("42501") => {
+            tracing::warn!(role = %role.name, "the owner may not set the app role's password; leaving it as it is");
+            Ok(())
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+            Err("the role does not exist and the owner may not create it (it needs CREATEROLE); create it (LOGIN, no other attributes) and run migrate again".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 async fn grant(conn: &mut PgConnection, role: &str) -> Result<(), String> {
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")

@@ -42,7 +42,9 @@ impl TestDatabase {
         }
         admin.close().await.ok();
         let db = Self { owner_url: with_database(&base, &name, "postgres"), app_url: with_database(&base, &name, APP_ROLE), name };
-        jeex_api::db::migrate::run(&db.owner_url, Some(APP_ROLE)).await.expect("migrate the test database");
+        jeex_api::db::migrate::run(&db.owner_url, Some(&jeex_api::db::migrate::AppRole::named(APP_ROLE)))
+            .await
+            .expect("migrate the test database");
         db
     }
 
