@@ -120,6 +120,12 @@ fn the_committed_crd_is_what_the_code_generates() {
 }
 
 #[test]
+fn the_chart_ships_the_same_crd() {
+    let shipped = std::fs::read_to_string(repo().join("charts/jeex-operator/crds/jeexbackend.yaml")).unwrap();
+    assert!(shipped == jeex_operator::crd_yaml(), "charts/jeex-operator/crds/jeexbackend.yaml is stale: copy crds/jeexbackend.yaml");
+}
+
+#[test]
 fn the_crd_has_the_promised_shape() {
     let crd: CustomResourceDefinition = serde_yaml::from_str(&jeex_operator::crd_yaml()).unwrap();
     assert_eq!(crd.spec.group, "jeex.dev");
