@@ -318,6 +318,15 @@ async fn migrate(
         p.status.failed_migration = None;
     }
     let Some(existing) = jobs.get_opt(&name).await? else {
+        // One migration at a time: a Job for an earlier image that still runs goes first.
+        let selector = format!("app.kubernetes.io/instance={},app.kubernetes.io/component=migration", jb.name_any());
+        if let Some(running) =
+            jobs.list(&ListParams::default().labels(&selector)).await?.items.into_iter().find(|j| job::outcome(j) == job::Outcome::Running)
+        {
+            let message = format!("waiting for Job {} (an earlier image) to finish before migrating {image}", running.name_any());
+            p.waiting("Migrating", "Migrating", &message);
+            return Ok(Some(Action::requeue(Duration::from_secs(10))));
+        }
         jobs.create(&PostParams::default(), &job::migration_job(jb, image, app_database)).await?;
         publish(ctx, jb, EventType::Normal, "MigrationStarted", &format!("Job {name} migrates the database for {image}")).await;
         p.set(conditions::MIGRATIONS_SUCCEEDED, false, "Migrating", format!("Job {name} is running"));

@@ -146,3 +146,37 @@ async fn a_missing_owner_secret_is_named_and_nothing_is_created() {
     assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretMissing"));
     assert!(message.contains("Secret owner with key \"url\""), "{message}");
 }
+
+#[tokio::test]
+async fn existing_secrets_are_never_overwritten() {
+    use support::world::secret;
+    let w = World::new("img:1", &database_url());
+    // Secrets that already exist under the generated names (e.g. restored from a backup).
+    let app = secret("jeex-db-app", &[("url", "postgres://mine:kept@db/jeex")]);
+    let mut jwt = secret("jeex-jwt", &[("k-mine.key.pem", "PRIVATE"), ("k-mine.pub.pem", "PUBLIC")]);
+    jwt["metadata"]["annotations"] = json!({ "jeex.dev/current-kid": "k-mine" });
+    w.api.put("/api/v1/namespaces/prod/secrets/jeex-db-app", app.clone());
+    w.api.put("/api/v1/namespaces/prod/secrets/jeex-jwt", jwt.clone());
+    for _ in 0..2 {
+        let calls = w.reconcile().await;
+        assert!(calls.iter().filter(|c| c.path.contains("/secrets")).all(|c| !c.writes()), "{calls:?}");
+    }
+    assert_eq!(w.api.get("/api/v1/namespaces/prod/secrets/jeex-db-app").unwrap()["data"], app["data"]);
+    assert_eq!(w.api.get("/api/v1/namespaces/prod/secrets/jeex-jwt").unwrap()["data"], jwt["data"]);
+}
+
+#[tokio::test]
+async fn migrations_run_one_at_a_time() {
+    let w = World::ready_on("img:1").await;
+    w.set_image("img:2");
+    w.reconcile().await;
+    // Changed again while the Job for img:2 still runs: img:3 waits for it.
+    w.set_image("img:3");
+    let calls = w.reconcile().await;
+    assert!(!calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "no second Job while one runs: {calls:?}");
+    assert!(w.condition("Ready").2.contains("waiting for Job"), "{:?}", w.condition("Ready"));
+    w.finish_job("img:2", "Complete", "");
+    let calls = w.reconcile().await;
+    assert!(calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "then img:3 migrates");
+    assert!(w.api.get(&w.job_path("img:3")).is_some());
+}

@@ -175,7 +175,7 @@ impl ApiServer {
                 let selector: Vec<(String, String)> = query
                     .split('&')
                     .filter_map(|kv| kv.strip_prefix("labelSelector="))
-                    .flat_map(|s| s.replace("%3D", "=").replace("%2C", ",").split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .flat_map(|s| decode(s).split(',').map(str::to_owned).collect::<Vec<_>>())
                     .filter_map(|s| s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
                     .collect();
                 let items: Vec<Value> = objects
@@ -231,6 +231,30 @@ impl ApiServer {
             _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         }
     }
+}
+
+/// Percent-decodes a query value.
+fn decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether `path` names a collection (`…/namespaces/<ns>/<plural>`), not an item.
