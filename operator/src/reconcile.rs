@@ -104,10 +104,6 @@ impl Progress {
     }
 }
 
-fn string(secret: &Secret, key: &str) -> Option<String> {
-    secret.data.as_ref()?.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok()).filter(|s| !s.is_empty())
-}
-
 /// Capped exponential back-off without per-object state: wait about half as long as the
 /// condition has been failing, between 5 s and 5 min.
 fn backoff(status: &JeexBackendStatus, kind: &str, now: jiff::Timestamp) -> Duration {
@@ -392,7 +388,7 @@ fn bad_secret(p: &mut Progress, name: &str, problem: &str) -> Action {
 }
 
 async fn read_key(api: &Api<Secret>, r: &SecretKeyRef) -> Result<Option<String>, Error> {
-    Ok(api.get_opt(&r.name).await?.and_then(|s| string(&s, &r.key)))
+    Ok(api.get_opt(&r.name).await?.and_then(|s| secrets::string(&s, &r.key)))
 }
 
 /// Server-side applies `desired` unless the object already carries the same applied hash.

@@ -28,8 +28,9 @@ pub const RETIRES: &str = "retires.jeex.dev/";
 #[error("cannot generate a key pair: {0}")]
 pub struct KeyGenError(String);
 
-fn string(s: &Secret, key: &str) -> Option<String> {
-    s.data.as_ref()?.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok())
+/// A Secret key's value as text; `None` when absent or empty.
+pub fn string(s: &Secret, key: &str) -> Option<String> {
+    s.data.as_ref()?.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok()).filter(|v| !v.is_empty())
 }
 
 /// A random password of 32 letters and digits (URL-safe, no escaping needed).

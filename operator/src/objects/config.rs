@@ -94,7 +94,8 @@ pub fn config_map(jb: &JeexBackend, inputs: &Inputs) -> ConfigMap {
     ConfigMap { metadata: meta(jb, Names::of(jb).config(), "api"), data: Some(settings(jb, inputs)), ..ConfigMap::default() }
 }
 
-fn from_secret(var: &str, secret: &SecretKeyRef) -> EnvVar {
+/// An environment variable read from a Secret key (never inlined).
+pub fn from_secret(var: &str, secret: &SecretKeyRef) -> EnvVar {
     EnvVar {
         name: var.into(),
         value_from: Some(EnvVarSource {

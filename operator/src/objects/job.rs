@@ -9,7 +9,7 @@ use k8s_openapi::api::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Names, container_security, meta, pod_security, selector};
+use super::{Names, config::from_secret, container_security, meta, pod_security, selector};
 use crate::crd::{JeexBackend, SecretKeyRef};
 
 /// Annotation naming the image a Job migrates.
@@ -26,9 +26,9 @@ pub fn migration_job(jb: &JeexBackend, image: &str, app_database: &SecretKeyRef)
     let env = vec![
         EnvVar { name: "JEEX_ENV".into(), value: Some("production".into()), ..EnvVar::default() },
         EnvVar { name: "JEEX_LOG_FORMAT".into(), value: Some("json".into()), ..EnvVar::default() },
-        secret("JEEX_MIGRATE_DATABASE_URL", &spec.database.owner_secret),
+        from_secret("JEEX_MIGRATE_DATABASE_URL", &spec.database.owner_secret),
         // The app role to create or update and grant (its password comes with the URL).
-        secret("DATABASE_URL", app_database),
+        from_secret("DATABASE_URL", app_database),
     ];
     let pod_labels = selector(jb, "migration");
     Job {
@@ -65,21 +65,6 @@ pub fn migration_job(jb: &JeexBackend, image: &str, app_database: &SecretKeyRef)
             ..JobSpec::default()
         }),
         ..Job::default()
-    }
-}
-
-fn secret(var: &str, from: &SecretKeyRef) -> EnvVar {
-    EnvVar {
-        name: var.into(),
-        value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
-            secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
-                name: from.name.clone(),
-                key: from.key.clone(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..EnvVar::default()
     }
 }
 
