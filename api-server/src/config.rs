@@ -191,11 +191,27 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "QDRANT_URL",
-        default: "unset: Qdrant disabled",
+        default: "unset: the embedded engine under JEEX_DATA_DIR/vectors (when built in)",
         meaning: "Qdrant gRPC URL, e.g. http://localhost:6334 (https enables TLS)",
     },
     Variable { name: "QDRANT_API_KEY", default: "unset", meaning: "Qdrant API key" },
     Variable { name: "JEEX_QDRANT_COLLECTION", default: "jeex_embeddings", meaning: "the Qdrant collection holding document vectors" },
+    Variable {
+        name: "JEEX_VECTOR_DIR",
+        default: "JEEX_DATA_DIR/vectors",
+        meaning: "folder of the embedded vector engine (used when QDRANT_URL is unset); one process at a time",
+    },
+    Variable { name: "JEEX_QDRANT_TIMEOUT", default: "5s", meaning: "timeout of each Qdrant request (and of connecting)" },
+    Variable {
+        name: "JEEX_VECTOR_DIM",
+        default: "384",
+        meaning: "length of document embeddings; the collection (or embedded index) must have the same dimension",
+    },
+    Variable {
+        name: "JEEX_VECTOR_DISTANCE",
+        default: "cosine",
+        meaning: "similarity of document embeddings: cosine, dot, euclid or manhattan; must match the collection",
+    },
     Variable {
         name: "JEEX_JWT_ALGORITHM",
         default: "RS256",
@@ -316,6 +332,8 @@ pub struct QdrantConfig {
     pub api_key: Option<String>,
     /// Collection holding the vectors.
     pub collection: String,
+    /// Per-request (and connect) timeout.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for QdrantConfig {
@@ -324,8 +342,59 @@ impl fmt::Debug for QdrantConfig {
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("collection", &self.collection)
+            .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// How embeddings are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorDistance {
+    /// Cosine similarity (higher is closer).
+    Cosine,
+    /// Dot product (higher is closer).
+    Dot,
+    /// Euclidean distance (lower is closer).
+    Euclid,
+    /// Manhattan distance (lower is closer).
+    Manhattan,
+}
+
+impl VectorDistance {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cosine => "cosine",
+            Self::Dot => "dot",
+            Self::Euclid => "euclid",
+            Self::Manhattan => "manhattan",
+        }
+    }
+}
+
+/// Where document vectors are indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VectorEngine {
+    /// A Qdrant server (`QDRANT_URL`).
+    Server(QdrantConfig),
+    /// The embedded engine, with its data in this folder.
+    Embedded(PathBuf),
+    /// Neither: built without the embedded engine and no `QDRANT_URL`. Vector search answers
+    /// 503; full-text search works.
+    Disabled,
+}
+
+/// The vector index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorConfig {
+    /// Which engine.
+    pub engine: VectorEngine,
+    /// Collection name.
+    pub collection: String,
+    /// Embedding length.
+    pub dim: u64,
+    /// Similarity.
+    pub distance: VectorDistance,
 }
 
 /// CORS policy.
@@ -502,6 +571,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Qdrant, if configured.
     pub qdrant: Option<QdrantConfig>,
+    /// The vector index (Qdrant, embedded, or none).
+    pub vectors: VectorConfig,
     /// Telemetry.
     pub telemetry: TelemetryConfig,
 }
@@ -608,15 +679,38 @@ impl Config {
                 "jeex_embeddings",
             ));
         }
+        let qdrant_timeout = parse_duration(&get, "JEEX_QDRANT_TIMEOUT", "5s")?;
         let qdrant = get("QDRANT_URL")
             .map(|url| {
                 Ok(QdrantConfig {
                     url: check_url("QDRANT_URL", &url, &["http", "https"], "http://localhost:6334")?,
                     api_key: get("QDRANT_API_KEY"),
                     collection: collection.clone(),
+                    timeout: qdrant_timeout,
                 })
             })
             .transpose()?;
+        let vectors = VectorConfig {
+            engine: match &qdrant {
+                Some(q) => VectorEngine::Server(q.clone()),
+                None if cfg!(feature = "embedded-vectors") => {
+                    VectorEngine::Embedded(get("JEEX_VECTOR_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("vectors")))
+                }
+                None => VectorEngine::Disabled,
+            },
+            collection: collection.clone(),
+            dim: parse_with(&get, "JEEX_VECTOR_DIM", "384", "384", |v| match v.parse::<u64>() {
+                Ok(n) if (1..=65_536).contains(&n) => Ok(n),
+                _ => Err(format!("{v:?} is not a whole number from 1 to 65536")),
+            })?,
+            distance: parse_with(&get, "JEEX_VECTOR_DISTANCE", "cosine", "cosine", |v| match v.to_ascii_lowercase().as_str() {
+                "cosine" => Ok(VectorDistance::Cosine),
+                "dot" => Ok(VectorDistance::Dot),
+                "euclid" | "euclidean" => Ok(VectorDistance::Euclid),
+                "manhattan" => Ok(VectorDistance::Manhattan),
+                _ => Err(format!("unknown distance {v:?}; use cosine, dot, euclid or manhattan")),
+            })?,
+        };
 
         let otlp_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
             .map(|u| check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &u, &["http", "https"], "http://otel-collector:4317"))
@@ -663,6 +757,7 @@ impl Config {
             operations,
             events,
             qdrant,
+            vectors,
             telemetry,
         };
         config.refuse_insecure()?;

@@ -27,15 +27,44 @@ pub struct ComponentReport {
     pub response_time_ms: Option<u64>,
     /// Why it is unhealthy.
     pub error: Option<String>,
+    /// For `qdrant`: the engine in use (`qdrant-server` or `embedded`).
+    pub engine: Option<&'static str>,
+    /// For `qdrant`: how far the index is behind PostgreSQL.
+    pub outbox: Option<OutboxLag>,
+}
+
+/// Vector intents not yet applied to the index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutboxLag {
+    /// Pending intents.
+    pub pending: i64,
+    /// Age of the oldest, in seconds (0 when none).
+    pub oldest_age_seconds: f64,
 }
 
 /// Probes every dependency concurrently.
 pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentReport> {
     let postgres = probe("postgres", timeout, Some(crate::deps::postgres::probe(&deps.postgres)));
     let redis = probe("redis", timeout, deps.redis.as_ref().map(|r| r.probe()));
-    let qdrant = probe("qdrant", timeout, deps.qdrant.as_ref().map(|q| q.probe()));
-    let (p, r, q) = tokio::join!(postgres, redis, qdrant);
+    let vectors = &deps.vectors;
+    let qdrant = probe("qdrant", timeout, vectors.is_enabled().then(|| vectors.probe()));
+    let lag = async {
+        match tokio::time::timeout(timeout, crate::db::outbox::lag(&deps.postgres)).await {
+            Ok(Ok((pending, oldest_age_seconds))) => Some(OutboxLag { pending, oldest_age_seconds }),
+            _ => None,
+        }
+    };
+    let (p, r, mut q, lag) = tokio::join!(postgres, redis, qdrant, lag);
+    q.engine = Some(vectors.engine_name());
+    q.outbox = lag;
     vec![p, r, q]
+}
+
+/// Components that take the server out of service when they fail. Qdrant is not one of them:
+/// document writes go on while it is away (the outbox keeps the intents), and only vector
+/// search answers 503.
+pub fn required(name: &str) -> bool {
+    name != "qdrant"
 }
 
 /// What an unauthenticated caller may learn of a failure outside development: its kind, never
@@ -53,9 +82,9 @@ pub fn public_error(raw: &str) -> &'static str {
     }
 }
 
-/// Whether every configured component is healthy.
+/// Whether every configured required component is healthy.
 pub fn all_ready(reports: &[ComponentReport]) -> bool {
-    reports.iter().all(|r| r.status != ComponentStatus::Unhealthy)
+    reports.iter().all(|r| r.status != ComponentStatus::Unhealthy || !required(r.name))
 }
 
 async fn probe<F>(name: &'static str, timeout: Duration, check: Option<F>) -> ComponentReport
@@ -63,19 +92,37 @@ where
     F: Future<Output = Result<(), String>>,
 {
     let Some(check) = check else {
-        return ComponentReport { name, status: ComponentStatus::Disabled, response_time_ms: None, error: None };
+        return ComponentReport {
+            name,
+            status: ComponentStatus::Disabled,
+            response_time_ms: None,
+            error: None,
+            engine: None,
+            outbox: None,
+        };
     };
     let started = Instant::now();
     let outcome = tokio::time::timeout(timeout, check).await;
     let elapsed = Some(started.elapsed().as_millis() as u64);
     match outcome {
-        Ok(Ok(())) => ComponentReport { name, status: ComponentStatus::Healthy, response_time_ms: elapsed, error: None },
-        Ok(Err(error)) => ComponentReport { name, status: ComponentStatus::Unhealthy, response_time_ms: elapsed, error: Some(error) },
+        Ok(Ok(())) => {
+            ComponentReport { name, status: ComponentStatus::Healthy, response_time_ms: elapsed, error: None, engine: None, outbox: None }
+        }
+        Ok(Err(error)) => ComponentReport {
+            name,
+            status: ComponentStatus::Unhealthy,
+            response_time_ms: elapsed,
+            error: Some(error),
+            engine: None,
+            outbox: None,
+        },
         Err(_) => ComponentReport {
             name,
             status: ComponentStatus::Unhealthy,
             response_time_ms: elapsed,
             error: Some(format!("no answer within {}", humantime::format_duration(timeout))),
+            engine: None,
+            outbox: None,
         },
     }
 }

@@ -24,6 +24,7 @@ use crate::{
     server,
     state::AppState,
     telemetry::Telemetry,
+    vectors::IndexError,
 };
 
 /// Why the server could not start or stopped with an error. Displays as one line.
@@ -61,6 +62,9 @@ pub enum RunError {
     /// The server's database role would bypass row-level security (refused in production).
     #[error("{0}")]
     UnsafeRole(String),
+    /// The vector collection was built with another dimension or distance.
+    #[error("{0}")]
+    VectorIndex(String),
     /// A request-level failure in a CLI command.
     #[error("{0}")]
     Api(String),
@@ -75,7 +79,7 @@ impl From<ApiError> for RunError {
 impl RunError {
     /// Configuration and key problems exit 2 (like a bad variable); the rest 1.
     pub fn is_config(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::Keys(_))
+        matches!(self, Self::Config(_) | Self::Keys(_) | Self::VectorIndex(_))
     }
 }
 
@@ -169,6 +173,33 @@ async fn startup_checks(state: &AppState) -> Result<(), RunError> {
     }
 }
 
+/// Creates the vector collection when missing and refuses one of another shape. An index
+/// that does not answer is only logged: document changes wait in the outbox until it does.
+async fn prepare_vectors(state: &AppState) -> Result<(), RunError> {
+    let index = &state.deps().vectors;
+    let engine = index.engine_name();
+    let timeout = state.config().health_timeout.max(Duration::from_secs(5));
+    match tokio::time::timeout(timeout, index.prepare()).await {
+        Ok(Ok(())) => {
+            tracing::info!(engine, collection = %index.shape().collection, dim = index.shape().dim, "vector index ready");
+            Ok(())
+        }
+        Ok(Err(IndexError::Mismatch(problem))) => Err(RunError::VectorIndex(problem)),
+        Ok(Err(IndexError::Disabled)) => {
+            tracing::info!("no vector index configured (QDRANT_URL unset, embedded engine not built in); vector search answers 503");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(engine, error = %e, "the vector index is unavailable at start-up; document changes wait in the outbox");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(engine, "the vector index did not answer at start-up; document changes wait in the outbox");
+            Ok(())
+        }
+    }
+}
+
 async fn serve_on(
     config: &Config,
     telemetry: &Telemetry,
@@ -182,13 +213,19 @@ async fn serve_on(
         deps.close().await;
         return Err(e);
     }
+    if let Err(e) = prepare_vectors(&state).await {
+        deps.close().await;
+        return Err(e);
+    }
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
     let bound = server::bind(config.http_addr).await.map_err(|source| RunError::Bind { addr: config.http_addr, source })?;
     let addr = bound.local_addr;
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
     tracing::info!("Swagger UI: http://{addr}/docs");
     let workers = crate::ops::worker::spawn(&state);
+    let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
     let served = server::serve(bound, app::build(state), server::shutdown_signal(), config.shutdown_grace).await;
+    outbox.stop().await;
     workers.stop().await;
     deps.close().await;
     tracing::info!("stopped");
@@ -215,7 +252,10 @@ pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
     let mut lines: Vec<String> = reports
         .iter()
         .map(|r| match r.status {
-            ComponentStatus::Healthy => format!("{}: healthy ({} ms)", r.name, r.response_time_ms.unwrap_or(0)),
+            ComponentStatus::Healthy => match r.engine {
+                Some(engine) => format!("{}: healthy ({engine}, {} ms)", r.name, r.response_time_ms.unwrap_or(0)),
+                None => format!("{}: healthy ({} ms)", r.name, r.response_time_ms.unwrap_or(0)),
+            },
             ComponentStatus::Disabled => format!("{}: disabled (not configured)", r.name),
             ComponentStatus::Unhealthy => format!("{}: UNHEALTHY: {}", r.name, r.error.as_deref().unwrap_or("no detail")),
         })

@@ -29,7 +29,10 @@ async fn all_up_answers_200_everywhere() {
     assert_eq!(component(&report, "postgres")["status"], "healthy");
     assert_eq!(component(&report, "redis")["status"], "healthy");
     assert!(component(&report, "redis")["response_time_ms"].is_u64());
-    assert_eq!(component(&report, "qdrant")["status"], "disabled");
+    // No QDRANT_URL: the embedded engine, caught up.
+    let qdrant = component(&report, "qdrant");
+    assert_eq!((qdrant["status"].as_str(), qdrant["engine"].as_str()), (Some("healthy"), Some("embedded")), "{qdrant}");
+    assert_eq!(qdrant["outbox"]["pending"], 0, "{qdrant}");
 }
 
 #[tokio::test]

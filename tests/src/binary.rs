@@ -21,6 +21,17 @@ pub fn jeex_api() -> PathBuf {
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         // The same invocation as `.ci/test`'s build step, so the features (and the artifact) match.
         build.current_dir(&workspace).args(["build", "--quiet", "--workspace", "--bins", "--target-dir"]).arg(&target_dir);
+        // The test harness sets cargo's per-package variables (CARGO_MANIFEST_DIR, …); some
+        // build scripts track them (ring does), and inheriting them would rebuild half the
+        // tree here and again in the next plain `cargo build`.
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with("CARGO_") && !matches!(n, "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_TERM_COLOR"))
+            {
+                build.env_remove(name);
+            }
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
@@ -49,13 +60,21 @@ fn data_dir() -> PathBuf {
     std::env::temp_dir().join("jeex-e2e-data")
 }
 
+/// A number unique within this test process.
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A `jeex-api` command with the shell's configuration removed.
 fn command() -> Command {
     let mut cmd = Command::new(jeex_api());
     cmd.env("JEEX_DATA_DIR", data_dir());
+    // The embedded vector engine allows one process per folder; commands run in parallel.
+    cmd.env("JEEX_VECTOR_DIR", std::env::temp_dir().join(format!("jeex-e2e-vectors-{}-{}", std::process::id(), next_id())));
     for (name, _) in std::env::vars_os() {
         let keep = name.to_str().is_some_and(|n| !n.starts_with("JEEX_") && !n.starts_with("OTEL_") && !SCRUBBED.contains(&n));
-        if name == "JEEX_DATA_DIR" {
+        if name == "JEEX_DATA_DIR" || name == "JEEX_VECTOR_DIR" {
             continue;
         }
         if !keep {

@@ -54,7 +54,10 @@ fn production_refuses_insecure_settings() {
 fn check_reports_every_dependency_and_fails_naming_the_broken_one() {
     let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &migrated_database_url()), ("REDIS_URL", &redis_url())]);
     assert!(status.success(), "{stdout}");
-    assert!(stdout.contains("postgres: healthy") && stdout.contains("redis: healthy") && stdout.contains("qdrant: disabled"), "{stdout}");
+    assert!(
+        stdout.contains("postgres: healthy") && stdout.contains("redis: healthy") && stdout.contains("qdrant: healthy (embedded"),
+        "{stdout}"
+    );
 
     let broken = format!("redis://127.0.0.1:{}/0", closed_port());
     let (status, stdout, _) =
@@ -94,4 +97,24 @@ fn check_without_database_url_probes_the_private_cluster() {
     assert!(stdout.contains("schema: up to date") && stdout.contains("database role: jeex_app"), "{stdout}");
     assert!(!data.join("postgres/data/postmaster.pid").exists(), "check stops the cluster it started");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn serve_refuses_a_vector_index_of_another_dimension() {
+    let dir = std::env::temp_dir().join(format!("jeex-e2e-shape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let vector_dir = dir.display().to_string();
+    let db = migrated_database_url();
+    // `check` probes the embedded index, which creates it with 8 dimensions.
+    let (status, stdout, _) = run(&["check"], &[("DATABASE_URL", &db), ("JEEX_VECTOR_DIR", &vector_dir), ("JEEX_VECTOR_DIM", "8")]);
+    assert!(status.success() && stdout.contains("qdrant: healthy (embedded"), "{stdout}");
+    let (status, _, stderr) = run(
+        &["serve"],
+        &[("DATABASE_URL", &db), ("JEEX_VECTOR_DIR", &vector_dir), ("JEEX_VECTOR_DIM", "16"), ("JEEX_HTTP_ADDR", "127.0.0.1:0")],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("8-dimensional cosine") && last.contains("JEEX_VECTOR_DIM=16") && last.contains("documents.reindex"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,9 @@ pub struct CreateDocument {
     pub language: Option<String>,
     /// Free-form JSON object.
     pub metadata: Option<serde_json::Value>,
+    /// Embedding of the content: exactly `JEEX_VECTOR_DIM` (default 384) finite numbers.
+    /// Makes the document findable by vector search.
+    pub embedding: Option<Vec<f64>>,
 }
 
 impl poem_openapi::types::Example for CreateDocument {
@@ -50,6 +53,7 @@ impl poem_openapi::types::Example for CreateDocument {
             content: Some("The system shall isolate every project's data.".into()),
             language: Some("en".into()),
             metadata: Some(serde_json::json!({ "source": "workshop" })),
+            embedding: None,
         }
     }
 }
@@ -67,6 +71,9 @@ pub struct UpdateDocument {
     pub language: Option<String>,
     /// New metadata object (replaces the old one).
     pub metadata: Option<serde_json::Value>,
+    /// New embedding. Changing `content` without one drops the old embedding from the index
+    /// (`embedding_status` becomes `stale`).
+    pub embedding: Option<Vec<f64>>,
 }
 
 /// Document endpoints.
@@ -94,6 +101,7 @@ impl DocumentsApi {
             content,
             language: check.language("/language", body.language.as_deref().unwrap_or("en")),
             metadata,
+            embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),
         };
         check.finish()?;
         let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
@@ -177,6 +185,7 @@ impl DocumentsApi {
             content: body.content.clone(),
             language: body.language.as_deref().map(|l| check.language("/language", l)),
             metadata: body.metadata.clone(),
+            embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),
         };
         check.finish()?;
         let expected = etag::if_match(if_match.0.as_deref());
@@ -211,6 +220,6 @@ impl DocumentsApi {
 
 impl poem_openapi::types::Example for UpdateDocument {
     fn example() -> Self {
-        Self { title: Some("Requirements v2".into()), content: None, language: None, metadata: None }
+        Self { title: Some("Requirements v2".into()), content: None, language: None, metadata: None, embedding: None }
     }
 }

@@ -60,6 +60,21 @@ pub struct Component {
     pub response_time_ms: Option<u64>,
     /// Why it is unhealthy.
     pub error: Option<String>,
+    /// `qdrant` only: the engine in use, `qdrant-server` or `embedded` (`disabled` when none).
+    #[oai(skip_serializing_if_is_none)]
+    pub engine: Option<String>,
+    /// `qdrant` only: document changes not yet applied to the vector index.
+    #[oai(skip_serializing_if_is_none)]
+    pub outbox: Option<OutboxLagReport>,
+}
+
+/// How far the vector index is behind PostgreSQL.
+#[derive(Object)]
+pub struct OutboxLagReport {
+    /// Pending changes.
+    pub pending: i64,
+    /// Age of the oldest pending change, in seconds (0 when none).
+    pub oldest_age_seconds: f64,
 }
 
 /// The full health report.
@@ -97,7 +112,8 @@ impl HealthApi {
         Json(Liveness { status: "ok".into() })
     }
 
-    /// Readiness: 200 only when every configured dependency answered within its timeout and
+    /// Readiness: 200 only when every configured dependency (but Qdrant: while it is away,
+    /// writes go on and only vector search answers 503) answered within its timeout and
     /// the database schema is current (and, in production, the server's role cannot bypass
     /// row-level security); otherwise 503 naming each problem.
     #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Health")]
@@ -112,7 +128,7 @@ impl HealthApi {
         }
         let failing: Vec<String> = reports
             .iter()
-            .filter(|r| r.status == ComponentStatus::Unhealthy)
+            .filter(|r| r.status == ComponentStatus::Unhealthy && health::required(r.name))
             .map(|r| format!("{} ({})", r.name, r.error.as_deref().unwrap_or("unhealthy")))
             .collect();
         Err(ApiError::Status(ErrorCode::Unavailable, format!("not ready: {}", failing.join("; "))))
@@ -168,6 +184,8 @@ fn report(reports: &[ComponentReport], uptime_seconds: u64) -> HealthReport {
                 },
                 response_time_ms: r.response_time_ms,
                 error: r.error.clone(),
+                engine: r.engine.map(str::to_owned),
+                outbox: r.outbox.map(|o| OutboxLagReport { pending: o.pending, oldest_age_seconds: o.oldest_age_seconds }),
             })
             .collect(),
     }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod operations;
 pub mod projects;
 pub mod responses;
+pub mod search;
 pub mod validation;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
@@ -30,7 +31,7 @@ pub enum ApiTags {
     Projects,
     /// Who may act in a project, and with which role.
     Members,
-    /// Documents inside a project, with full-text search.
+    /// Documents inside a project, with full-text, vector and hybrid search.
     Documents,
     /// Per-project API keys (`X-API-Key`).
     ApiKeys,
@@ -50,6 +51,7 @@ pub type Apis<T> = (
     projects::ProjectsApi,
     members::MembersApi,
     documents::DocumentsApi,
+    search::SearchApi,
     api_keys::ApiKeysApi,
     audit::AuditApi,
     operations::OperationsApi,
@@ -69,6 +71,7 @@ pub fn service<T: OpenApi>(extra: T) -> OpenApiService<Apis<T>, ()> {
         projects::ProjectsApi,
         members::MembersApi,
         documents::DocumentsApi,
+        search::SearchApi,
         api_keys::ApiKeysApi,
         audit::AuditApi,
         operations::OperationsApi,

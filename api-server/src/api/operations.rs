@@ -27,7 +27,8 @@ use crate::{
 #[oai(deny_unknown_fields, example)]
 pub struct StartOperation {
     /// `documents.import` (input `{documents: [{title, content?, language?, metadata?}]}`, at most
-    /// 10,000) or `project.export` (input `{}`).
+    /// 10,000), `project.export` (input `{}`) or `documents.reindex` (input `{}`: rebuilds the
+    /// project's part of the vector index from the database).
     pub kind: OperationKind,
     /// The kind's input.
     pub input: Option<serde_json::Value>,
@@ -70,13 +71,18 @@ impl OperationsApi {
             OperationKind::DocumentsImport => {
                 import::parse(&input, state.config().document_max_bytes)?;
             }
-            OperationKind::ProjectExport if input != serde_json::json!({}) => {
+            OperationKind::ProjectExport | OperationKind::DocumentsReindex if input != serde_json::json!({}) => {
                 return Err(ApiError::Validation {
-                    detail: "the export input is not valid".into(),
+                    detail: "the operation input is not valid".into(),
                     errors: vec![FieldError { field: "/input".into(), message: "must be an empty object".into() }],
                 });
             }
             OperationKind::ProjectExport => {}
+            OperationKind::DocumentsReindex => {
+                if !state.deps().vectors.is_enabled() {
+                    return Err(crate::vectors::IndexError::Disabled.into());
+                }
+            }
         }
         let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
         s.scope().require(Role::Editor)?;

@@ -54,6 +54,20 @@ impl Check {
         v
     }
 
+    /// An embedding: exactly `dim` finite numbers that fit a 32-bit float. The whole vector
+    /// is one error (naming the first bad element), not up to `dim` of them.
+    pub fn embedding(&mut self, field: &str, values: &[f64], dim: u64) -> Vec<f32> {
+        if values.len() as u64 != dim {
+            self.fail(field, format!("must hold exactly {dim} numbers (JEEX_VECTOR_DIM); has {}", values.len()));
+            return Vec::new();
+        }
+        let vector: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+        if let Some(i) = vector.iter().position(|v| !v.is_finite()) {
+            self.fail(&format!("{field}/{i}"), "must be a finite number within the 32-bit float range");
+        }
+        vector
+    }
+
     /// A JSON object.
     pub fn object(&mut self, field: &str, value: &serde_json::Value) {
         if !value.is_object() {

@@ -36,6 +36,22 @@ pub struct Document {
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version; the `ETag` is this number in quotes.
     pub version: i64,
+    /// Whether the document has an embedding in the vector index.
+    pub embedding_status: EmbeddingStatus,
+}
+
+/// Where a document's embedding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, sqlx::Type)]
+#[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum EmbeddingStatus {
+    /// None was given.
+    None,
+    /// The embedding matches the content; it is (or will shortly be) in the index.
+    Current,
+    /// The content changed after the embedding was given: the vector was removed from the
+    /// index until a new embedding arrives.
+    Stale,
 }
 
 /// A document in a list: everything but the content, plus the search rank.
@@ -63,7 +79,8 @@ pub struct DocumentSummary {
     pub rank: Option<f32>,
 }
 
-const COLUMNS: &str = "id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version";
+const COLUMNS: &str = "id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version, \
+     CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS embedding_status";
 const SUMMARY: &str = "id, title, language, metadata, char_length(content) AS content_length, created_at, updated_at, version";
 
 /// Fields of a new document (validated by the API layer).
@@ -76,6 +93,8 @@ pub struct NewDocument {
     pub language: String,
     /// Metadata object.
     pub metadata: serde_json::Value,
+    /// Embedding, already checked against the configured dimension.
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// Changes to a document; `None` leaves a field as it is.
@@ -89,6 +108,8 @@ pub struct DocumentChanges {
     pub language: Option<String>,
     /// New metadata (replaces the old object).
     pub metadata: Option<serde_json::Value>,
+    /// New embedding. Without one, changed content drops the old embedding (it is stale).
+    pub embedding: Option<Vec<f32>>,
 }
 
 fn not_found() -> ApiError {
@@ -99,8 +120,8 @@ fn not_found() -> ApiError {
 pub async fn create(s: &mut Scoped, new: &NewDocument) -> Result<Document, ApiError> {
     let (scope, conn) = s.parts();
     let sql = format!(
-        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     );
     let doc = sqlx::query_as::<_, Document>(&sql)
         .bind(Uuid::now_v7())
@@ -110,6 +131,7 @@ pub async fn create(s: &mut Scoped, new: &NewDocument) -> Result<Document, ApiEr
         .bind(&new.language)
         .bind(&new.metadata)
         .bind(scope.caller().user_id())
+        .bind(&new.embedding)
         .fetch_one(conn)
         .await?;
     audit::record(s, "document.create", "document", doc.id, serde_json::json!({ "title": doc.title })).await?;
@@ -166,7 +188,11 @@ pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expecte
     let (scope, conn) = s.parts();
     let sql = format!(
         "UPDATE documents SET title = coalesce($3, title), content = coalesce($4, content), language = coalesce($5, language), \
-         metadata = coalesce($6, metadata), version = version + 1, updated_at = now() \
+         metadata = coalesce($6, metadata), version = version + 1, updated_at = now(), \
+         embedding = CASE WHEN $8::real[] IS NOT NULL THEN $8 WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN NULL ELSE embedding END, \
+         embedding_stale = CASE WHEN $8::real[] IS NOT NULL THEN false \
+                                WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN embedding IS NOT NULL OR embedding_stale \
+                                ELSE embedding_stale END \
          WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($7::bigint[] IS NULL OR version = ANY($7)) RETURNING {COLUMNS}"
     );
     let updated = sqlx::query_as::<_, Document>(&sql)
@@ -177,6 +203,7 @@ pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expecte
         .bind(&changes.language)
         .bind(&changes.metadata)
         .bind(expected)
+        .bind(&changes.embedding)
         .fetch_optional(&mut *conn)
         .await?;
     let doc = match updated {
@@ -188,6 +215,7 @@ pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expecte
         changes.content.as_ref().map(|_| "content"),
         changes.language.as_ref().map(|_| "language"),
         changes.metadata.as_ref().map(|_| "metadata"),
+        changes.embedding.as_ref().map(|_| "embedding"),
     ]
     .into_iter()
     .flatten()
@@ -235,6 +263,7 @@ impl poem_openapi::types::Example for Document {
             created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
             updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
             version: 1,
+            embedding_status: EmbeddingStatus::Current,
         }
     }
 }
@@ -253,4 +282,55 @@ impl poem_openapi::types::Example for DocumentSummary {
             rank: Some(0.6),
         }
     }
+}
+
+/// Full-text ranking of the scoped project's live documents (optionally one language), best
+/// first: the search fallback when there is no vector.
+pub async fn text_ranking(s: &mut Scoped, q: &str, language: Option<&str>, limit: i64) -> Result<Vec<(Uuid, f32)>, ApiError> {
+    let (scope, conn) = s.parts();
+    let rows = sqlx::query_as::<_, (Uuid, f32)>(
+        "SELECT id, ts_rank(search, query) AS rank \
+         FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query \
+         WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query AND ($3::text IS NULL OR language = $3) \
+         ORDER BY rank DESC, id DESC LIMIT $4",
+    )
+    .bind(scope.project_id())
+    .bind(q)
+    .bind(language)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+/// What a search result shows of a document.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SearchDetails {
+    /// Document id.
+    pub id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Language.
+    pub language: String,
+    /// The passage matching `text`, or the content's beginning.
+    pub snippet: String,
+}
+
+/// Titles and snippets of the scoped project's live documents among `ids` (in no order; the
+/// index may still hold a document deleted a moment ago, and it is left out here).
+pub async fn search_details(s: &mut Scoped, ids: &[Uuid], text: Option<&str>) -> Result<Vec<SearchDetails>, ApiError> {
+    let (scope, conn) = s.parts();
+    let rows = sqlx::query_as::<_, SearchDetails>(
+        "SELECT id, title, language, \
+                CASE WHEN $3::text IS NULL THEN left(content, 200) \
+                     ELSE ts_headline(jeex_ts_config(language), left(content, 20000), websearch_to_tsquery(jeex_ts_config(language), $3), \
+                                      'MaxFragments=1, MaxWords=30, MinWords=8, StartSel=**, StopSel=**') END AS snippet \
+         FROM documents WHERE project_id = $1 AND id = ANY($2) AND deleted_at IS NULL",
+    )
+    .bind(scope.project_id())
+    .bind(ids)
+    .bind(text)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
 }

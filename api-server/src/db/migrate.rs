@@ -182,12 +182,15 @@ async fn locked(conn: &mut PgConnection, app_role: Option<&AppRole>) -> Result<R
     Ok(report)
 }
 
-/// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships, append-only audit.
+/// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships and drained outbox rows,
+/// append-only audit.
 const GRANTS: &[&str] = &[
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens, operations TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON project_members TO {role}",
     "GRANT SELECT, INSERT ON audit_log TO {role}",
+    // Written by triggers, drained (read, then deleted) by the outbox worker.
+    "GRANT SELECT, INSERT, DELETE ON vector_outbox TO {role}",
     "GRANT SELECT ON _sqlx_migrations TO {role}",
 ];
 

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod members;
 pub mod migrate;
 pub mod operations;
+pub mod outbox;
 pub mod page;
 pub mod projects;
 pub mod refresh_tokens;

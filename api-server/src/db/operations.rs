@@ -29,6 +29,10 @@ pub enum OperationKind {
     #[oai(rename = "project.export")]
     #[sqlx(rename = "project.export")]
     ProjectExport,
+    /// Rebuild the project's part of the vector index from PostgreSQL.
+    #[oai(rename = "documents.reindex")]
+    #[sqlx(rename = "documents.reindex")]
+    DocumentsReindex,
 }
 
 /// Where an operation is in its life.
@@ -414,6 +418,7 @@ fn kind_text(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::DocumentsImport => "documents.import",
         OperationKind::ProjectExport => "project.export",
+        OperationKind::DocumentsReindex => "documents.reindex",
     }
 }
 

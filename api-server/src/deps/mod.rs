@@ -2,7 +2,6 @@
 //! never fails because a dependency is down; each can be probed for the health endpoints.
 
 pub mod postgres;
-pub mod qdrant;
 pub mod redis;
 
 use crate::config::Config;
@@ -14,8 +13,8 @@ pub struct Dependencies {
     pub postgres: sqlx::PgPool,
     /// Redis, when `REDIS_URL` is set.
     pub redis: Option<redis::Redis>,
-    /// Qdrant, when `QDRANT_URL` is set.
-    pub qdrant: Option<qdrant::QdrantIndex>,
+    /// The vector index: a Qdrant server, the embedded engine, or none.
+    pub vectors: crate::vectors::VectorIndex,
 }
 
 /// A dependency could not even be set up (bad URL syntax the config check cannot see).
@@ -35,7 +34,8 @@ impl Dependencies {
         Ok(Self {
             postgres: postgres::pool(database_url, &config.pool)?,
             redis: config.redis_url.as_ref().map(|url| redis::Redis::connect(url.expose(), config.health_timeout)).transpose()?,
-            qdrant: config.qdrant.as_ref().map(|q| qdrant::QdrantIndex::connect(q, config.health_timeout)).transpose()?,
+            vectors: crate::vectors::VectorIndex::new(&config.vectors)
+                .map_err(|e| SetupError { dependency: "qdrant", message: e.to_string() })?,
         })
     }
 

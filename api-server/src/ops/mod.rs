@@ -1,6 +1,8 @@
-//! Long-running operations: the kinds (`import`, `export`) and the workers that run them.
+//! Long-running operations: the kinds (`import`, `export`, `reindex`) and the workers that run
+//! them.
 
 pub mod events;
 pub mod export;
 pub mod import;
+pub mod reindex;
 pub mod worker;

@@ -96,10 +96,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The heartbeat's verdict, watched between steps.
+pub type Step = watch::Receiver<Heartbeat>;
+
 /// How a run ended, short of an error.
-enum Ending {
+pub enum Ending {
+    /// Finished with this result.
     Done(serde_json::Value),
+    /// Stopped on request.
     Cancelled,
+    /// Another replica holds the lease now.
     Lost,
 }
 
@@ -167,7 +173,7 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
 }
 
 /// Stop here? (Between steps: cancel requested, or the lease gone.)
-fn interrupted(signal: &watch::Receiver<Heartbeat>) -> Option<Ending> {
+pub fn interrupted(signal: &Step) -> Option<Ending> {
     match *signal.borrow() {
         Heartbeat::Continue => None,
         Heartbeat::Cancel => Some(Ending::Cancelled),
@@ -196,6 +202,7 @@ async fn work(state: &AppState, owner: &str, op: &Claimed, signal: &watch::Recei
     match op.kind {
         OperationKind::DocumentsImport => run_import(state, owner, op, &caller, signal).await,
         OperationKind::ProjectExport => run_export(state, owner, op, &caller, signal).await,
+        OperationKind::DocumentsReindex => super::reindex::run(state, owner, op, &caller, signal).await,
     }
 }
 

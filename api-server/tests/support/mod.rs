@@ -67,8 +67,12 @@ pub struct TestApp {
     pub base: String,
     /// The Redis key prefix this app writes under.
     pub redis_prefix: String,
+    /// The app's connections (the vector index included).
+    pub deps: Dependencies,
     stop: Option<oneshot::Sender<()>>,
     workers: Option<jeex_api::ops::worker::Workers>,
+    outbox: Option<jeex_api::vectors::outbox::OutboxWorker>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
@@ -76,6 +80,21 @@ impl TestApp {
     pub async fn stop_workers(&mut self) {
         if let Some(workers) = self.workers.take() {
             workers.stop().await;
+        }
+    }
+
+    /// Stops serving and every worker, and waits until the app has let go of everything it
+    /// held (the embedded vector index is closed once the last handle is gone).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = served.await;
+        }
+        self.stop_workers().await;
+        if let Some(outbox) = self.outbox.take() {
+            outbox.stop().await;
         }
     }
 
@@ -119,11 +138,20 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         ("JEEX_RATE_LIMIT_WRITES".into(), "100000/60s".into()),
         ("JEEX_RATE_LIMIT_AUTH".into(), "100000/60s".into()),
         ("JEEX_EVENTS_TTL".into(), "10m".into()),
+        // The embedded vector index lives under the data folder: one per test app.
+        ("JEEX_DATA_DIR".into(), temp_dir().display().to_string()),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
     }
     Config::from_map(&vars).expect("test configuration is valid")
+}
+
+/// A fresh folder under the system's temporary directory.
+pub fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("jeex-test-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("create a temporary folder");
+    dir
 }
 
 /// Serves the app built from `config`.
@@ -137,13 +165,22 @@ pub async fn start(config: Config) -> TestApp {
     telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
     let grace = config.shutdown_grace;
     let tokens = AccessTokens::load(&config.auth).await.expect("test keys load");
-    let state = AppState::new(config.clone(), deps, telemetry.metrics.clone(), tokens);
+    let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
     let bound = server::bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
     let base = format!("http://{}", bound.local_addr);
     let (stop, stopped) = oneshot::channel::<()>();
     let workers = jeex_api::ops::worker::spawn(&state);
-    tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
-    TestApp { base, redis_prefix: config.redis_prefix.clone(), stop: Some(stop), workers: Some(workers) }
+    let outbox = jeex_api::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
+    TestApp {
+        base,
+        redis_prefix: config.redis_prefix.clone(),
+        deps,
+        stop: Some(stop),
+        workers: Some(workers),
+        outbox: Some(outbox),
+        served: Some(served),
+    }
 }
 
 /// A client that neither follows redirects nor decompresses, so tests see the wire.

@@ -1,0 +1,96 @@
+//! `documents.reindex`: rebuilds the project's part of the vector index from PostgreSQL —
+//! after the index lost its data, or when an engine is configured for the first time.
+//!
+//! Two passes, each batch holding the index lock the outbox worker also takes (so a batch
+//! never writes a state older than one the worker already applied): every live vector is
+//! upserted in id order, then every point the index holds for the project is checked against
+//! the database and the strays are deleted. Searches keep working throughout: nothing is
+//! purged first. Repeating a reindex (a retry after a crash) does no harm.
+
+use uuid::Uuid;
+
+use super::{
+    events::emit,
+    worker::{Ending, Step, interrupted},
+};
+use crate::{
+    auth::principal::Caller,
+    db::{
+        operations::{self, Claimed},
+        outbox,
+        scope::{Role, Scoped},
+    },
+    error::ApiError,
+    state::AppState,
+    vectors::{IndexPoint, VectorScope},
+};
+
+/// Documents per batch.
+const PAGE: i64 = 500;
+
+/// Runs the reindex of `op`'s project as `caller`.
+pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
+    let pool = &state.deps().postgres;
+    let index = &state.deps().vectors;
+    let dim = index.shape().dim;
+    let total = {
+        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+        s.scope().require(Role::Editor)?;
+        let n = outbox::vector_count(&mut s, dim).await?;
+        s.commit().await?;
+        n.max(1)
+    };
+
+    let mut indexed = 0i64;
+    let mut after: Option<Uuid> = None;
+    loop {
+        if let Some(ending) = interrupted(signal) {
+            return Ok(ending);
+        }
+        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+        s.scope().require(Role::Editor)?;
+        outbox::lock_index(&mut s).await?;
+        let page = outbox::live_page(&mut s, after, PAGE, dim).await?;
+        let full = page.len() as i64 == PAGE;
+        after = page.last().map(|l| l.id);
+        indexed += page.len() as i64;
+        let points = page.into_iter().map(|l| IndexPoint { document_id: l.id, language: l.language, vector: l.embedding }).collect();
+        index.upsert(VectorScope::from(s.scope()), points).await?;
+        s.commit().await?;
+        let percent = i16::try_from((indexed * 90 / total).min(90)).unwrap_or(90);
+        if !operations::progress(pool, op.id, owner, percent).await? {
+            return Ok(Ending::Lost);
+        }
+        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "indexed": indexed, "of": total })).await;
+        if !full {
+            break;
+        }
+    }
+
+    let mut removed = 0usize;
+    let mut from: Option<Uuid> = None;
+    loop {
+        if let Some(ending) = interrupted(signal) {
+            return Ok(ending);
+        }
+        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+        s.scope().require(Role::Editor)?;
+        outbox::lock_index(&mut s).await?;
+        let scope = VectorScope::from(s.scope());
+        let (ids, next) = index.scroll(scope, from, PAGE as usize).await?;
+        let live = outbox::live_among(&mut s, &ids, dim).await?;
+        let strays: Vec<Uuid> = ids.into_iter().filter(|id| !live.contains(id)).collect();
+        removed += strays.len();
+        index.delete(scope, strays).await?;
+        s.commit().await?;
+        match next {
+            Some(next) => from = Some(next),
+            None => break,
+        }
+    }
+    if !operations::progress(pool, op.id, owner, 100).await? {
+        return Ok(Ending::Lost);
+    }
+    emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": 100, "indexed": indexed, "removed": removed })).await;
+    Ok(Ending::Done(serde_json::json!({ "indexed": indexed, "removed": removed, "engine": index.engine_name() })))
+}
