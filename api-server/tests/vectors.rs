@@ -388,17 +388,16 @@ async fn a_reindex_after_the_index_folder_is_deleted_restores_identical_results(
         bob.call(Method::POST, &format!("/api/v1/projects/{p}/operations"), Some(json!({ "kind": "documents.reindex" }))).await;
     assert_eq!(status, 202, "{op}");
     let op_path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let result = loop {
-        let (_, op) = bob.call(Method::GET, &op_path, None).await;
-        if op["status"] == "succeeded" {
-            break bob.call(Method::GET, &format!("{op_path}/result"), None).await.1;
-        }
-        assert!(op["status"] == "queued" || op["status"] == "running", "{op}");
-        assert!(Instant::now() < deadline, "reindex did not finish: {op}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(result["indexed"], 120, "{result}");
+    // Its event stream: the history from `queued`, progress while it runs, and the end.
+    let stream = bob.req(Method::GET, &format!("{op_path}/events")).send().await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(30), stream.text()).await.expect("the stream ends with the operation").unwrap();
+    let kinds: Vec<&str> = events.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(kinds.last(), Some(&"operation.succeeded"), "{events}");
+    assert!(kinds.contains(&"operation.progress"), "{events}");
+    assert!(events.contains(r#""progress":100"#), "{events}");
+    let (status, result) = bob.call(Method::GET, &format!("{op_path}/result"), None).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!((result["indexed"].as_i64(), result["removed"].as_i64()), (Some(120), Some(0)), "{result}");
     for (q, expected) in queries.iter().zip(&before) {
         let (_, found) = search(&bob, &p, q.clone()).await;
         assert_eq!(&found, expected, "identical results after the reindex for {q}");

@@ -125,6 +125,11 @@ impl BenchDatabase {
         Self { app_url: format!("postgres://{BENCH_ROLE}@{host}/{name}"), user, project, name, admin }
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Drops the database.
     pub async fn drop(mut self) {
         let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).execute(&mut self.admin).await;

@@ -13,12 +13,14 @@ use std::{
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter,
     HasIdCondition, JsonPath, KeywordIndexParams, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaParams, PointId,
-    PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation,
-    ValueVariants, Vectors, WithPayloadInterface, WithVector, external::ordered_float::OrderedFloat,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, SearchParams,
+    UpdateOperation, ValueVariants, Vectors, WithPayloadInterface, WithVector, external::ordered_float::OrderedFloat,
 };
 use uuid::Uuid;
 
-use super::{DOCUMENT_KEY, Hit, IndexError, IndexPoint, LANGUAGE_KEY, PROJECT_KEY, Shape, VECTOR_NAME, VectorQuery, VectorScope};
+use super::{
+    DOCUMENT_KEY, Hit, IndexError, IndexPoint, LANGUAGE_KEY, PROJECT_KEY, SEARCH_EF, Shape, VECTOR_NAME, VectorQuery, VectorScope,
+};
 use crate::config::VectorDistance;
 
 /// The embedded index. Cheap to clone.
@@ -130,7 +132,7 @@ impl EmbeddedIndex {
                 score_threshold: query.score_threshold.map(OrderedFloat),
                 limit: query.limit,
                 offset: 0,
-                params: None,
+                params: Some(SearchParams { hnsw_ef: Some(SEARCH_EF.max(query.limit)), ..SearchParams::default() }),
                 with_vector: WithVector::Bool(false),
                 with_payload: WithPayloadInterface::Bool(false),
             };

@@ -34,6 +34,8 @@ pub const PROJECT_KEY: &str = "project_id";
 pub const DOCUMENT_KEY: &str = "document_id";
 /// Payload key of the language.
 pub const LANGUAGE_KEY: &str = "language";
+/// Candidates the HNSW search keeps (`ef`): well above any `limit` (≤ 100), for recall.
+pub const SEARCH_EF: usize = 128;
 
 /// The project an index call is confined to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

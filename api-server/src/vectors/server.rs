@@ -13,12 +13,15 @@ use qdrant_client::{
     qdrant::{
         Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
         FieldType, Filter, KeywordIndexParamsBuilder, NamedVectors, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
-        UpsertPointsBuilder, Value, VectorParamsBuilder, VectorsConfigBuilder, point_id::PointIdOptions, vectors_config,
+        SearchParamsBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder, VectorsConfigBuilder, point_id::PointIdOptions,
+        vectors_config,
     },
 };
 use uuid::Uuid;
 
-use super::{DOCUMENT_KEY, Hit, IndexError, IndexPoint, LANGUAGE_KEY, PROJECT_KEY, Shape, VECTOR_NAME, VectorQuery, VectorScope};
+use super::{
+    DOCUMENT_KEY, Hit, IndexError, IndexPoint, LANGUAGE_KEY, PROJECT_KEY, SEARCH_EF, Shape, VECTOR_NAME, VectorQuery, VectorScope,
+};
 use crate::config::{QdrantConfig, VectorDistance};
 
 /// The Qdrant client and the collection. Cheap to clone.
@@ -56,10 +59,15 @@ impl ServerIndex {
         Ok(Self { client: Arc::new(client), shape, prepared: Arc::new(AtomicBool::new(false)) })
     }
 
-    /// The server's health endpoint, then the collection.
+    /// The server's health endpoint, then the collection (created again if someone dropped it).
     pub async fn probe(&self) -> Result<(), IndexError> {
         self.client.health_check().await.map_err(unavailable("health check"))?;
-        self.prepared.store(false, Ordering::Relaxed);
+        if self.prepared.load(Ordering::Relaxed) {
+            let exists = self.client.collection_exists(&self.shape.collection).await.map_err(unavailable("collection check"))?;
+            if !exists {
+                self.prepared.store(false, Ordering::Relaxed);
+            }
+        }
         self.prepare().await
     }
 
@@ -157,6 +165,7 @@ impl ServerIndex {
             .using(VECTOR_NAME)
             .filter(scoped(scope, query.language.as_deref()))
             .limit(query.limit as u64)
+            .params(SearchParamsBuilder::default().hnsw_ef(SEARCH_EF.max(query.limit) as u64))
             .with_payload(false);
         if let Some(threshold) = query.score_threshold {
             request = request.score_threshold(threshold);
