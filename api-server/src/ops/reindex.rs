@@ -28,6 +28,14 @@ use crate::{
 /// Documents per batch.
 const PAGE: i64 = 500;
 
+/// One batch's transaction: the creator's scope (role checked again), holding the index lock.
+async fn locked_batch(pool: &sqlx::PgPool, caller: &Caller, op: &Claimed) -> Result<Scoped, ApiError> {
+    let mut s = Scoped::begin(pool, caller, op.project_id).await?;
+    s.scope().require(Role::Editor)?;
+    outbox::lock_index(&mut s).await?;
+    Ok(s)
+}
+
 /// Runs the reindex of `op`'s project as `caller`.
 pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
     let pool = &state.deps().postgres;
@@ -47,9 +55,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
-        s.scope().require(Role::Editor)?;
-        outbox::lock_index(&mut s).await?;
+        let mut s = locked_batch(pool, caller, op).await?;
         let page = outbox::live_page(&mut s, after, PAGE, dim).await?;
         let full = page.len() as i64 == PAGE;
         after = page.last().map(|l| l.id);
@@ -73,9 +79,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
-        s.scope().require(Role::Editor)?;
-        outbox::lock_index(&mut s).await?;
+        let mut s = locked_batch(pool, caller, op).await?;
         let scope = VectorScope::from(s.scope());
         let (ids, next) = index.scroll(scope, from, PAGE as usize).await?;
         let live = outbox::live_among(&mut s, &ids, dim).await?;
