@@ -48,16 +48,18 @@ pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentR
     let redis = probe("redis", timeout, deps.redis.as_ref().map(|r| r.probe()));
     let vectors = &deps.vectors;
     let qdrant = probe("qdrant", timeout, vectors.is_enabled().then(|| vectors.probe()));
-    let lag = async {
-        match tokio::time::timeout(timeout, crate::db::outbox::lag(&deps.postgres)).await {
-            Ok(Ok((pending, oldest_age_seconds))) => Some(OutboxLag { pending, oldest_age_seconds }),
-            _ => None,
-        }
-    };
-    let (p, r, mut q, lag) = tokio::join!(postgres, redis, qdrant, lag);
+    let (p, r, mut q) = tokio::join!(postgres, redis, qdrant);
     q.engine = Some(vectors.engine_name());
-    q.outbox = lag;
     vec![p, r, q]
+}
+
+/// How far the vector index is behind PostgreSQL; `None` when the database does not answer
+/// within `timeout`. Only the full report shows it (readiness does not depend on it).
+pub async fn outbox_lag(deps: &Dependencies, timeout: Duration) -> Option<OutboxLag> {
+    match tokio::time::timeout(timeout, crate::db::outbox::lag(&deps.postgres)).await {
+        Ok(Ok((pending, oldest_age_seconds))) => Some(OutboxLag { pending, oldest_age_seconds }),
+        _ => None,
+    }
 }
 
 /// Components that take the server out of service when they fail. Qdrant is not one of them:

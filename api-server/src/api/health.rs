@@ -137,7 +137,12 @@ impl HealthApi {
     /// Health report of every dependency, checked concurrently, each bounded by its timeout.
     #[oai(path = "/health", method = "get", tag = "ApiTags::Health")]
     async fn health(&self, state: Data<&AppState>) -> HealthResponse {
-        let reports = public(&state, health::check_all(state.deps(), state.config().health_timeout).await);
+        let timeout = state.config().health_timeout;
+        let (reports, lag) = tokio::join!(health::check_all(state.deps(), timeout), health::outbox_lag(state.deps(), timeout));
+        let mut reports = public(&state, reports);
+        if let Some(q) = reports.iter_mut().find(|r| r.name == "qdrant") {
+            q.outbox = lag;
+        }
         let report = report(&reports, state.started().elapsed().as_secs());
         match report.status {
             OverallStatus::Unhealthy => HealthResponse::Unhealthy(Json(report)),
