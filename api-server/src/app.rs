@@ -1,7 +1,7 @@
 //! The app factory: state in, the complete endpoint (middleware chain, API, docs, spec) out.
 
 use poem::{
-    EndpointExt, IntoResponse, Route,
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Result, Route,
     endpoint::{BoxEndpoint, make_sync},
     http::Method,
 };
@@ -12,7 +12,7 @@ use crate::{
     middleware::{
         Chain,
         observe::Observer,
-        security_headers::{DOCS_PATH, Policies},
+        security_headers::{DOCS_PATH, Policies, is_docs},
     },
     routes::RouteTable,
     state::AppState,
@@ -38,15 +38,15 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
     let routes = RouteTable::from_spec(&spec_value, EXTRA_ROUTES);
     let config = state.config().clone();
 
-    let docs = service.swagger_ui();
-    let router = Route::new()
-        .nest_no_strip("/", service)
-        .at("/openapi.json", poem::get(make_sync(move |_| spec_json.clone().with_content_type("application/json"))))
-        .at("/openapi.yaml", poem::get(make_sync(move |_| spec_yaml.clone().with_content_type("application/yaml"))))
-        .nest(DOCS_PATH, docs)
-        .data(state.clone());
+    let site = Site {
+        docs: Route::new().nest(DOCS_PATH, service.swagger_ui()).boxed(),
+        api: service.into_endpoint(),
+        spec_json: poem::get(make_sync(move |_| spec_json.clone().with_content_type("application/json"))).boxed(),
+        spec_yaml: poem::get(make_sync(move |_| spec_yaml.clone().with_content_type("application/yaml"))).boxed(),
+        state: state.clone(),
+    };
     Chain {
-        inner: router,
+        inner: site,
         routes,
         observer: Observer { metrics: state.metrics().clone() },
         policies: Policies::for_docs_page(&docs_html),
@@ -57,4 +57,34 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> BoxEndpoin
         state,
     }
     .boxed()
+}
+
+/// The top-level dispatch: the spec and the docs by their fixed paths, everything else to the
+/// API's own router. A plain match instead of an outer `Route` spares every API request a
+/// second route lookup, a nesting layer and a boxed future (measured: about a microsecond).
+struct Site<A> {
+    api: A,
+    spec_json: BoxEndpoint<'static>,
+    spec_yaml: BoxEndpoint<'static>,
+    docs: BoxEndpoint<'static>,
+    /// Handed to every handler through the request (`Data<&AppState>`).
+    state: AppState,
+}
+
+impl<A: Endpoint<Output = Response>> Endpoint for Site<A> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Response> {
+        req.extensions_mut().insert(self.state.clone());
+        let path = req.uri().path();
+        if path == "/openapi.json" {
+            self.spec_json.call(req).await
+        } else if path == "/openapi.yaml" {
+            self.spec_yaml.call(req).await
+        } else if is_docs(path) {
+            self.docs.call(req).await
+        } else {
+            self.api.call(req).await
+        }
+    }
 }

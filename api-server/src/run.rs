@@ -179,7 +179,7 @@ async fn prepare_vectors(state: &AppState) -> Result<(), RunError> {
     let index = &state.deps().vectors;
     let engine = index.engine_name();
     let timeout = state.config().health_timeout.max(Duration::from_secs(5));
-    match tokio::time::timeout(timeout, index.prepare()).await {
+    match tokio::time::timeout(timeout, index.check_at_start()).await {
         Ok(Ok(())) => {
             tracing::info!(engine, collection = %index.shape().collection, dim = index.shape().dim, "vector index ready");
             Ok(())

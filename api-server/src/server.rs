@@ -135,6 +135,9 @@ async fn connection<E: Endpoint<Output = poem::Response> + 'static>(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Copy head and body into one buffer and `write` it, rather than `writev` the pieces:
+        // responses and events are small, and the copy is cheaper than the vectored call.
+        .writev(false)
         .serve_connection(TokioIo::new(socket), service);
     let mut conn = std::pin::pin!(conn);
     let notified = stop.notify.notified();

@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod metrics;
+mod span_fields;
 
 use std::time::Duration;
 
@@ -50,9 +51,13 @@ impl Telemetry {
         // RUST_LOG was validated with the configuration.
         let filter = EnvFilter::try_new(format!("{QUIET},{}", cfg.log_filter)).map_err(|e| format!("RUST_LOG: {e}"))?;
         let fmt_layer = match cfg.log_format {
-            LogFormat::Json => {
-                tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
-            }
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .fmt_fields(span_fields::JsonSpanFields)
+                .boxed(),
             LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
         };
         // Spans become OpenTelemetry spans only when they are exported: building them costs

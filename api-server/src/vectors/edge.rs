@@ -92,6 +92,25 @@ impl EmbeddedIndex {
         self.with(|_, _| Ok(())).await
     }
 
+    /// Compares the shape recorded in an existing index's configuration file with the
+    /// configured one without opening the engine. Nothing there yet: fine, it is created on
+    /// first use. A file this version cannot read: the engine is opened to decide.
+    pub async fn check_stored_shape(&self) -> Result<(), IndexError> {
+        let file = self.inner.dir.join(CONFIG_FILE);
+        let text = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => return self.prepare().await,
+        };
+        let Some((dim, distance)) = stored_shape(&text) else { return self.prepare().await };
+        let shape = &self.inner.shape;
+        if dim == shape.dim && distance.eq_ignore_ascii_case(shape.distance.as_str()) {
+            return Ok(());
+        }
+        let where_ = format!("the embedded vector index at {}", self.inner.dir.display());
+        Err(shape.mismatch(&where_, dim, &distance.to_ascii_lowercase()))
+    }
+
     pub async fn upsert(&self, scope: VectorScope, points: Vec<IndexPoint>) -> Result<(), IndexError> {
         self.with(move |shard, _| {
             let points = points
@@ -196,10 +215,20 @@ fn uuid_of(id: PointId) -> Option<Uuid> {
     }
 }
 
+/// The engine's configuration file inside its folder.
+const CONFIG_FILE: &str = "edge_config.json";
+
+/// `(dimension, distance)` of the dense vector in the engine's configuration file.
+fn stored_shape(text: &str) -> Option<(u64, String)> {
+    let config: serde_json::Value = serde_json::from_str(text).ok()?;
+    let vector = config.get("vectors")?.get(VECTOR_NAME)?;
+    Some((vector.get("size")?.as_u64()?, vector.get("distance")?.as_str()?.to_owned()))
+}
+
 /// Opens the shard in `dir`, or creates it there; refuses a shard of another shape.
 fn open(dir: &Path, shape: &Shape) -> Result<EdgeShard, IndexError> {
     let where_ = format!("the embedded vector index at {}", dir.display());
-    let existing = dir.join("edge_config.json").exists();
+    let existing = dir.join(CONFIG_FILE).exists();
     let cannot_open = |e: qdrant_edge::OperationError| {
         let text = e.to_string();
         // The engine locks its write-ahead log: one process per folder.
@@ -253,4 +282,17 @@ fn payload(scope: VectorScope, point: &IndexPoint) -> serde_json::Value {
         DOCUMENT_KEY: point.document_id.to_string(),
         LANGUAGE_KEY: point.language,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_shape;
+
+    #[test]
+    fn reads_the_shape_from_the_engine_config_file() {
+        let text = r#"{"on_disk_payload":true,"vectors":{"dense":{"size":384,"distance":"Cosine"}},"sparse_vectors":{}}"#;
+        assert_eq!(stored_shape(text), Some((384, "Cosine".to_owned())));
+        assert_eq!(stored_shape(r#"{"vectors":{"other":{"size":8,"distance":"Dot"}}}"#), None);
+        assert_eq!(stored_shape("not json"), None);
+    }
 }

@@ -207,6 +207,20 @@ impl VectorIndex {
         }
     }
 
+    /// The start-up check: refuses a stored index whose dimension or distance differ from the
+    /// configuration. The server engine is prepared (collection created when missing); the
+    /// embedded one only has its stored configuration read, so the engine's memory (tens of
+    /// MiB of mapped log and segments) is taken on first use, not by a server that never
+    /// indexes or searches.
+    pub async fn check_at_start(&self) -> Result<(), IndexError> {
+        match &self.engine {
+            Engine::Server(s) => s.prepare().await,
+            #[cfg(feature = "embedded-vectors")]
+            Engine::Embedded(e) => e.check_stored_shape().await,
+            Engine::Disabled => Err(IndexError::Disabled),
+        }
+    }
+
     /// Health: reachable and prepared.
     pub async fn probe(&self) -> Result<(), String> {
         match &self.engine {
