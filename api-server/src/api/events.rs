@@ -190,8 +190,9 @@ impl Chunk {
 type HistoryRead = Pin<Box<dyn Future<Output = Result<History, BusError>> + Send>>;
 
 /// One event stream, polled directly by the connection that writes it: history after the
-/// resume point, then live events deduplicated by ID. No task or queue of its own: a
-/// connection costs its subscription, two timers and whatever the socket holds.
+/// resume point, then live events deduplicated by ID. No task or timer of its own: a
+/// connection costs its subscription (a queue of what it has not sent yet) and whatever the
+/// socket holds.
 struct Feed {
     /// The history read, until it completes (the subscription is already open, so nothing
     /// published meanwhile is missed).
@@ -204,10 +205,6 @@ struct Feed {
     last: Option<String>,
     filter: Filter,
     project: Uuid,
-    /// One timer for both the next keepalive and the end of the stream's lifetime (polling
-    /// one timer per wake-up instead of two).
-    timer: Pin<Box<tokio::time::Sleep>>,
-    end_of_life: tokio::time::Instant,
     done: bool,
 }
 
@@ -224,24 +221,15 @@ impl Feed {
         // Subscribe before reading history: nothing published in between is missed.
         let live = bus.subscribe(project);
         live.hold(slot);
+        // Keepalives and the end of the lifetime come from the bus's sweeper, which wakes the
+        // stream: no timer per connection.
+        live.schedule(KEEPALIVE, std::time::Instant::now() + lifetime);
         let ends_early = first.iter().any(|e| filter.ends_after(e));
         let history = (!ends_early).then(|| {
             let (bus, after) = (bus.clone(), after.clone());
             Box::pin(async move { bus.history(project, after.as_deref()).await }) as HistoryRead
         });
-        let now = tokio::time::Instant::now();
-        let end_of_life = now + lifetime;
-        Self {
-            history,
-            backlog: first.into(),
-            live,
-            last: after,
-            filter,
-            project,
-            timer: Box::pin(tokio::time::sleep_until((now + KEEPALIVE).min(end_of_life))),
-            end_of_life,
-            done: false,
-        }
+        Self { history, backlog: first.into(), live, last: after, filter, project, done: false }
     }
 
     /// Queues what the history read found.
@@ -282,6 +270,11 @@ impl Stream for Feed {
         let this = &mut *self;
         if this.done {
             return Poll::Ready(None);
+        }
+        // Lifetime over (the sweeper woke us): end now; the client resumes where it was.
+        if this.live.expired() {
+            this.finish();
+            return Poll::Ready(Some(Ok(Bytes::from(format!("retry: {RETRY_MS}\n\n")))));
         }
         if let Some(read) = this.history.as_mut() {
             let read = ready!(read.as_mut().poll(cx));
@@ -330,14 +323,12 @@ impl Stream for Feed {
         if this.done {
             return Poll::Ready(None);
         }
-        ready!(this.timer.as_mut().poll(cx));
-        let now = tokio::time::Instant::now();
-        if now >= this.end_of_life {
-            this.finish();
-            return Poll::Ready(Some(Ok(Bytes::from(format!("retry: {RETRY_MS}\n\n")))));
+        // Nothing to send: the live subscription is registered for a wake-up, which the
+        // sweeper also gives when a keepalive is due.
+        if this.live.keepalive_due() {
+            return Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))));
         }
-        this.timer.as_mut().reset((now + KEEPALIVE).min(this.end_of_life));
-        Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))))
+        Poll::Pending
     }
 }
 

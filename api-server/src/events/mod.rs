@@ -9,18 +9,17 @@ pub mod tickets;
 
 use std::{
     cmp::Ordering,
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering},
+        atomic::{AtomicBool, Ordering as AtomicOrdering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
+use futures_util::task::AtomicWaker;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 /// One event.
@@ -74,84 +73,170 @@ pub struct Retention {
     pub ttl: Duration,
 }
 
-/// Live events the shared channel of a project keeps for its slowest local subscriber; one
-/// further behind is told it lagged.
-const LIVE_BUFFER: usize = 1024;
+/// Events a subscriber may have waiting before it is cut off. Nothing polls the stream of a
+/// client that stopped reading (its socket is full), so the subscriber itself can never
+/// notice; delivery does, and frees what the subscriber holds. The client resumes with
+/// `Last-Event-ID` and loses nothing.
+pub const CUTOFF: usize = 256;
 
-/// Events a subscriber may fall behind before the sweeper cuts it off. Nothing polls the
-/// stream of a client that stopped reading (its socket is full), so the subscriber itself can
-/// never notice; the sweeper does, and frees what the subscriber holds.
-pub const CUTOFF: u64 = 256;
-
-/// How often the sweeper looks for subscribers that fell behind.
+/// How often the sweeper ends expired subscriptions, asks for keepalives and forgets
+/// subscribers that are gone: stream timing needs no timer per connection.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// One project's local channel.
-struct Channel {
-    tx: broadcast::Sender<Arc<Event>>,
-    /// Events sent on `tx` so far.
-    sent: u64,
-    watches: Vec<Weak<Watch>>,
-}
-
-/// What the sweeper knows of one subscriber.
+/// One subscriber, shared by its [`Subscription`], the fan-out and the sweeper.
+///
+/// Each subscriber has its own queue, so delivering an event to thousands of them touches
+/// no lock or counter they all share (a broadcast channel's did: its cost grew with every
+/// subscriber on every event).
 struct Watch {
-    /// `Channel::sent` when the subscription began.
-    base: u64,
-    /// Events the subscriber has taken from the channel.
-    taken: AtomicU64,
+    /// Delivered events the subscriber has not taken yet (at most [`CUTOFF`]).
+    queue: std::sync::Mutex<VecDeque<Arc<Event>>>,
+    waker: AtomicWaker,
     cut: AtomicBool,
+    /// The subscriber should send a keepalive.
+    keepalive_due: AtomicBool,
+    /// The subscription's lifetime is over.
+    expired: AtomicBool,
+    timing: std::sync::Mutex<Timing>,
     /// Dropped the moment the subscriber ends or is cut off (e.g. a per-user stream slot).
     guard: std::sync::Mutex<Option<Box<dyn Send>>>,
 }
 
+/// When the sweeper flags a keepalive and the end of the subscription's lifetime.
+#[derive(Default)]
+struct Timing {
+    keepalive: Option<(Duration, Instant)>,
+    end: Option<Instant>,
+}
+
 impl Watch {
+    fn new() -> Self {
+        Self {
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            waker: AtomicWaker::new(),
+            cut: AtomicBool::new(false),
+            keepalive_due: AtomicBool::new(false),
+            expired: AtomicBool::new(false),
+            timing: std::sync::Mutex::new(Timing::default()),
+            guard: std::sync::Mutex::new(None),
+        }
+    }
+
     fn cut_off(&self) {
         self.cut.store(true, AtomicOrdering::Release);
-        let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(std::mem::take(&mut *lock(&self.queue)));
+        let guard = lock(&self.guard).take();
         drop(guard);
+        self.waker.wake();
     }
+
+    /// Queues `event`; false when the subscriber is gone or was cut off for falling behind.
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        if self.cut.load(AtomicOrdering::Acquire) {
+            return false;
+        }
+        let mut queue = lock(&self.queue);
+        if queue.len() >= CUTOFF {
+            drop(queue);
+            self.cut_off();
+            return false;
+        }
+        queue.push_back(event.clone());
+        drop(queue);
+        self.waker.wake();
+        true
+    }
+
+    /// Flags what is due at `now`; false when the subscriber is gone.
+    fn tick(&self, now: Instant) -> bool {
+        if self.cut.load(AtomicOrdering::Acquire) {
+            return false;
+        }
+        let mut timing = lock(&self.timing);
+        let mut wake = false;
+        if timing.end.is_some_and(|end| now >= end) {
+            timing.end = None;
+            self.expired.store(true, AtomicOrdering::Release);
+            wake = true;
+        }
+        if let Some((every, next)) = &mut timing.keepalive
+            && now >= *next
+        {
+            *next = now + *every;
+            self.keepalive_due.store(true, AtomicOrdering::Release);
+            wake = true;
+        }
+        drop(timing);
+        if wake {
+            self.waker.wake();
+        }
+        true
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A local subscriber's live events of one project.
 pub struct Subscription {
-    live: BroadcastStream<Arc<Event>>,
     watch: Arc<Watch>,
 }
 
-/// The subscriber fell behind (the shared channel overwrote events it had not taken yet, or
-/// the sweeper cut it off): it must resume from the history.
+/// The subscriber fell behind (more than [`CUTOFF`] events waiting): it must resume from the
+/// history.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Lagged;
 
 impl Subscription {
     /// Keeps `guard` until this subscription ends or is cut off, whichever comes first.
     pub fn hold(&self, guard: impl Send + 'static) {
-        *self.watch.guard.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(guard));
+        *lock(&self.watch.guard) = Some(Box::new(guard));
     }
 
     /// Drops the guard now.
     pub fn release(&self) {
         self.watch.cut_off();
     }
+
+    /// Asks for a keepalive every `every` (see [`Self::keepalive_due`]) and ends the
+    /// subscription's lifetime at `end` (see [`Self::expired`]), to within the sweeper's
+    /// half second. Both wake the subscriber's task.
+    pub fn schedule(&self, every: Duration, end: Instant) {
+        *lock(&self.watch.timing) = Timing { keepalive: Some((every, Instant::now() + every)), end: Some(end) };
+    }
+
+    /// Whether a keepalive is due (answers true once per request).
+    pub fn keepalive_due(&self) -> bool {
+        self.watch.keepalive_due.swap(false, AtomicOrdering::AcqRel)
+    }
+
+    /// Whether the lifetime given to [`Self::schedule`] is over.
+    pub fn expired(&self) -> bool {
+        self.watch.expired.load(AtomicOrdering::Acquire)
+    }
+
+    fn next_event(&self) -> Option<Result<Arc<Event>, Lagged>> {
+        if self.watch.cut.load(AtomicOrdering::Acquire) {
+            return Some(Err(Lagged));
+        }
+        lock(&self.watch.queue).pop_front().map(Ok)
+    }
 }
 
 impl futures_util::Stream for Subscription {
     type Item = Result<Arc<Event>, Lagged>;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        if self.watch.cut.load(AtomicOrdering::Acquire) {
-            return Poll::Ready(Some(Err(Lagged)));
+        if let Some(next) = self.next_event() {
+            return Poll::Ready(Some(next));
         }
-        match std::pin::Pin::new(&mut self.live).poll_next(cx) {
-            Poll::Ready(Some(Ok(event))) => {
-                self.watch.taken.fetch_add(1, AtomicOrdering::Relaxed);
-                Poll::Ready(Some(Ok(event)))
-            }
-            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Err(Lagged))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        self.watch.waker.register(cx.waker());
+        // Delivered between the first look and the registration: take it now.
+        match self.next_event() {
+            Some(next) => Poll::Ready(Some(next)),
+            None => Poll::Pending,
         }
     }
 }
@@ -162,54 +247,41 @@ impl Drop for Subscription {
     }
 }
 
-/// Local fan-out: one broadcast channel per project with subscribers. Events travel as
-/// `Arc`s, so a subscriber's copy costs a reference count, not a deep clone.
+/// Local fan-out: the subscribers of each project. Events travel as `Arc`s, so a
+/// subscriber's copy costs a reference count, not a deep clone.
 #[derive(Default)]
 pub struct Fanout {
-    channels: std::sync::Mutex<HashMap<Uuid, Channel>>,
+    channels: std::sync::Mutex<HashMap<Uuid, Vec<Arc<Watch>>>>,
 }
 
 impl Fanout {
     /// A subscription to `project`'s live events.
     pub fn subscribe(&self, project: Uuid) -> Subscription {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let channel =
-            channels.entry(project).or_insert_with(|| Channel { tx: broadcast::channel(LIVE_BUFFER).0, sent: 0, watches: Vec::new() });
-        let watch = Arc::new(Watch {
-            base: channel.sent,
-            taken: AtomicU64::new(0),
-            cut: AtomicBool::new(false),
-            guard: std::sync::Mutex::new(None),
-        });
-        channel.watches.push(Arc::downgrade(&watch));
-        Subscription { live: BroadcastStream::new(channel.tx.subscribe()), watch }
+        let watch = Arc::new(Watch::new());
+        lock(&self.channels).entry(project).or_default().push(watch.clone());
+        Subscription { watch }
     }
 
-    /// Hands `event` to its project's local subscribers, if any.
+    /// Hands `event` to its project's local subscribers, if any, and forgets the ones gone.
     pub fn deliver(&self, event: Event) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(channel) = channels.get_mut(&event.project_id) {
-            channel.sent += 1;
-            let _ = channel.tx.send(Arc::new(event));
+        let mut channels = lock(&self.channels);
+        let project = event.project_id;
+        if let Some(watches) = channels.get_mut(&project) {
+            let event = Arc::new(event);
+            watches.retain(|watch| watch.offer(&event));
+            if watches.is_empty() {
+                channels.remove(&project);
+            }
         }
     }
 
-    /// Cuts off every subscriber more than [`CUTOFF`] events behind and forgets channels
-    /// nobody listens to any more.
+    /// Ends expired subscriptions, flags keepalives, forgets subscribers that are gone.
     fn sweep(&self) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.retain(|_, channel| {
-            let sent = channel.sent;
-            channel.watches.retain(|weak| {
-                let Some(watch) = weak.upgrade() else { return false };
-                let behind = sent - watch.base - watch.taken.load(AtomicOrdering::Relaxed).min(sent - watch.base);
-                if behind > CUTOFF {
-                    watch.cut_off();
-                    return false;
-                }
-                !watch.cut.load(AtomicOrdering::Acquire)
-            });
-            channel.tx.receiver_count() > 0
+        let now = Instant::now();
+        let mut channels = lock(&self.channels);
+        channels.retain(|_, watches| {
+            watches.retain(|watch| watch.tick(now));
+            !watches.is_empty()
         });
     }
 }
@@ -295,6 +367,60 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(project: Uuid, n: usize) -> Event {
+        Event {
+            frame: Default::default(),
+            id: format!("1-{n}"),
+            kind: "t".into(),
+            project_id: project,
+            operation_id: None,
+            data: serde_json::Value::Null,
+            time: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_stops_taking_events_is_cut_off_and_others_get_everything() {
+        use futures_util::StreamExt;
+        let fanout = Fanout::default();
+        let (project, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut reader = fanout.subscribe(project);
+        let stalled = fanout.subscribe(project);
+        let mut elsewhere = fanout.subscribe(other);
+        let (freed_tx, mut freed) = tokio::sync::oneshot::channel::<()>();
+        stalled.hold(freed_tx);
+        for n in 0..CUTOFF + 1 {
+            fanout.deliver(event(project, n));
+            assert_eq!(reader.next().await.unwrap().unwrap().id, format!("1-{n}"));
+        }
+        // The guard is dropped at the cut-off, not when the stalled subscriber finally looks.
+        assert!(freed.try_recv().is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Closed));
+        let mut stalled = stalled;
+        assert_eq!(stalled.next().await.unwrap(), Err(Lagged));
+        assert_eq!(lock(&fanout.channels)[&project].len(), 1, "the cut-off subscriber is forgotten");
+        // Nothing of the project reached the other project's subscriber.
+        assert!(futures_util::poll!(elsewhere.next()).is_pending());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_flags_keepalives_and_ends_lifetimes() {
+        let fanout = Fanout::default();
+        let sub = fanout.subscribe(Uuid::now_v7());
+        sub.schedule(Duration::from_millis(1), Instant::now() + Duration::from_secs(3600));
+        assert!(!sub.keepalive_due());
+        std::thread::sleep(Duration::from_millis(2));
+        fanout.sweep();
+        assert!(sub.keepalive_due());
+        assert!(!sub.keepalive_due(), "answered once");
+        assert!(!sub.expired());
+        sub.schedule(Duration::from_secs(15), Instant::now());
+        fanout.sweep();
+        assert!(sub.expired());
+        drop(sub);
+        fanout.sweep();
+        assert!(lock(&fanout.channels).is_empty(), "gone subscribers and empty projects are forgotten");
+    }
 
     #[test]
     fn ids_order_numerically() {
