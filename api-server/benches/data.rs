@@ -14,13 +14,12 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use common::{BenchDatabase, Target, free_addr, key, wait_for_200};
+use common::{BenchDatabase, Target, free_addr, serve_command, spawn, wait_for_200};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -50,17 +49,8 @@ async fn run() {
     let (user, project, app_url) = (db.user, db.project, db.app_url.clone());
     let start = |limited: bool| {
         let addr = free_addr();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeex-api"));
-        cmd.arg("serve")
-            .env("JEEX_ENV", "production")
-            .env("DATABASE_URL", &app_url)
-            .env("JEEX_HTTP_ADDR", addr.to_string())
-            .env("JEEX_DB_POOL_SIZE", (POOL - 10).to_string())
-            .env("JEEX_DB_POOL_MAX_OVERFLOW", "10")
-            .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
-            .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null());
+        let (mut cmd, data_dir) = serve_command(addr);
+        cmd.env("DATABASE_URL", &app_url).env("JEEX_DB_POOL_SIZE", (POOL - 10).to_string()).env("JEEX_DB_POOL_MAX_OVERFLOW", "10");
         if limited {
             // The limiter runs on every request, but the quota is never reached.
             let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
@@ -71,10 +61,10 @@ async fn run() {
         } else {
             cmd.env("JEEX_RATE_LIMIT_READS", "off").env("JEEX_RATE_LIMIT_WRITES", "off");
         }
-        let child = cmd.spawn().expect("start jeex-api");
+        let target = spawn(cmd, data_dir, addr);
         // wait_for_200 runs its own runtime: give it a thread outside this one.
         std::thread::spawn(move || wait_for_200(addr, "/health/live")).join().expect("jeex-api answers");
-        Target { child, addr }
+        target
     };
     let server = start(false);
     let limited = start(true);

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Target, cpu_time, free_addr, rss_mib, wait_for_200};
+use common::{Target, cpu_time, free_addr, rss_mib, serve_command, spawn, wait_for_200};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -69,23 +69,14 @@ fn verdict(ok: bool) -> &'static str {
 fn start_jeex() -> (Target, Duration, f64) {
     let addr = free_addr();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_jeex-api"))
-        .arg("serve")
-        .env("JEEX_ENV", "production")
-        .env("DATABASE_URL", "postgres://jeex@127.0.0.1:5432/jeex")
-        .env("JEEX_JWT_PRIVATE_KEY", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/k1.key.pem"))
-        .env("JEEX_JWT_PUBLIC_KEYS", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/k1.pub.pem"))
-        .env("JEEX_HTTP_ADDR", addr.to_string())
-        // Production defaults: JSON logs at info (probes log at debug, so no line per request).
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start jeex-api");
+    let (mut cmd, data_dir) = serve_command(addr);
+    cmd.env("DATABASE_URL", "postgres://jeex@127.0.0.1:5432/jeex");
+    let target = spawn(cmd, data_dir, addr);
     let first_ok = wait_for_200(addr, "/health/live");
     let startup = first_ok - started;
     std::thread::sleep(Duration::from_millis(500));
-    let idle = rss_mib(child.id());
-    (Target { child, addr }, startup, idle)
+    let idle = rss_mib(target.child.id());
+    (target, startup, idle)
 }
 
 fn start_baseline() -> Target {
@@ -96,7 +87,7 @@ fn start_baseline() -> Target {
         .spawn()
         .expect("start baseline");
     wait_for_200(addr, "/");
-    Target { child, addr }
+    Target { child, addr, data_dir: None }
 }
 
 /// A bare hyper HTTP/1 hello-world on the same multi-threaded tokio runtime jeex-api uses.

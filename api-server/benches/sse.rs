@@ -7,12 +7,11 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{BenchDatabase, Target, cpu_time, free_addr, key, rss_mib, wait_for_200};
+use common::{BenchDatabase, cpu_time, free_addr, rss_mib, serve_command, spawn, wait_for_200};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -58,24 +57,15 @@ async fn run() {
     let (project, app_url) = (db.project, db.app_url.clone());
     let prefix = format!("ssebench:{}:", Uuid::now_v7().simple());
     let addr = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_jeex-api"))
-        .arg("serve")
-        .env("JEEX_ENV", "production")
-        .env("DATABASE_URL", &app_url)
+    let (mut cmd, data_dir) = serve_command(addr);
+    cmd.env("DATABASE_URL", &app_url)
         .env("REDIS_URL", &redis_url)
         .env("JEEX_REDIS_PREFIX", &prefix)
-        .env("JEEX_HTTP_ADDR", addr.to_string())
-        .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
-        .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
         .env("JEEX_RATE_LIMIT_READS", "off")
         .env("JEEX_SSE_MAX_STREAMS_PER_USER", "10000")
-        .env("JEEX_WORKERS", "0")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start jeex-api");
+        .env("JEEX_WORKERS", "0");
+    let server = spawn(cmd, data_dir, addr);
     std::thread::spawn(move || wait_for_200(addr, "/health/live")).join().expect("jeex-api answers");
-    let server = Target { child, addr };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mib(server.child.id());
 

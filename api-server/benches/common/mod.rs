@@ -4,7 +4,8 @@
 
 use std::{
     net::SocketAddr,
-    process::Child,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -14,17 +15,47 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// A server process under test; killed when dropped.
+/// A server process under test; killed (and its scratch folder removed) when dropped.
 pub struct Target {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The server's `JEEX_DATA_DIR`, when it has one of its own.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// `jeex-api serve` on `addr` in production mode (JSON logs at `info`, test signing keys),
+/// with a scratch data folder of its own: the embedded vector index never lands in the
+/// source tree, and two instances never contend for one index. Spawn it with [`spawn`].
+pub fn serve_command(addr: SocketAddr) -> (Command, PathBuf) {
+    let data_dir = std::env::temp_dir().join(format!("jeex-bench-{}", uuid::Uuid::now_v7().simple()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeex-api"));
+    cmd.arg("serve")
+        .env("JEEX_ENV", "production")
+        .env("JEEX_HTTP_ADDR", addr.to_string())
+        .env("JEEX_DATA_DIR", &data_dir)
+        .env("JEEX_JWT_PRIVATE_KEY", key("k1.key.pem"))
+        .env("JEEX_JWT_PUBLIC_KEYS", key("k1.pub.pem"))
+        // Production defaults: probes log at debug, so no line per request.
+        .env_remove("RUST_LOG")
+        .env_remove("JEEX_VECTOR_DIR")
+        .stdout(Stdio::null());
+    (cmd, data_dir)
+}
+
+/// Starts a command from [`serve_command`] as the target at `addr`.
+pub fn spawn(mut cmd: Command, data_dir: PathBuf, addr: SocketAddr) -> Target {
+    let child = cmd.spawn().expect("start jeex-api");
+    Target { child, addr, data_dir: Some(data_dir) }
 }
 
 pub fn free_addr() -> SocketAddr {

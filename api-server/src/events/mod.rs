@@ -206,7 +206,7 @@ impl Subscription {
         *lock(&self.watch.timing) = Timing { keepalive: Some((every, Instant::now() + every)), end: Some(end) };
     }
 
-    /// Whether a keepalive is due (answers true once per request).
+    /// Whether a keepalive is due (true once for each one the sweeper flags).
     pub fn keepalive_due(&self) -> bool {
         self.watch.keepalive_due.swap(false, AtomicOrdering::AcqRel)
     }

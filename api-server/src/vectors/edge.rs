@@ -107,8 +107,7 @@ impl EmbeddedIndex {
         if dim == shape.dim && distance.eq_ignore_ascii_case(shape.distance.as_str()) {
             return Ok(());
         }
-        let where_ = format!("the embedded vector index at {}", self.inner.dir.display());
-        Err(shape.mismatch(&where_, dim, &distance.to_ascii_lowercase()))
+        Err(shape.mismatch(&described(&self.inner.dir), dim, &distance.to_ascii_lowercase()))
     }
 
     pub async fn upsert(&self, scope: VectorScope, points: Vec<IndexPoint>) -> Result<(), IndexError> {
@@ -225,9 +224,14 @@ fn stored_shape(text: &str) -> Option<(u64, String)> {
     Some((vector.get("size")?.as_u64()?, vector.get("distance")?.as_str()?.to_owned()))
 }
 
+/// How messages name the index in `dir`.
+fn described(dir: &Path) -> String {
+    format!("the embedded vector index at {}", dir.display())
+}
+
 /// Opens the shard in `dir`, or creates it there; refuses a shard of another shape.
 fn open(dir: &Path, shape: &Shape) -> Result<EdgeShard, IndexError> {
-    let where_ = format!("the embedded vector index at {}", dir.display());
+    let where_ = described(dir);
     let existing = dir.join(CONFIG_FILE).exists();
     let cannot_open = |e: qdrant_edge::OperationError| {
         let text = e.to_string();
