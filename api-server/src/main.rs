@@ -10,6 +10,8 @@ use jeex_api::{
     telemetry::Telemetry,
 };
 
+mod allocator;
+
 #[derive(Parser)]
 #[command(name = "jeex-api", version, about = "JEEX API server", after_long_help = variables_help())]
 struct Cli {
@@ -71,6 +73,7 @@ fn variables_help() -> String {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Openapi { format } => {
@@ -176,7 +179,7 @@ async fn serve(config: Config) -> ExitCode {
     // Panics are logged through tracing, inside the request span when there is one, so the
     // line carries the correlation ID.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    match run::serve(config, telemetry).await {
+    match run::serve(config, telemetry, allocator::release_startup_memory).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "jeex-api stopped");

@@ -147,11 +147,14 @@ async fn resolve_database(config: &Config) -> Result<Database, RunError> {
 }
 
 /// Runs the server until SIGTERM/SIGINT, then drains, closes pools and flushes telemetry.
-pub async fn serve(config: Config, telemetry: Telemetry) -> Result<(), RunError> {
+///
+/// `started` runs once, when the app is built and the socket bound, just before the first
+/// connection is accepted (the binary hands start-up memory back to the system there).
+pub async fn serve(config: Config, telemetry: Telemetry, started: impl FnOnce()) -> Result<(), RunError> {
     // Keys first: a bad key file fails in milliseconds, before any database work.
     let tokens = AccessTokens::load(&config.auth).await?;
     let db = resolve_database(&config).await?;
-    let result = serve_on(&config, &telemetry, &db.url, db.private.is_some(), tokens).await;
+    let result = serve_on(&config, &telemetry, &db.url, db.private.is_some(), tokens, started).await;
     db.stop().await;
     telemetry.shutdown();
     result
@@ -206,6 +209,7 @@ async fn serve_on(
     database_url: &str,
     private_database: bool,
     tokens: AccessTokens,
+    started: impl FnOnce(),
 ) -> Result<(), RunError> {
     let deps = Dependencies::connect(config, database_url)?;
     let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
@@ -224,7 +228,9 @@ async fn serve_on(
     tracing::info!("Swagger UI: http://{addr}/docs");
     let workers = crate::ops::worker::spawn(&state);
     let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
-    let served = server::serve(bound, app::build(state), server::shutdown_signal(), config.shutdown_grace).await;
+    let app = app::build(state);
+    started();
+    let served = server::serve(bound, app, server::shutdown_signal(), config.shutdown_grace).await;
     outbox.stop().await;
     workers.stop().await;
     deps.close().await;

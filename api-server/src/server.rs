@@ -25,7 +25,8 @@ use bytes::Bytes;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    Addr, Endpoint, EndpointExt, IntoEndpoint, Request,
+    Addr, Request,
+    endpoint::{BoxEndpoint, DynEndpoint},
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
 };
@@ -74,11 +75,11 @@ impl Stop {
 /// Serves until `shutdown` completes, then drains for up to `grace`.
 pub async fn serve(
     bound: Bound,
-    app: impl IntoEndpoint<Endpoint: 'static>,
+    app: BoxEndpoint<'static>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
-    let app = Arc::new(app.into_endpoint().map_to_response());
+    let app = Arc::new(app);
     let local = LocalAddr(Addr::SocketAddr(bound.local_addr));
     let stop = Arc::new(Stop::default());
     tracing::info!(addr = %bound.local_addr, "listening");
@@ -120,17 +121,19 @@ pub async fn serve(
 }
 
 /// Serves one connection until it closes, draining it when the server stops.
-async fn connection<E: Endpoint<Output = poem::Response> + 'static>(
-    socket: tokio::net::TcpStream,
-    app: Arc<E>,
-    local: LocalAddr,
-    remote: RemoteAddr,
-    stop: Arc<Stop>,
-) {
+async fn connection(socket: tokio::net::TcpStream, app: Arc<BoxEndpoint<'static>>, local: LocalAddr, remote: RemoteAddr, stop: Arc<Stop>) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
         let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
-        async move { Ok::<hyper::Response<ResponseBody>, Infallible>(app.get_response(req).await.into()) }
+        async move {
+            // The boxed endpoint's own future, without poem's `get_response` and
+            // `MapToResponse` frames: each would hold another copy of the request.
+            let resp = match DynEndpoint::call(&**app, req).await {
+                Ok(resp) => resp,
+                Err(err) => err.into_response(),
+            };
+            Ok::<hyper::Response<ResponseBody>, Infallible>(resp.into())
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -4,10 +4,13 @@
 
 use std::{sync::Arc, time::Instant};
 
-use opentelemetry::{KeyValue, StringValue, metrics::UpDownCounter};
+use opentelemetry::{KeyValue, StringValue};
 use poem::{Request, http::Method};
 
-use crate::{routes::RouteTable, telemetry::metrics::Metrics};
+use crate::{
+    routes::RouteTable,
+    telemetry::metrics::{ActiveRequests, METHODS, Metrics},
+};
 
 /// What the observer needs.
 pub struct Observer {
@@ -19,10 +22,11 @@ pub struct Observer {
 /// the request future was cancelled), it still leaves the in-flight gauge and logs the loss.
 pub struct Observation {
     started: Instant,
-    method: KeyValue,
+    /// Index into [`METHODS`].
+    method: usize,
     route: Option<Arc<str>>,
     path: String,
-    active: Option<UpDownCounter<i64>>,
+    active: Option<ActiveRequests>,
 }
 
 impl Observation {
@@ -35,7 +39,7 @@ impl Observation {
 impl Drop for Observation {
     fn drop(&mut self) {
         if let Some(active) = self.active.take() {
-            active.add(-1, std::slice::from_ref(&self.method));
+            active.add(self.method, -1);
             tracing::debug!(path = %self.path, "request abandoned before it completed");
         }
     }
@@ -44,8 +48,8 @@ impl Drop for Observation {
 impl Observer {
     /// Starts observing `req`, labelled with its route template from `routes`.
     pub fn start(&self, routes: &RouteTable, req: &Request) -> Observation {
-        let method = KeyValue::new("http.request.method", method_name(req.method()));
-        self.metrics.active_requests.add(1, std::slice::from_ref(&method));
+        let method = method_slot(req.method());
+        self.metrics.active_requests.add(method, 1);
         let path = req.uri().path();
         Observation {
             started: Instant::now(),
@@ -61,8 +65,9 @@ impl Observer {
         // Finished normally: the drop guard has nothing left to do.
         obs.active = None;
         let Observation { started, method, route, path, .. } = &obs;
-        self.metrics.active_requests.add(-1, std::slice::from_ref(method));
+        self.metrics.active_requests.add(*method, -1);
         let elapsed = started.elapsed();
+        let method = KeyValue::new("http.request.method", METHODS[*method]);
         let status_attr = KeyValue::new("http.response.status_code", i64::from(status));
         match route {
             Some(route) => {
@@ -85,13 +90,20 @@ impl Observer {
     }
 }
 
-/// The method as a static string for the standard methods (no allocation per request).
-fn method_name(method: &Method) -> StringValue {
-    const STANDARD: &[Method] = &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
-    const NAMES: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    match STANDARD.iter().position(|m| m == method) {
-        Some(i) => StringValue::from(NAMES[i]),
-        // Semantic conventions: unknown methods are reported as _OTHER.
-        None => StringValue::from("_OTHER"),
+/// The method's slot in [`METHODS`]; methods outside the standard set share `_OTHER`.
+fn method_slot(method: &Method) -> usize {
+    const STANDARD: [Method; 7] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
+    STANDARD.iter().position(|m| m == method).unwrap_or(STANDARD.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_map_to_their_names() {
+        assert_eq!(METHODS[method_slot(&Method::GET)], "GET");
+        assert_eq!(METHODS[method_slot(&Method::OPTIONS)], "OPTIONS");
+        assert_eq!(METHODS[method_slot(&Method::from_bytes(b"PROPFIND").unwrap())], "_OTHER");
     }
 }

@@ -113,14 +113,16 @@ async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<(String,
     ids
 }
 
-/// Asks the limiter about `req`.
-pub async fn decide(state: &AppState, routes: &RouteTable, req: &Request, path: &str) -> Verdict {
-    let Some(class) = classify(routes, req, path) else { return Verdict::Unlimited };
-    if state.limiter().quota(class).is_none() {
-        return Verdict::Unlimited;
-    }
+/// Asks the limiter about `req` under `class` (from [`class_to_check`]).
+pub async fn decide(state: &AppState, class: Class, req: &Request, path: &str) -> Verdict {
     let ids = identities(state, req, path).await;
     state.limiter().check(class, &ids).await
+}
+
+/// The class to check `req` against, or `None` when its route is never limited or its
+/// class has no quota. Synchronous, so unlimited requests never build [`decide`]'s future.
+pub fn class_to_check(state: &AppState, routes: &RouteTable, req: &Request, path: &str) -> Option<Class> {
+    classify(routes, req, path).filter(|class| state.limiter().quota(*class).is_some())
 }
 
 fn policy_header(class: Class, quota: Quota) -> HeaderValue {

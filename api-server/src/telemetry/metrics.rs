@@ -1,9 +1,14 @@
 //! Metrics: OpenTelemetry instruments named by the semantic conventions, read by a Prometheus
 //! registry for `GET /metrics` and, when a collector is configured, pushed over OTLP too.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
+
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Histogram, Meter, MeterProvider as _},
 };
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -17,6 +22,38 @@ use super::export::{FailureLog, Guarded};
 /// Latency buckets from the HTTP semantic conventions, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 
+/// `http.request.method` values, in [`ActiveRequests`] slot order: the standard methods, then
+/// `_OTHER` for any other (as the semantic conventions ask).
+pub const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "_OTHER"];
+
+/// `http.server.active_requests` by method, counted in atomics and read at each collection:
+/// an up-down counter would hash the attributes and take a lock twice per request.
+#[derive(Clone)]
+pub struct ActiveRequests(Arc<[AtomicI64; METHODS.len()]>);
+
+impl ActiveRequests {
+    fn register(meter: &Meter) -> Self {
+        let active = Self(Arc::new(Default::default()));
+        let counts = active.0.clone();
+        meter
+            .i64_observable_up_down_counter("http.server.active_requests")
+            .with_unit("{request}")
+            .with_description("Number of active HTTP server requests.")
+            .with_callback(move |obs| {
+                for (count, method) in counts.iter().zip(METHODS) {
+                    obs.observe(count.load(Ordering::Relaxed), &[KeyValue::new("http.request.method", method)]);
+                }
+            })
+            .build();
+        active
+    }
+
+    /// Adds `delta` to the count of method slot `method` (an index into [`METHODS`]).
+    pub fn add(&self, method: usize, delta: i64) {
+        self.0[method].fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
 /// The instruments the server records and the registry `/metrics` renders.
 #[derive(Clone)]
 pub struct Metrics {
@@ -25,7 +62,7 @@ pub struct Metrics {
     /// `http.server.request.duration` (s), by method, route template and status.
     pub request_duration: Histogram<f64>,
     /// `http.server.active_requests`, by method.
-    pub active_requests: UpDownCounter<i64>,
+    pub active_requests: ActiveRequests,
     /// `jeex.rate_limit.errors`: limiter checks that failed because Redis did not answer.
     pub rate_limit_errors: Counter<u64>,
 }
@@ -61,11 +98,7 @@ impl Metrics {
                 .with_description("Duration of HTTP server requests.")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
-            active_requests: meter
-                .i64_up_down_counter("http.server.active_requests")
-                .with_unit("{request}")
-                .with_description("Number of active HTTP server requests.")
-                .build(),
+            active_requests: ActiveRequests::register(&meter),
             rate_limit_errors: meter
                 .u64_counter("jeex.rate_limit.errors")
                 .with_description("Rate-limit checks that failed because Redis did not answer.")
