@@ -36,12 +36,7 @@ const DOC_BODY: &str =
     r#"{"title":"Benchmark note","content":"Row-level security keeps every project's documents apart.","language":"en"}"#;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("data: skipped (run with `cargo bench -p jeex-api --bench data`)");
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(run());
+    common::run_bench("data", run);
 }
 
 async fn run() {

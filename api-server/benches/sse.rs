@@ -26,11 +26,7 @@ const MEASURE: Duration = Duration::from_secs(10);
 const CONNECTING: usize = 64;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("sse: skipped (run with `cargo bench -p jeex-api --bench sse`)");
-        return;
-    }
-    tokio::runtime::Runtime::new().unwrap().block_on(run());
+    common::run_bench("sse", run);
 }
 
 /// The `"sent":<micros>` stamps in a run of complete messages.

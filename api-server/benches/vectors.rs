@@ -32,12 +32,7 @@ const K: usize = 10;
 const OUTBOX_DOCS: i64 = 10_000;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("vectors: skipped (run with `cargo bench -p jeex-api --bench vectors`)");
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(run());
+    common::run_bench("vectors", run);
 }
 
 fn index_at(dir: &std::path::Path) -> VectorIndex {

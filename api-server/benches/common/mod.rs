@@ -15,6 +15,16 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// Runs a bench's async body under `cargo bench` only: `cargo test --benches` runs every
+/// bench once as a test, which must not take minutes of load.
+pub fn run_bench<F: std::future::Future<Output = ()>>(name: &str, run: impl FnOnce() -> F) {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{name}: skipped (run with `cargo bench -p jeex-api --bench {name}`)");
+        return;
+    }
+    tokio::runtime::Runtime::new().expect("tokio runtime").block_on(run());
+}
+
 /// A server process under test; killed (and its scratch folder removed) when dropped.
 pub struct Target {
     pub child: Child,
