@@ -25,8 +25,7 @@ use bytes::Bytes;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    Addr, Request,
-    endpoint::{BoxEndpoint, DynEndpoint},
+    Addr, Endpoint, Request, Response,
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
 };
@@ -73,9 +72,9 @@ impl Stop {
 }
 
 /// Serves until `shutdown` completes, then drains for up to `grace`.
-pub async fn serve(
+pub async fn serve<E: Endpoint<Output = Response> + 'static>(
     bound: Bound,
-    app: BoxEndpoint<'static>,
+    app: E,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
@@ -121,14 +120,20 @@ pub async fn serve(
 }
 
 /// Serves one connection until it closes, draining it when the server stops.
-async fn connection(socket: tokio::net::TcpStream, app: Arc<BoxEndpoint<'static>>, local: LocalAddr, remote: RemoteAddr, stop: Arc<Stop>) {
+async fn connection<E: Endpoint<Output = Response>>(
+    socket: tokio::net::TcpStream,
+    app: Arc<E>,
+    local: LocalAddr,
+    remote: RemoteAddr,
+    stop: Arc<Stop>,
+) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
         let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         async move {
-            // The boxed endpoint's own future, without poem's `get_response` and
-            // `MapToResponse` frames: each would hold another copy of the request.
-            let resp = match DynEndpoint::call(&**app, req).await {
+            // The endpoint's own future, without poem's `get_response` and `MapToResponse`
+            // frames: each would hold another copy of the request.
+            let resp = match app.call(req).await {
                 Ok(resp) => resp,
                 Err(err) => err.into_response(),
             };

@@ -8,16 +8,20 @@ use opentelemetry::{
     trace::{TraceContextExt, TraceId},
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use poem::{Request, Response, http::HeaderValue};
+use poem::{
+    Request, Response,
+    http::{HeaderName, HeaderValue},
+};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+// Header names as constants: looked up by `&str`, each would be parsed on every request.
 /// Response and preferred request header.
-pub const HEADER: &str = "x-correlation-id";
+pub const HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 /// W3C trace context header.
-const TRACEPARENT: &str = "traceparent";
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// Accepted alternative request header.
-pub const ALT_HEADER: &str = "x-request-id";
+pub const ALT_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's correlation ID, stored in the request's extensions.
 #[derive(Debug, Clone)]
@@ -45,9 +49,9 @@ impl Extractor for Headers<'_> {
 pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
     let id = [HEADER, ALT_HEADER]
         .iter()
-        .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()).filter(|v| is_acceptable(v)))
+        .find_map(|h| req.headers().get(h).and_then(|v| v.to_str().ok()).filter(|v| is_acceptable(v)))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(generate);
     req.extensions_mut().insert(CorrelationId(id.clone()));
 
     // Fields are formatted when the span opens, for every request: keep them to what every
@@ -55,12 +59,12 @@ pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
     // ERROR level: the span must exist whenever anything at all is logged (RUST_LOG=warn still
     // needs the correlation ID on its error lines); the level of a span only gates whether it
     // is recorded.
-    let span = tracing::error_span!("request", correlation_id = %id, trace_id = Empty);
+    let span = tracing::error_span!("request", correlation_id = id.as_str(), trace_id = Empty);
     if span.is_disabled() {
         return (CorrelationId(id), span);
     }
     let mut incoming = TraceId::INVALID;
-    if req.headers().contains_key(TRACEPARENT) {
+    if req.headers().contains_key(&TRACEPARENT) {
         let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
         incoming = parent.span().span_context().trace_id();
         if parent.span().span_context().is_valid() {
@@ -77,6 +81,13 @@ pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
     (CorrelationId(id), span)
 }
 
+/// A new UUIDv7. Without the crate's shared counter (a mutex every request would take): an
+/// ID must be unique, which its 74 random bits see to, not ordered within a millisecond.
+fn generate() -> String {
+    let uuid = uuid::Uuid::new_v7(uuid::Timestamp::now(uuid::NoContext));
+    uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
+}
+
 /// Echoes the ID on the response.
 pub fn echo(resp: &mut Response, id: &CorrelationId) {
     if let Ok(value) = HeaderValue::from_str(&id.0) {
@@ -87,6 +98,17 @@ pub fn echo(resp: &mut Response, id: &CorrelationId) {
 #[cfg(test)]
 mod tests {
     use super::is_acceptable;
+
+    #[test]
+    fn generates_distinct_version_7_ids() {
+        let (a, b) = (super::generate(), super::generate());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let parsed = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7);
+            assert!(is_acceptable(&id));
+        }
+    }
 
     #[test]
     fn accepts_only_safe_ids() {

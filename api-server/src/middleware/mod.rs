@@ -44,13 +44,7 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
 use self::{correlation::CorrelationId, cors::Decision};
-use crate::{
-    config::CorsConfig,
-    error::{ErrorCode, Problem},
-    ratelimit::Verdict,
-    routes::RouteTable,
-    state::AppState,
-};
+use crate::{config::CorsConfig, ratelimit::Verdict, routes::RouteTable, state::AppState};
 
 /// The chain around an endpoint.
 pub struct Chain<E> {
@@ -77,78 +71,73 @@ pub struct Chain<E> {
 impl<E: Endpoint> Endpoint for Chain<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> Result<Response> {
+    /// Not `async`: the response future is built once, wrapped in the span, and moved to its
+    /// box as it is (an `async` wrapper would hold, and copy, a second one).
+    fn call(&self, mut req: Request) -> impl Future<Output = Result<Response>> + Send {
         let (id, span) = correlation::assign(&mut req);
-        let mut resp = self.observed(req, &id).instrument(span).await;
-        correlation::echo(&mut resp, &id);
-        Ok(resp)
+        self.respond(req, id).instrument(span).map(Ok)
     }
 }
 
 impl<E: Endpoint> Chain<E> {
-    /// Layers 2–6: everything here ends in a response.
-    async fn observed(&self, req: Request, id: &CorrelationId) -> Response {
+    /// Layers 2–9 and the routes, as one `async fn` so the request is held once: each nested
+    /// `async fn` would keep its own copy of its arguments.
+    async fn respond(&self, req: Request, id: CorrelationId) -> Response {
         let observation = self.observer.start(&self.routes, &req);
+        let path = observation.path();
         let mut resp = match cors::decide(&self.cors, &req) {
             Decision::Preflight(resp) => resp,
             Decision::Actual(grant) => {
-                let mut resp = self.handled(req, id, observation.path()).await;
+                let mut resp = 'handled: {
+                    if let Some(resp) = options::answer(&self.routes, &req) {
+                        break 'handled resp;
+                    }
+                    // The limiter's future (a Redis round trip) is boxed, and built only for
+                    // limited routes: inline, its size would be copied with this future on
+                    // every request.
+                    let verdict = match rate_limit::class_to_check(&self.state, observation.route(), &req) {
+                        Some(class) => Box::pin(rate_limit::decide(&self.state, class, &req, path)).await,
+                        None => Verdict::Unlimited,
+                    };
+                    match verdict {
+                        Verdict::Refused(class, quota, outcome) => break 'handled rate_limit::refused(class, quota, outcome, path, &id),
+                        Verdict::Unavailable => break 'handled rate_limit::unavailable(path, &id),
+                        Verdict::Allowed(..) | Verdict::Unlimited => {}
+                    }
+                    let to_problem = |err: poem::Error| problem::respond(&self.routes, self.expose_internal, &err, path, &id);
+                    let algo = compression::requested(&req);
+                    let mut resp = self.guarded(req).await.unwrap_or_else(to_problem);
+                    if let Some(algo) = algo {
+                        resp = Box::pin(compression::compress(resp, algo)).await.unwrap_or_else(to_problem);
+                    }
+                    if let Verdict::Allowed(class, quota, outcome) = verdict {
+                        rate_limit::annotate(&mut resp, class, quota, outcome);
+                    }
+                    resp
+                };
                 cors::finish(&mut resp, grant.as_ref());
                 resp
             }
         };
-        security_headers::apply(&self.policies, observation.path(), &mut resp);
+        security_headers::apply(&self.policies, path, &mut resp);
+        correlation::echo(&mut resp, &id);
         self.observer.finish(observation, resp.status().as_u16());
         resp
     }
 
-    /// Layers 4 (`OPTIONS`), 5 and 6.
-    async fn handled(&self, req: Request, id: &CorrelationId, path: &str) -> Response {
-        if let Some(resp) = options::answer(&self.routes, &req) {
-            return resp;
-        }
-        // The limiter's future (a Redis round trip) is boxed, and built only for limited
-        // routes: inline, its size would be copied with this future on every request.
-        let verdict = match rate_limit::class_to_check(&self.state, &self.routes, &req, path) {
-            Some(class) => Box::pin(rate_limit::decide(&self.state, class, &req, path)).await,
-            None => Verdict::Unlimited,
-        };
-        match verdict {
-            Verdict::Refused(class, quota, outcome) => return rate_limit::refused(class, quota, outcome, path, id),
-            Verdict::Unavailable => {
-                let problem =
-                    Problem::new(ErrorCode::Unavailable, "the rate limiter is unavailable; retry shortly").for_request(path, &id.0);
-                let mut resp = problem.into_response();
-                resp.headers_mut().insert(poem::http::header::RETRY_AFTER, poem::http::HeaderValue::from_static("1"));
-                return resp;
-            }
-            Verdict::Allowed(..) | Verdict::Unlimited => {}
-        }
-        let to_problem = |err: poem::Error| problem::respond(&self.routes, self.expose_internal, &err, path, id);
-        let algo = compression::requested(&req);
-        let resp = self.guarded(req).await.unwrap_or_else(to_problem);
-        let mut resp = match algo {
-            Some(algo) => Box::pin(compression::compress(resp, algo)).await.unwrap_or_else(to_problem),
-            None => resp,
-        };
-        if let Verdict::Allowed(class, quota, outcome) = verdict {
-            rate_limit::annotate(&mut resp, class, quota, outcome);
-        }
-        resp
-    }
-
-    /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`.
-    async fn guarded(&self, mut req: Request) -> Result<Response> {
-        let handled = async {
+    /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`. Not
+    /// `async` either: the request moves straight into the guarded block.
+    fn guarded(&self, mut req: Request) -> impl Future<Output = Result<Response>> + Send + '_ {
+        let handled = async move {
             if body_limit::has_body(&req) {
                 Box::pin(body_limit::buffer(self.body_limit, &mut req)).await?;
             }
             self.inner.call(req).await.map(IntoResponse::into_response)
         };
-        match tokio::time::timeout(self.timeout, AssertUnwindSafe(handled).catch_unwind()).await {
+        tokio::time::timeout(self.timeout, AssertUnwindSafe(handled).catch_unwind()).map(|outcome| match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(payload)) => Err(panic::to_error(&*payload)),
             Err(_) => Err(timeout::to_error(self.timeout)),
-        }
+        })
     }
 }

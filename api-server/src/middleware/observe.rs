@@ -2,13 +2,13 @@
 //! correlation ID) and the HTTP server metrics, labelled by route template, never by raw path.
 //! Only the path is logged: query strings and headers may hold tokens.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use opentelemetry::{KeyValue, StringValue};
 use poem::{Request, http::Method};
 
 use crate::{
-    routes::RouteTable,
+    routes::{RouteEntry, RouteTable},
     telemetry::metrics::{ActiveRequests, METHODS, Metrics},
 };
 
@@ -20,23 +20,28 @@ pub struct Observer {
 
 /// One request being observed. Dropped without [`Observer::finish`] (the client went away and
 /// the request future was cancelled), it still leaves the in-flight gauge and logs the loss.
-pub struct Observation {
+pub struct Observation<'a> {
     started: Instant,
     /// Index into [`METHODS`].
     method: usize,
-    route: Option<Arc<str>>,
+    route: Option<&'a RouteEntry>,
     path: String,
     active: Option<ActiveRequests>,
 }
 
-impl Observation {
+impl<'a> Observation<'a> {
     /// The request's path (the one copy kept for the whole request).
     pub fn path(&self) -> &str {
         &self.path
     }
+
+    /// The route the request matched (looked up once, here, for every step that needs it).
+    pub fn route(&self) -> Option<&'a RouteEntry> {
+        self.route
+    }
 }
 
-impl Drop for Observation {
+impl Drop for Observation<'_> {
     fn drop(&mut self) {
         if let Some(active) = self.active.take() {
             active.add(self.method, -1);
@@ -47,40 +52,41 @@ impl Drop for Observation {
 
 impl Observer {
     /// Starts observing `req`, labelled with its route template from `routes`.
-    pub fn start(&self, routes: &RouteTable, req: &Request) -> Observation {
+    pub fn start<'a>(&self, routes: &'a RouteTable, req: &Request) -> Observation<'a> {
         let method = method_slot(req.method());
         self.metrics.active_requests.add(method, 1);
         let path = req.uri().path();
         Observation {
             started: Instant::now(),
             method,
-            route: routes.find(path).map(|r| r.template.clone()),
+            route: routes.find(path),
             path: path.to_owned(),
             active: Some(self.metrics.active_requests.clone()),
         }
     }
 
     /// Records the outcome: the duration histogram and one access-log line.
-    pub fn finish(&self, mut obs: Observation, status: u16) {
+    pub fn finish(&self, mut obs: Observation<'_>, status: u16) {
         // Finished normally: the drop guard has nothing left to do.
         obs.active = None;
         let Observation { started, method, route, path, .. } = &obs;
         self.metrics.active_requests.add(*method, -1);
         let elapsed = started.elapsed();
-        let method = KeyValue::new("http.request.method", METHODS[*method]);
+        let method = METHODS[*method];
+        let method_attr = KeyValue::new("http.request.method", method);
         let status_attr = KeyValue::new("http.response.status_code", i64::from(status));
         match route {
             Some(route) => {
-                let route_attr = KeyValue::new("http.route", StringValue::from(route.clone()));
-                self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method.clone(), status_attr, route_attr]);
+                let route_attr = KeyValue::new("http.route", StringValue::from(route.template.clone()));
+                self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method_attr, status_attr, route_attr]);
             }
-            None => self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method.clone(), status_attr]),
+            None => self.metrics.request_duration.record(elapsed.as_secs_f64(), &[method_attr, status_attr]),
         }
 
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let quiet = route.as_deref().is_some_and(|r| r.starts_with("/health") || r == "/metrics");
-        let route = route.as_deref().unwrap_or("unmatched");
-        let method = method.value.as_str();
+        let route = route.map(|r| &*r.template);
+        let quiet = route.is_some_and(|r| r.starts_with("/health") || r == "/metrics");
+        let route = route.unwrap_or("unmatched");
         // Probes and scrapes arrive every few seconds: keep them out of the default log level.
         if quiet {
             tracing::debug!(%method, path, status, duration_ms, route, "request completed");

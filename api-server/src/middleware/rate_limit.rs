@@ -21,7 +21,7 @@ use crate::{
     config::{Quota, TrustedNet},
     error::{ErrorCode, Problem},
     ratelimit::{Class, Verdict, gcra::Outcome},
-    routes::RouteTable,
+    routes::RouteEntry,
     state::AppState,
 };
 
@@ -31,9 +31,9 @@ pub const PROJECT_MULTIPLE: u32 = 10;
 /// The problem type of a refused request (registered with the rate-limit headers draft).
 pub const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
-/// The class of a request, or `None` when it is never limited.
-pub fn classify(routes: &RouteTable, req: &Request, path: &str) -> Option<Class> {
-    let template = &routes.find(path)?.template;
+/// The class of a request to `route`, or `None` when it is never limited.
+pub fn classify(route: Option<&RouteEntry>, req: &Request) -> Option<Class> {
+    let template = &route?.template;
     if !template.starts_with("/api/") {
         return None;
     }
@@ -121,8 +121,8 @@ pub async fn decide(state: &AppState, class: Class, req: &Request, path: &str) -
 
 /// The class to check `req` against, or `None` when its route is never limited or its
 /// class has no quota. Synchronous, so unlimited requests never build [`decide`]'s future.
-pub fn class_to_check(state: &AppState, routes: &RouteTable, req: &Request, path: &str) -> Option<Class> {
-    classify(routes, req, path).filter(|class| state.limiter().quota(*class).is_some())
+pub fn class_to_check(state: &AppState, route: Option<&RouteEntry>, req: &Request) -> Option<Class> {
+    classify(route, req).filter(|class| state.limiter().quota(*class).is_some())
 }
 
 fn policy_header(class: Class, quota: Quota) -> HeaderValue {
@@ -159,5 +159,13 @@ pub fn refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &Co
     let mut resp = problem.into_response();
     annotate(&mut resp, class, quota, outcome);
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(outcome.reset_secs));
+    resp
+}
+
+/// The answer when the limiter cannot be asked (Redis down): 503, retry shortly.
+pub fn unavailable(path: &str, id: &CorrelationId) -> Response {
+    let problem = Problem::new(ErrorCode::Unavailable, "the rate limiter is unavailable; retry shortly").for_request(path, &id.0);
+    let mut resp = problem.into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }

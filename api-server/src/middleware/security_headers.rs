@@ -73,6 +73,10 @@ const COMMON: [(HeaderName, HeaderValue); 7] = [
     (HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
 ];
 
+/// Headers no response keeps: they name the software, which helps nobody but an attacker.
+/// Constants, so their names are not parsed on every request.
+const REMOVED: [HeaderName; 2] = [header::SERVER, HeaderName::from_static("x-powered-by")];
+
 /// Sets every security header on `resp`, the docs policy when `path` is the docs UI's.
 pub fn apply(policies: &Policies, path: &str, resp: &mut Response) {
     let h = resp.headers_mut();
@@ -88,8 +92,9 @@ pub fn apply(policies: &Policies, path: &str, resp: &mut Response) {
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(API_CSP));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    h.remove(header::SERVER);
-    h.remove(HeaderName::from_static("x-powered-by"));
+    for name in REMOVED {
+        h.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +110,35 @@ mod tests {
         let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"x()"));
         assert!(inline_hashes(html, "script").contains(&expected));
         assert_eq!(inline_hashes("<p>", "script"), "'none'");
+    }
+
+    #[test]
+    fn replaces_ours_keeps_theirs_and_drops_the_banner() {
+        let policies = Policies::for_docs_page("<script>x()</script>");
+        let mut resp = Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "max-age=60")
+            .header(header::SERVER, "poem")
+            .header("x-powered-by", "rust")
+            .header(header::VARY, "origin")
+            .header(header::VARY, "accept-encoding")
+            .finish();
+        apply(&policies, "/api/v1/projects", &mut resp);
+        let h = resp.headers();
+        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/json");
+        assert_eq!(h.get_all(header::CACHE_CONTROL).iter().collect::<Vec<_>>(), ["no-store"]);
+        assert_eq!(h.get_all(header::VARY).iter().collect::<Vec<_>>(), ["origin", "accept-encoding"]);
+        assert!(!h.contains_key(header::SERVER) && !h.contains_key("x-powered-by"));
+        assert_eq!(h.get(header::CONTENT_SECURITY_POLICY).unwrap(), API_CSP);
+        for (name, value) in COMMON {
+            assert_eq!(h.get(&name), Some(&value), "{name}");
+        }
+
+        let mut docs = Response::builder().header(header::CONTENT_TYPE, "text/html").finish();
+        apply(&policies, "/docs", &mut docs);
+        let csp = docs.headers().get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+        assert!(csp.contains("script-src 'sha256-"), "{csp}");
+        assert_eq!(docs.headers().get(header::CACHE_CONTROL).unwrap(), "no-cache");
+        assert_eq!(docs.headers().get(header::CONTENT_TYPE).unwrap(), "text/html");
     }
 }

@@ -49,7 +49,7 @@ struct Object<'a, 'w> {
     result: fmt::Result,
 }
 
-impl Object<'_, '_> {
+impl<'w> Object<'_, 'w> {
     fn key(&mut self, field: &Field) -> fmt::Result {
         self.out.write_str(if self.empty { "{\"" } else { ",\"" })?;
         self.empty = false;
@@ -63,11 +63,12 @@ impl Object<'_, '_> {
         }
     }
 
-    fn string(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+    /// A string field; `write` writes its value through the escaper.
+    fn string(&mut self, field: &Field, write: impl FnOnce(&mut Escaped<'_, Writer<'w>>) -> fmt::Result) {
         if self.result.is_ok() {
             self.result = self.key(field).and_then(|()| {
                 self.out.write_char('"')?;
-                Escaped(&mut *self.out).write_fmt(value)?;
+                write(&mut Escaped(&mut *self.out))?;
                 self.out.write_char('"')
             });
         }
@@ -76,11 +77,13 @@ impl Object<'_, '_> {
 
 impl Visit for Object<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string(field, format_args!("{value:?}"));
+        self.string(field, |out| write!(out, "{value:?}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, format_args!("{value}"));
+        // Straight to the escaper, without the formatting machinery: every request span
+        // records its correlation ID this way.
+        self.string(field, |out| out.write_str(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -97,7 +100,7 @@ impl Visit for Object<'_, '_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity.
-        if value.is_finite() { self.raw(field, format_args!("{value}")) } else { self.string(field, format_args!("{value}")) }
+        if value.is_finite() { self.raw(field, format_args!("{value}")) } else { self.string(field, |out| write!(out, "{value}")) }
     }
 }
 
