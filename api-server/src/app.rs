@@ -23,7 +23,8 @@ const EXTRA_ROUTES: &[(&str, &[Method])] =
     &[("/openapi.json", &[Method::GET]), ("/openapi.yaml", &[Method::GET]), (DOCS_PATH, &[Method::GET])];
 
 /// The complete application: the middleware chain around the site. A concrete type rather
-/// than a boxed endpoint, so the server drives its future without another box and copy.
+/// than a boxed endpoint: the server calls it without dynamic dispatch and boxes its future
+/// once, itself.
 pub type App = Chain<Site>;
 
 /// The shipped application.

@@ -132,8 +132,10 @@ async fn connection<E: Endpoint<Output = Response>>(
         let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         async move {
             // The endpoint's own future, without poem's `get_response` and `MapToResponse`
-            // frames: each would hold another copy of the request.
-            let resp = match app.call(req).await {
+            // frames: each would hold another copy of the request. Boxed: hyper keeps room for
+            // this future for as long as the connection lives, and an event stream lives long
+            // (measured: 2 KiB more per open stream when held inline).
+            let resp = match Box::pin(app.call(req)).await {
                 Ok(resp) => resp,
                 Err(err) => err.into_response(),
             };

@@ -1,6 +1,7 @@
 //! The middleware chain: one concern per module, composed in one endpoint so the order is
-//! visible in one place ([`Chain::call`]) and each request builds one future rather than a
-//! future nested nine deep (measured: the nesting cost more than all the concerns together).
+//! visible in one place ([`Chain::call`] and `Chain::respond`) and each request builds one
+//! future rather than a future nested nine deep (measured: the nesting cost more than all the
+//! concerns together).
 //!
 //! Order, outermost first:
 //!
@@ -22,8 +23,9 @@
 //! Futures stay small on purpose: an async step's future holds room for everything it may
 //! await, and the whole of it is copied whenever it is moved (into a box, into a span). Steps
 //! most requests skip (the limiter's Redis call, compression, body buffering) are boxed
-//! where they run. Measured: the request future went from 14 KB to 3.5 KB (memory copies
-//! were ~10 % of the server's CPU profile before).
+//! where they run, and the steps share one `async fn`: a nested one would hold its own copy
+//! of the request. Measured: the request future went from 14 KB to 3.5 KB (memory copies
+//! were ~10 % of the server's CPU profile before), then a further microsecond per request.
 
 pub mod body_limit;
 pub mod compression;
