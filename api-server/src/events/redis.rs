@@ -1,6 +1,12 @@
 //! The Redis transport: a stream per project is the history (`XADD` with approximate
 //! `MAXLEN` and a TTL); one script appends and publishes atomically; one pub/sub subscription
 //! per process feeds every local subscriber.
+//!
+//! The subscription runs on a thread of its own: the fan-out never waits in the runtime's
+//! queue behind the connection tasks it feeds, and the tasks it wakes join the runtime's
+//! shared queue in order (first woken, first written) rather than the waking worker's local
+//! queue, which runs the newest first. With 5,000 streams this made an event's first-to-last
+//! delivery spread shorter and steadier (`cargo bench --bench sse`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,14 +31,26 @@ pub struct RedisBus {
     prefix: String,
     retention: Retention,
     script: Script,
+    /// Dropped with the bus: ends the subscription.
+    _stop: tokio::sync::watch::Sender<()>,
 }
 
 impl RedisBus {
-    /// Starts the shared subscription (reconnecting forever) and returns the bus.
+    /// Starts the shared subscription (reconnecting until the bus is dropped) and returns the
+    /// bus.
     pub fn start(client: redis::Client, conn: ConnectionManager, prefix: &str, retention: Retention, fanout: Arc<Fanout>) -> Self {
         let channel = format!("{prefix}events");
-        tokio::spawn(subscription(client, channel, fanout));
-        Self { conn, prefix: prefix.to_owned(), retention, script: Script::new(PUBLISH) }
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let run = until_stopped(client.clone(), channel.clone(), fanout.clone(), stopped.clone());
+        let on_thread = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| std::thread::Builder::new().name("jeex-events".into()).spawn(move || runtime.block_on(run)));
+        if let Err(e) = on_thread {
+            tracing::warn!(error = %e, "no thread of its own for the event subscription; it shares the runtime");
+            tokio::spawn(until_stopped(client, channel, fanout, stopped));
+        }
+        Self { conn, prefix: prefix.to_owned(), retention, script: Script::new(PUBLISH), _stop: stop }
     }
 
     fn stream(&self, project: Uuid) -> String {
@@ -117,6 +135,14 @@ impl From<&redis::Value> for StreamInfo {
             added: get("entries-added").and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0),
             first: get("recorded-first-entry-id").and_then(|v| redis::from_redis_value(v).ok()),
         }
+    }
+}
+
+/// The subscription until `stopped`'s sender is dropped.
+async fn until_stopped(client: redis::Client, channel: String, fanout: Arc<Fanout>, mut stopped: tokio::sync::watch::Receiver<()>) {
+    tokio::select! {
+        () = subscription(client, channel, fanout) => {}
+        _ = stopped.changed() => {}
     }
 }
 
