@@ -164,6 +164,21 @@ fn read_events(streams: Vec<std::net::TcpStream>, key: &memchr::memmem::Finder<'
     latencies
 }
 
+/// Prints p50/p90/p99/max of one measure and whether its p99 is under 50 ms.
+fn latency_line(label: &str, all: &[Latency], pick: fn(&Latency) -> u64, (yes, no): (&str, &str)) {
+    let mut v: Vec<u64> = all.iter().map(pick).collect();
+    v.sort_unstable();
+    let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0;
+    let p99 = pct(0.99);
+    println!(
+        "{label} p50 {:.2} ms, p90 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < 50 ms: {})",
+        pct(0.5),
+        pct(0.9),
+        pct(1.0),
+        if p99 < 50.0 { yes } else { no }
+    );
+}
+
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as u64
 }
@@ -261,35 +276,14 @@ async fn run() {
     for r in readers {
         all.extend(tokio::task::spawn_blocking(move || r.join().expect("a reader finishes")).await.unwrap());
     }
-    let sorted = |pick: fn(&Latency) -> u64| {
-        let mut v: Vec<u64> = all.iter().map(pick).collect();
-        v.sort_unstable();
-        v
-    };
-    let (arrived, read) = (sorted(|l| l.arrived), sorted(|l| l.read));
-    let pct = |v: &[u64], p: f64| v[((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))] as f64 / 1000.0;
     let expected = total as usize * CLIENTS;
     let per_conn_kib = (loaded_rss - idle_rss) * 1024.0 / CLIENTS as f64;
     println!("\n{CLIENTS} SSE clients of one project, {RATE} events/s for {}s through Redis", MEASURE.as_secs());
     println!("delivered {} of {expected} events", all.len());
     println!("while publishing: server {server_cores:.2} cores, load generator {generator_cores:.2} cores (of 2)");
     if !all.is_empty() {
-        let p99 = pct(&arrived, 0.99);
-        println!(
-            "delivery latency (publish to the client's socket) p50 {:.2} ms, p90 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < 50 ms: {})",
-            pct(&arrived, 0.5),
-            pct(&arrived, 0.9),
-            pct(&arrived, 1.0),
-            if p99 < 50.0 { "met" } else { "MISSED" }
-        );
-        let read_p99 = pct(&read, 0.99);
-        println!(
-            "read by the load generator p50 {:.2} ms, p90 {:.2} ms, p99 {read_p99:.2} ms, max {:.2} ms (p99 < 50 ms: {})",
-            pct(&read, 0.5),
-            pct(&read, 0.9),
-            pct(&read, 1.0),
-            if read_p99 < 50.0 { "yes" } else { "no" }
-        );
+        latency_line("delivery latency (publish to the client's socket)", &all, |l| l.arrived, ("met", "MISSED"));
+        latency_line("read by the load generator", &all, |l| l.read, ("yes", "no"));
     }
     println!(
         "server RSS idle {idle_rss:.1} MiB, with {CLIENTS} streams {loaded_rss:.1} MiB: {per_conn_kib:.1} KiB per connection (target <= 20: {})",
