@@ -243,12 +243,12 @@ async fn run() {
     let loaded_rss = rss_mib(server.child.id());
 
     eprintln!("sse bench: {CLIENTS} clients connected; publishing");
-    let (server_cpu, own_cpu) = (cpu_time(server.child.id()), cpu_time(std::process::id()));
-    let started = Instant::now();
     let total = RATE * MEASURE.as_secs();
     // The publisher stands for another replica: it runs on a thread and runtime of its own.
     // On the clients' runtime its Redis connection's task would wait behind thousands of
     // client tasks after the event was stamped, and that wait would be counted as delivery.
+    // It connects first and then says when its schedule starts, so no event goes out late.
+    let (start_tx, start_rx) = std::sync::mpsc::channel();
     let publisher = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
@@ -259,12 +259,16 @@ async fn run() {
                 &prefix,
                 jeex_api::events::Retention { max_len: 10_000, ttl: Duration::from_secs(600) },
             );
+            let started = Instant::now();
+            start_tx.send(started).unwrap();
             for i in 0..total {
                 tokio::time::sleep_until((started + Duration::from_micros(i * 1_000_000 / RATE)).into()).await;
                 bus.publish(project, "bench.tick", None, serde_json::json!({ "sent": now_micros() })).await.unwrap();
             }
         });
     });
+    let started = tokio::task::spawn_blocking(move || start_rx.recv().expect("the publisher connects")).await.unwrap();
+    let (server_cpu, own_cpu) = (cpu_time(server.child.id()), cpu_time(std::process::id()));
     tokio::task::spawn_blocking(move || publisher.join().expect("the publisher finishes")).await.unwrap();
     let publishing = started.elapsed().as_secs_f64();
     let server_cores = (cpu_time(server.child.id()) - server_cpu).as_secs_f64() / publishing;
