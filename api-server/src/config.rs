@@ -92,7 +92,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "30s",
         meaning: "time a request may take before it is answered 503 with Retry-After",
     },
-    Variable { name: "JEEX_SHUTDOWN_GRACE", default: "20s", meaning: "time in-flight requests get to finish after SIGTERM/SIGINT" },
+    Variable {
+        name: "JEEX_SHUTDOWN_GRACE",
+        default: "20s",
+        meaning: "time in-flight requests get to finish after SIGTERM/SIGINT (event streams end at once)",
+    },
     Variable {
         name: "JEEX_EXPOSE_ERROR_DETAILS",
         default: "true in development, false otherwise",

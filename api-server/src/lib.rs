@@ -16,6 +16,7 @@ pub mod ops;
 pub mod ratelimit;
 pub mod routes;
 pub mod run;
+pub mod sched;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -20,6 +20,7 @@ use crate::{
     deps::{Dependencies, SetupError},
     devdb::{self, DevDatabase, DevDbError},
     error::ApiError,
+    events::EventBus,
     health::{self, ComponentStatus},
     server,
     state::AppState,
@@ -228,14 +229,23 @@ async fn serve_on(
     tracing::info!("Swagger UI: http://{addr}/docs");
     let workers = crate::ops::worker::spawn(&state);
     let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    let events = state.events().clone();
     let app = app::build(state);
     started();
-    let served = server::serve(bound, app, server::shutdown_signal(), config.shutdown_grace).await;
+    let served = server::serve(bound, app, draining(events, server::shutdown_signal()), config.shutdown_grace).await;
     outbox.stop().await;
     workers.stop().await;
     deps.close().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)
+}
+
+/// What the server waits on before it drains: `signal`, after which every event stream is
+/// told to end (with a `retry:` hint) so the drain does not wait out its grace period on
+/// streams that never end by themselves; their clients resume on another replica.
+pub async fn draining(events: EventBus, signal: impl Future<Output = ()>) {
+    signal.await;
+    events.end_streams();
 }
 
 async fn probe_all(config: &Config, database_url: &str) -> Result<Vec<health::ComponentReport>, RunError> {

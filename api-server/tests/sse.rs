@@ -130,6 +130,22 @@ async fn streams_end_after_their_lifetime_with_a_retry_hint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_ends_its_streams_with_a_retry_hint_instead_of_waiting_out_the_grace() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_SHUTDOWN_GRACE", "30s")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Draining").await;
+    let resp = a.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let reading = tokio::spawn(resp.text());
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), app.shutdown()).await.expect("the drain does not wait for the stream's grace");
+    let body = tokio::time::timeout(Duration::from_secs(1), reading).await.expect("the stream ended").unwrap().unwrap();
+    assert!(body.contains("retry: 1000"), "{body:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_started_on_one_instance_streams_completely_from_another() {
     let db = TestDatabase::create().await;
     let prefix = format!("sse-test:{}:", uuid::Uuid::now_v7().simple());

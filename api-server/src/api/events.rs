@@ -1,7 +1,7 @@
 //! Server-Sent Events: a project's events, or one operation's. Each event carries `id:` (its
 //! history ID), `event:` (its type) and `data:` (JSON). `Last-Event-ID` (header or
 //! `last_event_id`) resumes right after that event with no gap and no duplicate; an ID older
-//! than the history gets `event: reset`. Keepalive comments every 15 s; after
+//! than the history gets `event: reset`. A keepalive comment after 15 s without an event; after
 //! `JEEX_SSE_MAX_LIFETIME` the stream ends with a `retry:` hint. A client that cannot keep up
 //! is disconnected (it resumes and loses nothing), so a connection's memory stays bounded.
 
@@ -58,8 +58,8 @@ fn slot(state: &AppState, caller: &Caller) -> Result<StreamSlot, ApiError> {
     })
 }
 
-/// Keepalive comment interval (a comment every interval, busy or not: cheaper than re-arming
-/// a timer on every event).
+/// A stream that sent nothing for this long gets a keepalive comment (flagged by the bus's
+/// sweeper, so no timer is re-armed on every event).
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Milliseconds a client should wait before reconnecting after the lifetime ends.
 const RETRY_MS: u64 = 1000;
@@ -318,6 +318,7 @@ impl Stream for Feed {
             }
         }
         if let Some(bytes) = chunk.take() {
+            this.live.sent();
             return Poll::Ready(Some(Ok(bytes)));
         }
         if this.done {

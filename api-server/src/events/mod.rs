@@ -95,6 +95,9 @@ struct Watch {
     cut: AtomicBool,
     /// The subscriber should send a keepalive.
     keepalive_due: AtomicBool,
+    /// The subscriber sent an event since the sweeper last looked: it is not idle, so its
+    /// next keepalive is a whole interval away.
+    sent: AtomicBool,
     /// The subscription's lifetime is over.
     expired: AtomicBool,
     timing: std::sync::Mutex<Timing>,
@@ -116,6 +119,7 @@ impl Watch {
             waker: AtomicWaker::new(),
             cut: AtomicBool::new(false),
             keepalive_due: AtomicBool::new(false),
+            sent: AtomicBool::new(false),
             expired: AtomicBool::new(false),
             timing: std::sync::Mutex::new(Timing::default()),
             guard: std::sync::Mutex::new(None),
@@ -159,12 +163,14 @@ impl Watch {
             self.expired.store(true, AtomicOrdering::Release);
             wake = true;
         }
-        if let Some((every, next)) = &mut timing.keepalive
-            && now >= *next
-        {
-            *next = now + *every;
-            self.keepalive_due.store(true, AtomicOrdering::Release);
-            wake = true;
+        if let Some((every, next)) = &mut timing.keepalive {
+            if self.sent.swap(false, AtomicOrdering::AcqRel) {
+                *next = now + *every;
+            } else if now >= *next {
+                *next = now + *every;
+                self.keepalive_due.store(true, AtomicOrdering::Release);
+                wake = true;
+            }
         }
         drop(timing);
         if wake {
@@ -199,11 +205,22 @@ impl Subscription {
         self.watch.cut_off();
     }
 
-    /// Asks for a keepalive every `every` (see [`Self::keepalive_due`]) and ends the
-    /// subscription's lifetime at `end` (see [`Self::expired`]), to within the sweeper's
-    /// half second. Both wake the subscriber's task.
+    /// Asks for a keepalive after every `every` without an event (see [`Self::keepalive_due`]
+    /// and [`Self::sent`]) and ends the subscription's lifetime at `end` (see
+    /// [`Self::expired`]), to within the sweeper's half second. Both wake the subscriber's
+    /// task.
+    ///
+    /// Why not every `every`, busy or not: a keepalive for a stream that is sending anyway
+    /// costs a wake-up and a write per stream (5,000 of them at once for a busy project),
+    /// and delays that project's events meanwhile.
     pub fn schedule(&self, every: Duration, end: Instant) {
         *lock(&self.watch.timing) = Timing { keepalive: Some((every, Instant::now() + every)), end: Some(end) };
+    }
+
+    /// Tells the sweeper the subscriber sent an event, so no keepalive is due for another
+    /// interval. A plain store: called on every write.
+    pub fn sent(&self) {
+        self.watch.sent.store(true, AtomicOrdering::Relaxed);
     }
 
     /// Whether a keepalive is due (true once for each one the sweeper flags).
@@ -252,13 +269,21 @@ impl Drop for Subscription {
 #[derive(Default)]
 pub struct Fanout {
     channels: std::sync::Mutex<HashMap<Uuid, Vec<Arc<Watch>>>>,
+    /// The process is stopping: every subscription's lifetime is over, new ones' at once.
+    ending: AtomicBool,
 }
 
 impl Fanout {
     /// A subscription to `project`'s live events.
     pub fn subscribe(&self, project: Uuid) -> Subscription {
         let watch = Arc::new(Watch::new());
-        lock(&self.channels).entry(project).or_default().push(watch.clone());
+        // Read under the lock `end_all` takes: a subscription is either flagged there or here.
+        let mut channels = lock(&self.channels);
+        if self.ending.load(AtomicOrdering::Acquire) {
+            watch.expired.store(true, AtomicOrdering::Release);
+        }
+        channels.entry(project).or_default().push(watch.clone());
+        drop(channels);
         Subscription { watch }
     }
 
@@ -272,6 +297,16 @@ impl Fanout {
             if watches.is_empty() {
                 channels.remove(&project);
             }
+        }
+    }
+
+    /// Ends every subscription's lifetime now, and those opened from now on at once.
+    fn end_all(&self) {
+        let channels = lock(&self.channels);
+        self.ending.store(true, AtomicOrdering::Release);
+        for watch in channels.values().flatten() {
+            watch.expired.store(true, AtomicOrdering::Release);
+            watch.waker.wake();
         }
     }
 
@@ -362,6 +397,14 @@ impl EventBus {
     pub fn subscribe(&self, project: Uuid) -> Subscription {
         self.fanout.subscribe(project)
     }
+
+    /// Ends the lifetime of every local subscription now (and of any opened later): their
+    /// streams close with a `retry:` hint, and the clients resume on another replica. Called
+    /// when the server starts draining, which would otherwise wait out its whole grace
+    /// period on streams that never end by themselves.
+    pub fn end_streams(&self) {
+        self.fanout.end_all();
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +463,33 @@ mod tests {
         drop(sub);
         fanout.sweep();
         assert!(lock(&fanout.channels).is_empty(), "gone subscribers and empty projects are forgotten");
+    }
+
+    #[test]
+    fn a_subscriber_that_sends_gets_its_keepalive_only_after_a_quiet_interval() {
+        let fanout = Fanout::default();
+        let sub = fanout.subscribe(Uuid::now_v7());
+        sub.schedule(Duration::from_millis(20), Instant::now() + Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(25));
+        sub.sent();
+        fanout.sweep();
+        assert!(!sub.keepalive_due(), "an event went out since the last sweep");
+        std::thread::sleep(Duration::from_millis(10));
+        fanout.sweep();
+        assert!(!sub.keepalive_due(), "the interval counts from the sweep that saw the event");
+        std::thread::sleep(Duration::from_millis(15));
+        fanout.sweep();
+        assert!(sub.keepalive_due(), "quiet for a whole interval");
+    }
+
+    #[test]
+    fn ending_all_streams_ends_open_and_later_subscriptions() {
+        let fanout = Fanout::default();
+        let open = fanout.subscribe(Uuid::now_v7());
+        assert!(!open.expired());
+        fanout.end_all();
+        assert!(open.expired());
+        assert!(fanout.subscribe(Uuid::now_v7()).expired(), "a stream opened while draining ends at once");
     }
 
     #[test]

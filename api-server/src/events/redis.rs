@@ -6,7 +6,9 @@
 //! queue behind the connection tasks it feeds, and the tasks it wakes join the runtime's
 //! shared queue in order (first woken, first written) rather than the waking worker's local
 //! queue, which runs the newest first. With 5,000 streams this made an event's first-to-last
-//! delivery spread shorter and steadier (`cargo bench --bench sse`).
+//! delivery spread shorter and steadier (`cargo bench --bench sse`). The thread asks the
+//! kernel for short time slices ([`crate::sched`]), so an event starts going out as soon as
+//! it arrives rather than after a busy worker's slice.
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,10 +44,14 @@ impl RedisBus {
         let channel = format!("{prefix}events");
         let (stop, stopped) = tokio::sync::watch::channel(());
         let run = until_stopped(client.clone(), channel.clone(), fanout.clone(), stopped.clone());
-        let on_thread = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .and_then(|runtime| std::thread::Builder::new().name("jeex-events".into()).spawn(move || runtime.block_on(run)));
+        let on_thread = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
+            std::thread::Builder::new().name("jeex-events".into()).spawn(move || {
+                // It runs briefly per event, and every stream waits for it: see `sched`.
+                let short = crate::sched::prefer_short_slices();
+                tracing::debug!(short_slices = short, "event subscription thread started");
+                runtime.block_on(run)
+            })
+        });
         if let Err(e) = on_thread {
             tracing::warn!(error = %e, "no thread of its own for the event subscription; it shares the runtime");
             tokio::spawn(until_stopped(client, channel, fanout, stopped));

@@ -171,7 +171,8 @@ pub async fn start(config: Config) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let workers = jeex_api::ops::worker::spawn(&state);
     let outbox = jeex_api::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
-    let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), async move { drop(stopped.await) }, grace));
+    let stopping = jeex_api::run::draining(state.events().clone(), async move { drop(stopped.await) });
+    let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), stopping, grace));
     TestApp {
         base,
         redis_prefix: config.redis_prefix.clone(),
