@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{BenchDatabase, Target, free_addr, serve_command, spawn, wait_for_200};
+use common::{BenchDatabase, Target, free_addr, percentile, serve_command, spawn, wait_for_200};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -274,6 +274,6 @@ async fn open_loop(server: &Target, path: &Arc<String>, body: Option<&'static st
     all.sort();
     // The warm-up share is dropped from the fastest end: conservative for the percentiles.
     let measured: Vec<Duration> = all.into_iter().skip(skip).collect();
-    let pct = |p: f64| measured[((measured.len() as f64 * p) as usize).min(measured.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = |p: f64| percentile(&measured, p).as_secs_f64() * 1000.0;
     (pct(0.50), pct(0.99), measured.len())
 }

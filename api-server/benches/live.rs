@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Target, cpu_time, free_addr, rss_mib, serve_command, spawn, wait_for_200};
+use common::{Target, cpu_time, free_addr, percentile, rss_mib, serve_command, spawn, wait_for_200};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -159,7 +159,7 @@ async fn load(target: &Target) -> Stats {
         all.extend(t.await.unwrap());
     }
     all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = |p: f64| percentile(&all, p).as_secs_f64() * 1000.0;
     Stats {
         rps: all.len() as f64 / MEASURE.as_secs_f64(),
         p50_ms: pct(0.50),

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{BenchDatabase, cpu_time, free_addr, rss_mib, serve_command, spawn, wait_for_200};
+use common::{BenchDatabase, cpu_time, free_addr, percentile, rss_mib, serve_command, spawn, wait_for_200};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -177,7 +177,7 @@ fn read_events(streams: Vec<std::net::TcpStream>, key: &memchr::memmem::Finder<'
 fn latency_line(label: &str, all: &[Latency], pick: fn(&Latency) -> u64, (yes, no): (&str, &str)) {
     let mut v: Vec<u64> = all.iter().map(pick).collect();
     v.sort_unstable();
-    let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0;
+    let pct = |p: f64| percentile(&v, p) as f64 / 1000.0;
     let p99 = pct(0.99);
     println!(
         "{label} p50 {:.2} ms, p90 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < 50 ms: {})",
@@ -197,16 +197,15 @@ fn per_event_line(all: &mut [Latency]) {
         first.push(event[0].arrived);
         spread.push(event[event.len() - 1].arrived - event[0].arrived);
     }
-    let pct = |v: &mut Vec<u64>, p: f64| {
-        v.sort_unstable();
-        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
-    };
+    first.sort_unstable();
+    spread.sort_unstable();
+    let ms = |v: &[u64], p: f64| percentile(v, p) as f64 / 1000.0;
     println!(
         "per event: to its first stream p50 {:.2} ms, p99 {:.2} ms; first to last stream p50 {:.2} ms, p99 {:.2} ms",
-        pct(&mut first, 0.5),
-        pct(&mut first, 0.99),
-        pct(&mut spread, 0.5),
-        pct(&mut spread, 0.99)
+        ms(&first, 0.5),
+        ms(&first, 0.99),
+        ms(&spread, 0.5),
+        ms(&spread, 0.99)
     );
 }
 

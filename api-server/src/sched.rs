@@ -30,6 +30,10 @@ struct SchedAttr {
     period: u64,
 }
 
+/// `SCHED_FLAG_RESET_ON_FORK` of `sched_setattr(2)`.
+#[cfg(target_os = "linux")]
+const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+
 #[cfg(target_os = "linux")]
 fn get_attr() -> std::io::Result<SchedAttr> {
     let mut attr = SchedAttr::default();
@@ -51,7 +55,8 @@ pub fn prefer_short_slices() -> bool {
             return false;
         }
         attr.size = size_of::<SchedAttr>() as u32;
-        attr.flags = 0;
+        // Keep reset-on-fork if someone set it; the other flags belong to other policies.
+        attr.flags &= SCHED_FLAG_RESET_ON_FORK;
         attr.runtime = SHORT_SLICE.as_nanos() as u64;
         // SAFETY: `attr` is a complete, initialised sched_attr of the size it states.
         let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) };

@@ -15,6 +15,11 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// The value at fraction `p` (0.0–1.0) of `sorted`, which must not be empty.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
 /// Runs a bench's async body under `cargo bench` only: `cargo test --benches` runs every
 /// bench once as a test, which must not take minutes of load.
 pub fn run_bench<F: std::future::Future<Output = ()>>(name: &str, run: impl FnOnce() -> F) {
