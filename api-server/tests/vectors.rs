@@ -478,3 +478,80 @@ async fn modes(engine: &Engine) {
     let (_, found) = search(&bob, &p, json!({ "vector": near(0.0) })).await;
     assert_eq!(ids(&found), [umsatz, revenue]);
 }
+
+/// Starts an operation in `project` and waits until it succeeds; its result.
+async fn run_operation(user: &User, project: &str, body: Value) -> Value {
+    let ops = format!("/api/v1/projects/{project}/operations");
+    let (status, op) = user.call(Method::POST, &ops, Some(body)).await;
+    assert_eq!(status, 202, "{op}");
+    let path = format!("{ops}/{}", op["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, op) = user.call(Method::GET, &path, None).await;
+        match op["status"].as_str() {
+            Some("succeeded") => return user.call(Method::GET, &format!("{path}/result"), None).await.1,
+            Some("failed" | "cancelled") => panic!("the operation ended {op}"),
+            _ => assert!(Instant::now() < deadline, "the operation did not finish: {op}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_export_carries_embeddings_and_importing_it_elsewhere_restores_the_same_search() {
+    for engine in engines() {
+        export_and_import(&engine).await;
+    }
+}
+
+async fn export_and_import(engine: &Engine) {
+    let db = TestDatabase::create().await;
+    let app = serve(&db, engine, &[]).await;
+    let alice = support::session::login(&app, "alice@vectors.test").await;
+    let (a, b) = (alice.project("Source").await, alice.project("Copy").await);
+
+    // An import may carry embeddings; one without any is kept, just not indexed.
+    let mut documents: Vec<Value> =
+        (0..6u64).map(|i| json!({ "title": format!("doc {i}"), "content": "words", "language": "en", "embedding": vector(i) })).collect();
+    documents.push(json!({ "title": "no vector", "content": "words" }));
+    let bad = json!({ "kind": "documents.import", "input": { "documents": [{ "title": "short", "embedding": [0.5] }] } });
+    let (status, problem) = alice.call(Method::POST, &format!("/api/v1/projects/{a}/operations"), Some(bad)).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "/input/documents/0/embedding", "{problem}");
+    run_operation(&alice, &a, json!({ "kind": "documents.import", "input": { "documents": documents } })).await;
+    drained(&app, Duration::from_secs(20)).await;
+    let (_, found) = search(&alice, &a, json!({ "vector": vector(4), "limit": 10 })).await;
+    let titles =
+        |found: &Value| found["results"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let source_titles = titles(&found);
+    assert_eq!((source_titles.len(), source_titles[0].as_str()), (6, "doc 4"), "{found}");
+
+    // The export holds each embedding as stored (32-bit floats).
+    let bundle = run_operation(&alice, &a, json!({ "kind": "project.export" })).await;
+    let exported = bundle["documents"].as_array().unwrap();
+    assert_eq!(exported.len(), 7);
+    for doc in exported {
+        let title = doc["title"].as_str().unwrap();
+        match title.strip_prefix("doc ") {
+            Some(i) => {
+                let stored: Vec<f32> = serde_json::from_value(doc["embedding"].clone()).unwrap();
+                let given: Vec<f32> = vector(i.parse().unwrap()).into_iter().map(|v| v as f32).collect();
+                assert_eq!(stored, given, "{title}");
+            }
+            None => assert!(doc["embedding"].is_null(), "{doc}"),
+        }
+    }
+
+    // Imported into another project: the same documents answer the same search there.
+    let copies: Vec<Value> = exported
+        .iter()
+        .map(|d| json!({ "title": d["title"], "content": d["content"], "language": d["language"], "metadata": d["metadata"], "embedding": d["embedding"] }))
+        .collect();
+    run_operation(&alice, &b, json!({ "kind": "documents.import", "input": { "documents": copies } })).await;
+    drained(&app, Duration::from_secs(20)).await;
+    let (_, found) = search(&alice, &b, json!({ "vector": vector(4), "limit": 10 })).await;
+    assert_eq!(titles(&found), source_titles, "{found}");
+    let (scope_a, scope_b) = (scope_of(&app, &alice, &a).await, scope_of(&app, &alice, &b).await);
+    assert!(indexed(&app, scope_a).await.is_disjoint(&indexed(&app, scope_b).await), "the copy has documents of its own");
+    assert_eq!(app.deps.vectors.count(scope_b).await.unwrap(), 6);
+}

@@ -26,9 +26,10 @@ use crate::{
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct StartOperation {
-    /// `documents.import` (input `{documents: [{title, content?, language?, metadata?}]}`, at most
-    /// 10,000), `project.export` (input `{}`) or `documents.reindex` (input `{}`: rebuilds the
-    /// project's part of the vector index from the database).
+    /// `documents.import` (input `{documents: [{title, content?, language?, metadata?,
+    /// embedding?}]}`, at most 10,000; the fields a `project.export` bundle's documents carry,
+    /// less their ids and times), `project.export` (input `{}`) or `documents.reindex` (input
+    /// `{}`: rebuilds the project's part of the vector index from the database).
     pub kind: OperationKind,
     /// The kind's input.
     pub input: Option<serde_json::Value>,
@@ -69,7 +70,7 @@ impl OperationsApi {
         let input = body.input.clone().unwrap_or_else(|| serde_json::json!({}));
         match body.kind {
             OperationKind::DocumentsImport => {
-                import::parse(&input, state.config().document_max_bytes)?;
+                import::parse(&input, state.config().document_max_bytes, state.config().vectors.dim)?;
             }
             OperationKind::ProjectExport | OperationKind::DocumentsReindex if input != serde_json::json!({}) => {
                 return Err(ApiError::Validation {

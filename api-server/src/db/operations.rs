@@ -366,13 +366,36 @@ pub struct ImportRows {
     pub languages: Vec<String>,
     /// Metadata objects.
     pub metadata: Vec<serde_json::Value>,
+    /// Where each row's embedding starts in `embeddings` (`None`: the row has none). A flat
+    /// array with offsets, because PostgreSQL cannot unnest an array of arrays into rows.
+    pub embedding_at: Vec<Option<i32>>,
+    /// The batch's embeddings, end to end.
+    pub embeddings: Vec<f32>,
+    /// The length of every embedding in the batch (validated against the configured
+    /// dimension), so row r's is `embeddings[at .. at + embedding_len]`.
+    pub embedding_len: i32,
+}
+
+impl ImportRows {
+    /// Adds the embedding of the row just pushed (or notes that it has none).
+    pub fn push_embedding(&mut self, embedding: Option<&[f32]>) {
+        // A batch holds a few thousand vectors of a few thousand numbers: the sizes fit.
+        let fit = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        self.embedding_at.push(embedding.map(|_| fit(self.embeddings.len())));
+        if let Some(e) = embedding {
+            self.embedding_len = fit(e.len());
+            self.embeddings.extend_from_slice(e);
+        }
+    }
 }
 
 async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>, rows: &ImportRows) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by) \
-         SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3 \
-         FROM UNNEST($1::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) AS r(id, title, content, language, metadata) \
+        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding) \
+         SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3, \
+                CASE WHEN r.at IS NOT NULL THEN ($9::real[])[r.at + 1 : r.at + $10] END \
+         FROM UNNEST($1::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int4[]) \
+              AS r(id, title, content, language, metadata, at) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&rows.ids)
@@ -382,6 +405,9 @@ async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>,
     .bind(&rows.contents)
     .bind(&rows.languages)
     .bind(&rows.metadata)
+    .bind(&rows.embedding_at)
+    .bind(&rows.embeddings)
+    .bind(rows.embedding_len)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -392,7 +418,7 @@ pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Res
     let (scope, conn) = s.parts();
     let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
         "SELECT jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata, \
-                                   'created_at', created_at, 'updated_at', updated_at, 'version', version) \
+                                   'embedding', embedding, 'created_at', created_at, 'updated_at', updated_at, 'version', version) \
          FROM documents WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
     .bind(scope.project_id())
@@ -403,11 +429,24 @@ pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Res
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Live documents in the scoped project and their content bytes (export progress and limit).
-pub async fn document_totals(s: &mut Scoped) -> Result<(i64, i64), ApiError> {
+/// What an export of the scoped project would hold.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DocumentTotals {
+    /// Live documents.
+    pub documents: i64,
+    /// Their content, in bytes.
+    pub content_bytes: i64,
+    /// Numbers in their embeddings.
+    pub embedding_numbers: i64,
+}
+
+/// Totals of the live documents in the scoped project (export progress and limit).
+pub async fn document_totals(s: &mut Scoped) -> Result<DocumentTotals, ApiError> {
     let (scope, conn) = s.parts();
     Ok(sqlx::query_as(
-        "SELECT count(*), coalesce(sum(octet_length(content)), 0)::bigint FROM documents WHERE project_id = $1 AND deleted_at IS NULL",
+        "SELECT count(*) AS documents, coalesce(sum(octet_length(content)), 0)::bigint AS content_bytes, \
+                coalesce(sum(cardinality(embedding)), 0)::bigint AS embedding_numbers \
+         FROM documents WHERE project_id = $1 AND deleted_at IS NULL",
     )
     .bind(scope.project_id())
     .fetch_one(conn)

@@ -1,6 +1,8 @@
 //! `documents.import`: up to 10,000 documents, validated when the operation is created,
 //! inserted in batches. Each document's id is derived from the operation and its position, so
-//! a batch repeated after a crash inserts nothing twice.
+//! a batch repeated after a crash inserts nothing twice. A document may carry its embedding
+//! (as in a `project.export` bundle), which reaches the vector index through the outbox like
+//! any other write.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -30,6 +32,9 @@ pub struct ImportDocument {
     /// Metadata object.
     #[serde(default = "empty_object")]
     pub metadata: serde_json::Value,
+    /// Embedding of the content: exactly `JEEX_VECTOR_DIM` finite numbers, or absent/null.
+    #[serde(default)]
+    pub embedding: Option<Vec<f64>>,
 }
 
 fn english() -> String {
@@ -48,9 +53,19 @@ pub struct ImportInput {
     pub documents: Vec<ImportDocument>,
 }
 
-/// Parses and validates an import input; every problem names its JSON pointer.
-pub fn parse(input: &serde_json::Value, max_content_bytes: usize) -> Result<ImportInput, ApiError> {
-    let parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| ApiError::Validation {
+/// A validated import: the documents, and each one's embedding as stored (32-bit floats).
+#[derive(Debug)]
+pub struct Import {
+    /// The documents as given.
+    pub documents: Vec<ImportDocument>,
+    /// `embeddings[i]` belongs to `documents[i]`.
+    pub embeddings: Vec<Option<Vec<f32>>>,
+}
+
+/// Parses and validates an import input against the configured limits; every problem names
+/// its JSON pointer.
+pub fn parse(input: &serde_json::Value, max_content_bytes: usize, dim: u64) -> Result<Import, ApiError> {
+    let mut parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| ApiError::Validation {
         detail: "the import input is not valid".into(),
         errors: vec![FieldError { field: "/input".into(), message: e.to_string() }],
     })?;
@@ -61,14 +76,17 @@ pub fn parse(input: &serde_json::Value, max_content_bytes: usize) -> Result<Impo
         });
     }
     let mut check = Check::default();
-    for (i, doc) in parsed.documents.iter().enumerate() {
+    let mut embeddings = Vec::with_capacity(parsed.documents.len());
+    for (i, doc) in parsed.documents.iter_mut().enumerate() {
         check.text(&format!("/input/documents/{i}/title"), &doc.title, crate::api::documents::TITLE_MAX);
         check.max_bytes(&format!("/input/documents/{i}/content"), &doc.content, max_content_bytes);
         check.language(&format!("/input/documents/{i}/language"), &doc.language);
         check.object(&format!("/input/documents/{i}/metadata"), &doc.metadata);
+        // Taken out as 32-bit floats: the f64 copy would double what a large import holds.
+        embeddings.push(doc.embedding.take().map(|e| check.embedding(&format!("/input/documents/{i}/embedding"), &e, dim)));
     }
     check.finish()?;
-    Ok(parsed)
+    Ok(Import { documents: parsed.documents, embeddings })
 }
 
 /// The id of document `index` of `operation`: stable across retries.
@@ -80,7 +98,7 @@ pub fn document_id(operation: Uuid, index: usize) -> Uuid {
 }
 
 /// Column arrays for documents `range` of the import.
-pub fn rows(operation: Uuid, input: &ImportInput, range: std::ops::Range<usize>) -> ImportRows {
+pub fn rows(operation: Uuid, input: &Import, range: std::ops::Range<usize>) -> ImportRows {
     let mut rows = ImportRows::default();
     for i in range {
         let doc = &input.documents[i];
@@ -89,6 +107,7 @@ pub fn rows(operation: Uuid, input: &ImportInput, range: std::ops::Range<usize>)
         rows.contents.push(doc.content.clone());
         rows.languages.push(doc.language.clone());
         rows.metadata.push(doc.metadata.clone());
+        rows.push_embedding(input.embeddings[i].as_deref());
     }
     rows
 }
@@ -107,11 +126,37 @@ mod tests {
 
     #[test]
     fn invalid_documents_are_named_by_pointer() {
-        let input = serde_json::json!({ "documents": [{ "title": "ok" }, { "title": " ", "language": "xx-yy" }] });
-        let Err(ApiError::Validation { errors, .. }) = parse(&input, 100) else { panic!("expected errors") };
+        let input = serde_json::json!({ "documents": [
+            { "title": "ok", "embedding": [0.5, 0.25] },
+            { "title": " ", "language": "xx-yy", "embedding": [1.0] },
+            { "title": "too big", "embedding": [1.0, 1e39] },
+        ] });
+        let Err(ApiError::Validation { errors, .. }) = parse(&input, 100, 2) else { panic!("expected errors") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["/input/documents/1/title", "/input/documents/1/language"]);
-        assert!(parse(&serde_json::json!({ "documents": [] }), 100).is_err());
-        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }), 100).is_err());
+        assert_eq!(
+            fields,
+            ["/input/documents/1/title", "/input/documents/1/language", "/input/documents/1/embedding", "/input/documents/2/embedding/1"]
+        );
+        assert!(parse(&serde_json::json!({ "documents": [] }), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }), 100, 2).is_err());
+    }
+
+    #[test]
+    fn embeddings_travel_with_their_documents_into_the_rows() {
+        let input = serde_json::json!({ "documents": [
+            { "title": "a", "embedding": [0.5, 0.25] },
+            { "title": "b" },
+            { "title": "c", "embedding": null },
+            { "title": "d", "embedding": [-1.0, 2.0] },
+        ] });
+        let import = parse(&input, 100, 2).unwrap();
+        let op = Uuid::now_v7();
+        let rows = rows(op, &import, 1..4);
+        assert_eq!(rows.ids, [document_id(op, 1), document_id(op, 2), document_id(op, 3)]);
+        assert_eq!(rows.embedding_at, [None, None, Some(0)]);
+        assert_eq!(rows.embeddings, [-1.0, 2.0]);
+        let rows = super::rows(op, &import, 0..4);
+        assert_eq!(rows.embedding_at, [Some(0), None, None, Some(2)]);
+        assert_eq!(rows.embeddings, [0.5, 0.25, -1.0, 2.0]);
     }
 }

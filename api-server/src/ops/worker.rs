@@ -214,7 +214,7 @@ async fn run_import(
     signal: &watch::Receiver<Heartbeat>,
 ) -> Result<Ending, ApiError> {
     let pool = &state.deps().postgres;
-    let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes)?);
+    let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes, state.config().vectors.dim)?);
     let total = input.documents.len();
     let batch = state.config().operations.import_batch as usize;
     let mut inserted = 0u64;
@@ -248,13 +248,21 @@ async fn run_export(
     // One read-only snapshot: the bundle is consistent however long the export takes.
     let mut s = Scoped::begin_snapshot(pool, caller, op.project_id).await?;
     let project = projects::get(&mut s).await?;
-    let (count, bytes) = operations::document_totals(&mut s).await?;
-    if bytes > export::MAX_CONTENT_BYTES {
+    let totals = operations::document_totals(&mut s).await?;
+    let bytes = totals.content_bytes + totals.embedding_numbers * export::BYTES_PER_EMBEDDING_NUMBER;
+    if bytes > export::MAX_BUNDLE_BYTES {
         return Err(ApiError::Status(
             ErrorCode::PayloadTooLarge,
-            format!("the project holds {bytes} bytes of content; exports are limited to {} bytes", export::MAX_CONTENT_BYTES),
+            format!(
+                "the project's documents come to {bytes} bytes ({} of content, {} embedding numbers at {} bytes each); exports are limited to {} bytes",
+                totals.content_bytes,
+                totals.embedding_numbers,
+                export::BYTES_PER_EMBEDDING_NUMBER,
+                export::MAX_BUNDLE_BYTES
+            ),
         ));
     }
+    let count = totals.documents;
     let total = count.max(1);
     let mut documents = Vec::new();
     let mut after = None;
