@@ -151,7 +151,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "JEEX_RATE_LIMIT_READS",
         default: "300/60s",
-        meaning: "GET/HEAD API requests allowed per window, for each client IP, each user and each project; `off` disables",
+        meaning: "GET/HEAD API requests allowed per window (`300/60s`, `600/min`), for each client IP, each user and each project; `off` disables",
     },
     Variable { name: "JEEX_RATE_LIMIT_WRITES", default: "60/60s", meaning: "other API requests allowed per window, keyed the same way" },
     Variable { name: "JEEX_RATE_LIMIT_AUTH", default: "10/60s", meaning: "/api/v1/auth/* requests allowed per window, keyed the same way" },
@@ -866,7 +866,10 @@ fn parse_quota(get: &impl Fn(&str) -> Option<String>, name: &'static str, defaul
             .ok()
             .filter(|n| (1..=1_000_000).contains(n))
             .ok_or_else(|| format!("{limit:?} is not a count from 1 to 1000000"))?;
-        let window = humantime::parse_duration(window.trim()).map_err(|_| format!("{window:?} is not a duration such as 60s"))?;
+        // A bare unit is one of it: `600/min` reads as `600/1min`.
+        let window = window.trim();
+        let window = if window.starts_with(|c: char| c.is_ascii_digit()) { window.to_owned() } else { format!("1{window}") };
+        let window = humantime::parse_duration(&window).map_err(|_| format!("{window:?} is not a duration such as 60s or min"))?;
         if window < Duration::from_secs(1) || window > Duration::from_secs(86_400) {
             return Err("the window must be from 1s to 24h".into());
         }
@@ -1044,6 +1047,16 @@ mod tests {
         assert!(trusted("10.200.3.4") && trusted("192.168.1.7") && trusted("::1"));
         assert!(!trusted("11.0.0.1") && !trusted("192.168.1.8") && !trusted("127.0.0.1"));
         assert_eq!(c.rate_limit.auth, None);
+    }
+
+    #[test]
+    fn a_quota_window_may_be_a_bare_unit() {
+        let c =
+            cfg(&[("JEEX_RATE_LIMIT_READS", "600/min"), ("JEEX_RATE_LIMIT_WRITES", "5/h"), ("JEEX_RATE_LIMIT_AUTH", "3/ 10s")]).unwrap();
+        assert_eq!(c.rate_limit.reads, Some(Quota { limit: 600, window: Duration::from_secs(60) }));
+        assert_eq!(c.rate_limit.writes, Some(Quota { limit: 5, window: Duration::from_secs(3600) }));
+        assert_eq!(c.rate_limit.auth, Some(Quota { limit: 3, window: Duration::from_secs(10) }));
+        assert_eq!(cfg(&[("JEEX_RATE_LIMIT_READS", "600/fortnight")]).unwrap_err().variable, "JEEX_RATE_LIMIT_READS");
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct JeexBackendSpec {
     /// Qdrant (vectors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qdrant: Option<QdrantSpec>,
+    /// The shape of document embeddings (the API's defaults, 384 and cosine, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<VectorsSpec>,
     /// JWT settings; the signing key is generated when no Secret is named.
     #[serde(default)]
     pub auth: AuthSpec,
@@ -193,6 +196,47 @@ pub struct QdrantSpec {
     pub collection: String,
 }
 
+/// The shape of document embeddings. Documents with embeddings of another length are
+/// refused, and an existing Qdrant collection of another shape stops the pods at start-up
+/// (their log says what to change): change it together with a reindex.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorsSpec {
+    /// Numbers in each embedding.
+    #[serde(default = "defaults::dimension")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub dimension: i32,
+    /// How embeddings are compared.
+    #[serde(default = "defaults::distance")]
+    pub distance: VectorDistance,
+}
+
+/// Similarity measures Qdrant offers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorDistance {
+    /// Cosine similarity.
+    Cosine,
+    /// Dot product.
+    Dot,
+    /// Euclidean distance.
+    Euclid,
+    /// Manhattan distance.
+    Manhattan,
+}
+
+impl VectorDistance {
+    /// The value of the API's `JEEX_VECTOR_DISTANCE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cosine => "cosine",
+            Self::Dot => "dot",
+            Self::Euclid => "euclid",
+            Self::Manhattan => "manhattan",
+        }
+    }
+}
+
 /// JWT signing.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -251,17 +295,20 @@ pub struct CorsSpec {
 }
 
 /// Quotas, as `<n>/<s|min|h>` or `off`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitSpec {
-    /// Reads per client.
+    /// Reads per client, as `<requests>/<window>` (`600/min`, `100/10s`) or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
     pub reads: Option<String>,
-    /// Writes per client.
+    /// Writes per client, as `<requests>/<window>` or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
     pub writes: Option<String>,
-    /// Sign-in attempts per client.
+    /// Sign-in attempts per client, as `<requests>/<window>` or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
     pub auth: Option<String>,
 }
 
@@ -380,7 +427,7 @@ pub struct PoolStatus {
 }
 
 mod defaults {
-    use super::{JwtAlgorithm, PullPolicy};
+    use super::{JwtAlgorithm, PullPolicy, VectorDistance};
 
     pub fn pull_policy() -> PullPolicy {
         PullPolicy::IfNotPresent
@@ -402,6 +449,12 @@ mod defaults {
     }
     pub fn redis_connections() -> i32 {
         50
+    }
+    pub fn dimension() -> i32 {
+        384
+    }
+    pub fn distance() -> VectorDistance {
+        VectorDistance::Cosine
     }
     pub fn collection() -> String {
         "jeex_documents".into()

@@ -58,6 +58,10 @@ pub fn settings(jb: &JeexBackend, inputs: &Inputs) -> BTreeMap<String, String> {
         set("QDRANT_URL", qdrant.url.clone());
         set("JEEX_QDRANT_COLLECTION", qdrant.collection.clone());
     }
+    if let Some(vectors) = &spec.vectors {
+        set("JEEX_VECTOR_DIM", vectors.dimension.to_string());
+        set("JEEX_VECTOR_DISTANCE", vectors.distance.as_str().into());
+    }
     let auth = &spec.auth;
     set("JEEX_JWT_ALGORITHM", format!("{:?}", auth.algorithm));
     set("JEEX_JWT_ISSUER", auth.issuer.clone());
@@ -156,6 +160,20 @@ pub(crate) mod tests {
         assert_eq!(env["JEEX_JWT_PUBLIC_KEYS"], "/var/run/jeex/jwt/k2.pub.pem,/var/run/jeex/jwt/k1.pub.pem");
         assert!(!env.contains_key("REDIS_URL") && !env.contains_key("DATABASE_URL"), "secrets stay out of the ConfigMap");
         assert!(!env.contains_key("QDRANT_URL"));
+    }
+
+    #[test]
+    fn the_embedding_shape_reaches_the_pods_only_when_set() {
+        let env = settings(&fixtures::minimal(), &inputs());
+        assert!(!env.contains_key("JEEX_VECTOR_DIM") && !env.contains_key("JEEX_VECTOR_DISTANCE"), "the API's defaults apply");
+        let jb = fixtures::backend(
+            "image: i\ndatabase:\n  ownerSecret: { name: owner }\n  maxConnections: 100\nvectors:\n  dimension: 1536\n  distance: dot",
+        );
+        let env = settings(&jb, &inputs());
+        assert_eq!((env["JEEX_VECTOR_DIM"].as_str(), env["JEEX_VECTOR_DISTANCE"].as_str()), ("1536", "dot"));
+        let jb = fixtures::backend("image: i\ndatabase:\n  ownerSecret: { name: owner }\n  maxConnections: 100\nvectors: {}");
+        let env = settings(&jb, &inputs());
+        assert_eq!((env["JEEX_VECTOR_DIM"].as_str(), env["JEEX_VECTOR_DISTANCE"].as_str()), ("384", "cosine"));
     }
 
     #[test]
