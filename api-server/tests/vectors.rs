@@ -555,3 +555,44 @@ async fn export_and_import(engine: &Engine) {
     assert!(indexed(&app, scope_a).await.is_disjoint(&indexed(&app, scope_b).await), "the copy has documents of its own");
     assert_eq!(app.deps.vectors.count(scope_b).await.unwrap(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_waiting_on_a_slow_index_holds_no_database_connection() {
+    let db = TestDatabase::create().await;
+    // The kernel accepts connections here and nobody ever answers: every index call waits
+    // out JEEX_QDRANT_TIMEOUT.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let app = start(config(&[
+        ("DATABASE_URL", &db.app_url),
+        ("JEEX_VECTOR_DIM", "8"),
+        ("QDRANT_URL", &url),
+        ("JEEX_QDRANT_TIMEOUT", "3s"),
+        ("JEEX_DB_POOL_SIZE", "2"),
+        ("JEEX_DB_POOL_MAX_OVERFLOW", "0"),
+        ("JEEX_DB_ACQUIRE_TIMEOUT", "10s"),
+    ]))
+    .await;
+    let alice = support::session::login(&app, "alice@vectors.test").await;
+    let p = alice.project("Slow index").await;
+
+    // As many searches as the pool has connections wait on the index; meanwhile another
+    // request still gets a connection at once.
+    let waiting = async {
+        let started = Instant::now();
+        let (a, b) = tokio::join!(search(&alice, &p, json!({ "vector": vector(1) })), search(&alice, &p, json!({ "vector": vector(2) })));
+        (a.0, b.0, started.elapsed())
+    };
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let asked = Instant::now();
+        let (status, _) = alice.call(Method::GET, &format!("/api/v1/projects/{p}"), None).await;
+        (status, asked.elapsed())
+    };
+    let ((a, b, searching), (status, answered)) = tokio::join!(waiting, meanwhile);
+    assert_eq!((a, b), (503, 503), "the index never answered");
+    assert!(searching >= Duration::from_secs(3), "the searches waited for the index: {searching:?}");
+    assert_eq!(status, 200);
+    assert!(answered < Duration::from_secs(1), "a request waited {answered:?} for a connection held by a search");
+    drop(silent);
+}

@@ -168,17 +168,23 @@ impl SearchApi {
         body: Json<SearchDocuments>,
     ) -> Result<Json<SearchResults>, ApiError> {
         let request = validate(&body, state.config().vectors.dim)?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let pool = &state.deps().postgres;
+        // Membership first; the index call then runs with no database connection held, so a
+        // slow or unreachable index (up to JEEX_QDRANT_TIMEOUT) cannot drain the pool every
+        // other request needs. A second scope reads the ranking and details afterwards.
+        let s = Scoped::begin(pool, &auth.0, project_id.0).await?;
         let hybrid = request.vector.is_some() && request.text.is_some();
         let depth = if hybrid { (request.limit * FUSION_DEPTH).min(300) } else { request.limit };
         let mut warnings = Vec::new();
 
-        let vector_hits = match request.vector.clone() {
-            None => None,
+        let (vector_hits, mut s) = match request.vector.clone() {
+            None => (None, s),
             Some(vector) => {
+                let scope = VectorScope::from(s.scope());
+                s.commit().await?;
                 let query =
                     VectorQuery { vector, language: request.language.clone(), limit: depth, score_threshold: request.score_threshold };
-                match state.deps().vectors.search(VectorScope::from(s.scope()), query).await {
+                let hits = match state.deps().vectors.search(scope, query).await {
                     Ok(hits) => Some(hits),
                     // With text to fall back on, answer from the text ranking and say so.
                     Err(e @ (IndexError::Unavailable(_) | IndexError::Mismatch(_))) if hybrid => {
@@ -187,7 +193,8 @@ impl SearchApi {
                         None
                     }
                     Err(e) => return Err(e.into()),
-                }
+                };
+                (hits, Scoped::begin(pool, &auth.0, project_id.0).await?)
             }
         };
         let text_hits = match &request.text {
