@@ -262,8 +262,7 @@ async fn run_export(
             ),
         ));
     }
-    let count = totals.documents;
-    let total = count.max(1);
+    let total = totals.documents.max(1);
     let mut documents = Vec::new();
     let mut after = None;
     loop {
