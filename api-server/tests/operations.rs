@@ -16,19 +16,6 @@ fn docs(n: usize) -> Value {
     json!({ "kind": "documents.import", "input": { "documents": documents } })
 }
 
-async fn wait_for(user: &session::User, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (status, op) = user.call(Method::GET, path, None).await;
-        assert_eq!(status, 200, "{op}");
-        if done(&op) {
-            return op;
-        }
-        assert!(Instant::now() < deadline, "operation did not get there in {limit:?}: {op}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn count_documents(db: &TestDatabase, project: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM documents WHERE project_id = $1::uuid AND deleted_at IS NULL")
         .bind(project)
@@ -53,7 +40,7 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
     assert_eq!(op["status"], "queued");
     let (status, early) = a.call(Method::GET, &format!("{location}/result"), None).await;
     assert!(status == 409 || early["documents"] == 250, "no result before success: {early}");
-    let done = wait_for(&a, &location, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
+    let done = a.wait_for(&location, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
     assert_eq!((done["progress"].as_i64(), done["attempt"].as_i64()), (Some(100), Some(1)));
     assert_eq!(count_documents(&db, &p).await, 250);
     let (_, result) = a.call(Method::GET, &format!("{location}/result"), None).await;
@@ -63,7 +50,7 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
     let (status, export) = a.call(Method::POST, &ops, Some(json!({ "kind": "project.export" }))).await;
     assert_eq!(status, 202, "{export}");
     let export_path = format!("{ops}/{}", export["id"].as_str().unwrap());
-    wait_for(&a, &export_path, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
+    a.wait_for(&export_path, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
     let (_, bundle) = a.call(Method::GET, &format!("{export_path}/result"), None).await;
     assert_eq!((bundle["project"]["name"].as_str(), bundle["documents"].as_array().map(Vec::len)), (Some("Imports"), Some(250)));
 
@@ -92,11 +79,11 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
     // Cancel: a running import stops within a second, between batches.
     let (_, big) = a.call(Method::POST, &ops, Some(docs(10_000))).await;
     let big_path = format!("{ops}/{}", big["id"].as_str().unwrap());
-    wait_for(&a, &big_path, Duration::from_secs(20), |op| op["status"] == "running" && op["progress"].as_i64() > Some(0)).await;
+    a.wait_for(&big_path, Duration::from_secs(20), |op| op["status"] == "running" && op["progress"].as_i64() > Some(0)).await;
     let asked = Instant::now();
     let (status, cancelling) = a.call(Method::DELETE, &big_path, None).await;
     assert_eq!(status, 202, "{cancelling}");
-    let ended = wait_for(&a, &big_path, Duration::from_secs(5), |op| op["status"] == "cancelled").await;
+    let ended = a.wait_for(&big_path, Duration::from_secs(5), |op| op["status"] == "cancelled").await;
     assert!(asked.elapsed() < Duration::from_secs(1), "cancelled after {:?}", asked.elapsed());
     assert!(ended["finished_at"].is_string());
     assert!(count_documents(&db, &p).await < 10_250, "the import stopped part-way");
@@ -114,14 +101,14 @@ async fn another_replica_finishes_an_import_whose_worker_died() {
     let p = a.project("Crash").await;
     let (_, op) = a.call(Method::POST, &format!("/api/v1/projects/{p}/operations"), Some(docs(2_000))).await;
     let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
-    wait_for(&a, &path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(10)).await;
+    a.wait_for(&path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(10)).await;
     first.kill_workers();
     let stalled = a.call(Method::GET, &path, None).await.1;
     assert_eq!(stalled["status"], "running", "the dead worker's operation waits for its lease to expire");
 
     let second = support::start(support::config(&cfg)).await;
     let a2 = session::login(&second, "ann@example.com").await;
-    let done = wait_for(&a2, &path, Duration::from_secs(30), |op| op["status"] == "succeeded").await;
+    let done = a2.wait_for(&path, Duration::from_secs(30), |op| op["status"] == "succeeded").await;
     assert_eq!(done["attempt"], 2, "resumed by a second claim");
     assert_eq!(count_documents(&db, &p).await, 2_000, "every document exactly once");
     let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT title) FROM documents WHERE project_id = $1::uuid")
@@ -142,12 +129,12 @@ async fn a_graceful_stop_hands_running_work_back_without_spending_an_attempt() {
     let p = a.project("Deploy").await;
     let (_, op) = a.call(Method::POST, &format!("/api/v1/projects/{p}/operations"), Some(docs(3_000))).await;
     let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
-    wait_for(&a, &path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(5)).await;
+    a.wait_for(&path, Duration::from_secs(20), |op| op["progress"].as_i64() >= Some(5)).await;
     app.stop_workers().await;
     let (_, handed_back) = a.call(Method::GET, &path, None).await;
     assert_eq!((handed_back["status"].as_str(), handed_back["attempt"].as_i64()), (Some("queued"), Some(0)), "{handed_back}");
     let next = support::start(support::config(&cfg)).await;
-    let done = wait_for(&a, &path, Duration::from_secs(60), |op| op["status"] == "succeeded").await;
+    let done = a.wait_for(&path, Duration::from_secs(60), |op| op["status"] == "succeeded").await;
     assert_eq!(done["attempt"], 1, "the deploy cost no attempt");
     assert_eq!(count_documents(&db, &p).await, 3_000);
     drop(next);

@@ -485,16 +485,11 @@ async fn run_operation(user: &User, project: &str, body: Value) -> Value {
     let (status, op) = user.call(Method::POST, &ops, Some(body)).await;
     assert_eq!(status, 202, "{op}");
     let path = format!("{ops}/{}", op["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, op) = user.call(Method::GET, &path, None).await;
-        match op["status"].as_str() {
-            Some("succeeded") => return user.call(Method::GET, &format!("{path}/result"), None).await.1,
-            Some("failed" | "cancelled") => panic!("the operation ended {op}"),
-            _ => assert!(Instant::now() < deadline, "the operation did not finish: {op}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let op = user
+        .wait_for(&path, Duration::from_secs(20), |op| matches!(op["status"].as_str(), Some("succeeded" | "failed" | "cancelled")))
+        .await;
+    assert_eq!(op["status"], "succeeded", "{op}");
+    user.call(Method::GET, &format!("{path}/result"), None).await.1
 }
 
 #[tokio::test]

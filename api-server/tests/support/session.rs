@@ -49,6 +49,21 @@ impl User {
         split(req.send().await.unwrap()).await
     }
 
+    /// Polls `GET path` until `done` holds for the body (an operation reaching a state, say);
+    /// fails the test after `limit`.
+    pub async fn wait_for(&self, path: &str, limit: std::time::Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (status, body) = self.call(Method::GET, path, None).await;
+            assert_eq!(status, 200, "{body}");
+            if done(&body) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "{path} did not get there in {limit:?}: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Creates a project and returns its id.
     pub async fn project(&self, name: &str) -> String {
         let (status, body) = self.call(Method::POST, "/api/v1/projects", Some(json!({ "name": name }))).await;
