@@ -99,12 +99,7 @@ async fn operations_publish_their_life_in_order() {
         )
         .await;
     let path = format!("/api/v1/projects/{p}/operations/{}", op["id"].as_str().unwrap());
-    for _ in 0..200 {
-        if a.call(Method::GET, &path, None).await.1["status"] == "succeeded" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    a.wait_for(&path, Duration::from_secs(10), |op| op["status"] == "succeeded").await;
     // Read the app's history through a bus on the same Redis prefix.
     let reader = redis_bus(&app.redis_prefix, 1_000);
     let History::Events(events) = reader.history(p.parse().unwrap(), None).await.unwrap() else { panic!("reset") };
