@@ -46,13 +46,26 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
     let (_, result) = a.call(Method::GET, &format!("{location}/result"), None).await;
     assert_eq!(result["documents"], 250);
 
-    // Export: the bundle holds the project and every document.
+    // Export: the bundle holds the project and every document, each exactly as written
+    // (the bundle is built and served as text, so escaping must survive both ways).
+    let awkward = "\"quoted\" \\ back\nslash\ttab ünïcødé 🚀 \u{1}";
+    let (status, _) =
+        a.call(Method::POST, &format!("/api/v1/projects/{p}/documents"), Some(json!({ "title": "Awkward", "content": awkward }))).await;
+    assert_eq!(status, 201);
     let (status, export) = a.call(Method::POST, &ops, Some(json!({ "kind": "project.export" }))).await;
     assert_eq!(status, 202, "{export}");
     let export_path = format!("{ops}/{}", export["id"].as_str().unwrap());
     a.wait_for(&export_path, Duration::from_secs(20), |op| op["status"] == "succeeded").await;
-    let (_, bundle) = a.call(Method::GET, &format!("{export_path}/result"), None).await;
-    assert_eq!((bundle["project"]["name"].as_str(), bundle["documents"].as_array().map(Vec::len)), (Some("Imports"), Some(250)));
+    let resp = a.req(Method::GET, &format!("{export_path}/result")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+    let bundle: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (bundle["format"].as_str(), bundle["project"]["name"].as_str(), bundle["documents"].as_array().map(Vec::len)),
+        (Some("jeex.export.v1"), Some("Imports"), Some(251))
+    );
+    let exported = bundle["documents"].as_array().unwrap().iter().find(|d| d["title"] == "Awkward").unwrap();
+    assert_eq!(exported["content"], awkward);
 
     // Validation up front: nothing is queued for a bad input.
     for bad in [

@@ -537,12 +537,9 @@ async fn export_and_import(engine: &Engine) {
         }
     }
 
-    // Imported into another project: the same documents answer the same search there.
-    let copies: Vec<Value> = exported
-        .iter()
-        .map(|d| json!({ "title": d["title"], "content": d["content"], "language": d["language"], "metadata": d["metadata"], "embedding": d["embedding"] }))
-        .collect();
-    run_operation(&alice, &b, json!({ "kind": "documents.import", "input": { "documents": copies } })).await;
+    // The bundle, imported as it stands into another project: the same documents answer the
+    // same search there.
+    run_operation(&alice, &b, json!({ "kind": "documents.import", "input": bundle })).await;
     drained(&app, Duration::from_secs(20)).await;
     let (_, found) = search(&alice, &b, json!({ "vector": vector(4), "limit": 10 })).await;
     assert_eq!(titles(&found), source_titles, "{found}");

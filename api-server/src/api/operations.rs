@@ -9,7 +9,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, responses::OperationList};
+use super::{
+    ApiTags,
+    responses::{OperationList, Passed, RawJson},
+};
 use crate::{
     auth::principal::Auth,
     db::{
@@ -27,9 +30,10 @@ use crate::{
 #[oai(deny_unknown_fields, example)]
 pub struct StartOperation {
     /// `documents.import` (input `{documents: [{title, content?, language?, metadata?,
-    /// embedding?}]}`, at most 10,000; the fields a `project.export` bundle's documents carry,
-    /// less their ids and times), `project.export` (input `{}`) or `documents.reindex` (input
-    /// `{}`: rebuilds the project's part of the vector index from the database).
+    /// embedding?}]}`, at most 10,000; a `project.export` result is accepted as it stands, its
+    /// ids, times and versions left behind: the copies are new documents), `project.export`
+    /// (input `{}`) or `documents.reindex` (input `{}`: rebuilds the project's part of the
+    /// vector index from the database).
     pub kind: OperationKind,
     /// The kind's input.
     pub input: Option<serde_json::Value>,
@@ -172,10 +176,10 @@ impl OperationsApi {
         auth: Auth,
         project_id: Path<Uuid>,
         operation_id: Path<Uuid>,
-    ) -> Result<Json<serde_json::Value>, ApiError> {
+    ) -> Result<Passed, ApiError> {
         let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
         let result = operations::result(&mut s, operation_id.0).await?;
         s.commit().await?;
-        Ok(Json(result))
+        Ok(Passed::Ok(RawJson(result)))
     }
 }

@@ -1,7 +1,14 @@
 //! Response shapes shared by the resource endpoints: created (201 + `Location` + `ETag`),
-//! fetched with an `ETag`, deleted (204), and the `{items, next_cursor}` list envelope.
+//! fetched with an `ETag`, deleted (204), JSON passed through as text, and the
+//! `{items, next_cursor}` list envelope.
 
-use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
+use poem::{IntoResponse, Response};
+use poem_openapi::{
+    ApiResponse, Object,
+    payload::{Json, Payload},
+    registry::{MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
 
 use crate::db::{
     api_keys::ApiKeyInfo, audit::AuditEntry, documents::DocumentSummary, members::Member, operations::Operation, page::Paged,
@@ -22,6 +29,36 @@ pub enum Tagged<T: ToJSON + Send + Sync> {
     /// The resource; send its `ETag` back in `If-Match` to change it safely.
     #[oai(status = 200)]
     Ok(Json<T>, #[oai(header = "ETag")] String),
+}
+
+/// A JSON body that is already text, sent as it is: parsing a large export bundle into a
+/// value only to write it out again would take several times its size in memory.
+pub struct RawJson(pub String);
+
+impl Payload for RawJson {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        <serde_json::Value as Type>::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <serde_json::Value as Type>::register(registry);
+    }
+}
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        Response::builder().content_type(Self::CONTENT_TYPE).body(self.0)
+    }
+}
+
+/// 200 with JSON passed through as text.
+#[derive(ApiResponse)]
+pub enum Passed {
+    /// The JSON document, as stored.
+    #[oai(status = 200)]
+    Ok(RawJson),
 }
 
 /// 204 after a delete.

@@ -142,11 +142,12 @@ pub async fn get(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
     sqlx::query_as::<_, Operation>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?.ok_or_else(not_found)
 }
 
-/// The result of a succeeded operation; 409 while it is not.
-pub async fn result(s: &mut Scoped, id: Uuid) -> Result<serde_json::Value, ApiError> {
+/// The result of a succeeded operation, as JSON text (an export's bundle goes out as
+/// PostgreSQL wrote it, never parsed into a value); 409 while it is not.
+pub async fn result(s: &mut Scoped, id: Uuid) -> Result<String, ApiError> {
     let (scope, conn) = s.parts();
-    let row: Option<(OperationStatus, Option<serde_json::Value>)> =
-        sqlx::query_as("SELECT status, result FROM operations WHERE project_id = $1 AND id = $2")
+    let row: Option<(OperationStatus, Option<String>)> =
+        sqlx::query_as("SELECT status, result::text FROM operations WHERE project_id = $1 AND id = $2")
             .bind(scope.project_id())
             .bind(id)
             .fetch_optional(conn)
@@ -322,7 +323,7 @@ pub async fn finish(
     id: Uuid,
     owner: &str,
     status: OperationStatus,
-    result: Option<&serde_json::Value>,
+    result: Option<&serde_json::value::RawValue>,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = worker_tx(pool).await?;
@@ -335,7 +336,7 @@ pub async fn finish(
     .bind(id)
     .bind(owner)
     .bind(status)
-    .bind(result)
+    .bind(result.map(sqlx::types::Json))
     .bind(error)
     .execute(&mut *tx)
     .await?;
@@ -413,20 +414,20 @@ async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>,
     Ok(done.rows_affected())
 }
 
-/// The project and its live documents, `after` a document id, `limit` at a time (export).
-pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Result<Vec<serde_json::Value>, ApiError> {
+/// A page of the scoped project's live documents (export), `after` a document id, `limit` at a time.
+/// Each document comes as its id and its JSON text.
+pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Result<Vec<(Uuid, String)>, ApiError> {
     let (scope, conn) = s.parts();
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata, \
-                                   'embedding', embedding, 'created_at', created_at, 'updated_at', updated_at, 'version', version) \
+    Ok(sqlx::query_as(
+        "SELECT id, jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata, \
+                                   'embedding', embedding, 'created_at', created_at, 'updated_at', updated_at, 'version', version)::text \
          FROM documents WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
     .bind(scope.project_id())
     .bind(after)
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .await?)
 }
 
 /// What an export of the scoped project would hold.

@@ -2,9 +2,11 @@
 //! inserted in batches. Each document's id is derived from the operation and its position, so
 //! a batch repeated after a crash inserts nothing twice. A document may carry its embedding
 //! (as in a `project.export` bundle), which reaches the vector index through the outbox like
-//! any other write.
+//! any other write. A `project.export` result is a valid input as it stands: the bundle's
+//! project and each document's id, times and version are accepted and left behind, since
+//! the copies are new documents of the importing project.
 
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -35,6 +37,18 @@ pub struct ImportDocument {
     /// Embedding of the content: exactly `JEEX_VECTOR_DIM` finite numbers, or absent/null.
     #[serde(default)]
     pub embedding: Option<Vec<f64>>,
+    /// An exported document's id: the copy gets a new one.
+    #[serde(default, rename = "id")]
+    pub exported_id: Option<IgnoredAny>,
+    /// An exported document's creation time: the copy is created now.
+    #[serde(default, rename = "created_at")]
+    pub exported_created_at: Option<IgnoredAny>,
+    /// An exported document's update time.
+    #[serde(default, rename = "updated_at")]
+    pub exported_updated_at: Option<IgnoredAny>,
+    /// An exported document's version: the copy starts at 1.
+    #[serde(default, rename = "version")]
+    pub exported_version: Option<IgnoredAny>,
 }
 
 fn english() -> String {
@@ -45,13 +59,22 @@ fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
 
-/// The input of an import.
+/// The input of an import: `{documents}`, or a whole `project.export` bundle.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportInput {
     /// The documents.
     pub documents: Vec<ImportDocument>,
+    /// A bundle's format; when given it must be one this server writes.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// A bundle's project: the documents go into the project the import runs in.
+    #[serde(default)]
+    pub project: Option<IgnoredAny>,
 }
+
+/// The bundle format `project.export` writes and `documents.import` reads.
+pub const EXPORT_FORMAT: &str = "jeex.export.v1";
 
 /// A validated import: the documents, and each one's embedding as stored (32-bit floats).
 #[derive(Debug)]
@@ -73,6 +96,15 @@ pub fn parse(input: &serde_json::Value, max_content_bytes: usize, dim: u64) -> R
         return Err(ApiError::Validation {
             detail: "the import input is not valid".into(),
             errors: vec![FieldError { field: "/input/documents".into(), message: format!("must hold 1 to {MAX_DOCUMENTS} documents") }],
+        });
+    }
+    if let Some(format) = parsed.format.as_deref().filter(|f| *f != EXPORT_FORMAT) {
+        return Err(ApiError::Validation {
+            detail: "the import input is not valid".into(),
+            errors: vec![FieldError {
+                field: "/input/format".into(),
+                message: format!("unknown bundle format {format:?}; this server reads {EXPORT_FORMAT:?}"),
+            }],
         });
     }
     let mut check = Check::default();
@@ -139,6 +171,24 @@ mod tests {
         );
         assert!(parse(&serde_json::json!({ "documents": [] }), 100, 2).is_err());
         assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }), 100, 2).is_err());
+    }
+
+    #[test]
+    fn an_export_bundle_is_an_input_as_it_stands() {
+        let document = serde_json::json!({
+            "id": Uuid::now_v7(), "title": "t", "content": "c", "language": "en", "metadata": {}, "embedding": [0.5, 0.25],
+            "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z", "version": 3,
+        });
+        let bundle = serde_json::json!({ "format": EXPORT_FORMAT, "project": { "name": "p" }, "documents": [document] });
+        let import = parse(&bundle, 100, 2).unwrap();
+        assert_eq!((import.documents[0].title.as_str(), import.embeddings[0].as_deref()), ("t", Some(&[0.5f32, 0.25][..])));
+
+        let newer = serde_json::json!({ "format": "jeex.export.v9", "documents": [{ "title": "t" }] });
+        let Err(ApiError::Validation { errors, .. }) = parse(&newer, 100, 2) else { panic!("an unknown format is refused") };
+        assert_eq!(errors[0].field, "/input/format");
+        assert!(errors[0].message.contains("jeex.export.v9"), "{}", errors[0].message);
+        // Only the bundle's own fields are let through.
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "t" }], "projects": {} }), 100, 2).is_err());
     }
 
     #[test]

@@ -96,5 +96,5 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         return Ok(Ending::Lost);
     }
     emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": 100, "indexed": indexed, "removed": removed })).await;
-    Ok(Ending::Done(serde_json::json!({ "indexed": indexed, "removed": removed, "engine": index.engine_name() })))
+    Ending::done(&serde_json::json!({ "indexed": indexed, "removed": removed, "engine": index.engine_name() }))
 }

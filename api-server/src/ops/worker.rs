@@ -101,12 +101,19 @@ pub type Step = watch::Receiver<Heartbeat>;
 
 /// How a run ended, short of an error.
 pub enum Ending {
-    /// Finished with this result.
-    Done(serde_json::Value),
+    /// Finished with this result (JSON text: an export's bundle is never held as a `Value`).
+    Done(Box<serde_json::value::RawValue>),
     /// Stopped on request.
     Cancelled,
     /// Another replica holds the lease now.
     Lost,
+}
+
+impl Ending {
+    /// Finished with a small result built as a value.
+    pub fn done(result: &serde_json::Value) -> Result<Self, ApiError> {
+        serde_json::value::to_raw_value(result).map(Self::Done).map_err(|e| ApiError::Internal(format!("cannot encode the result: {e}")))
+    }
 }
 
 async fn execute(state: &AppState, owner: &str, op: Claimed) {
@@ -234,7 +241,7 @@ async fn run_import(
         }
         emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": end, "of": total })).await;
     }
-    Ok(Ending::Done(serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted })))
+    Ending::done(&serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted }))
 }
 
 async fn run_export(
@@ -263,27 +270,31 @@ async fn run_export(
         ));
     }
     let total = totals.documents.max(1);
-    let mut documents = Vec::new();
+    let project = serde_json::to_value(poem_openapi::types::ToJSON::to_json(&project)).unwrap_or_default();
+    let mut bundle = export::Bundle::new(&project, usize::try_from(bytes).unwrap_or(0));
     let mut after = None;
     loop {
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
         let page = operations::export_page(&mut s, after, export::PAGE).await?;
-        let last = page.last().and_then(|d| d["id"].as_str()).and_then(|id| Uuid::parse_str(id).ok());
         let full = page.len() as i64 == export::PAGE;
-        documents.extend(page);
-        let percent = i16::try_from((documents.len() as i64 * 100 / total).min(99)).unwrap_or(99);
+        let last = page.last().map(|(id, _)| *id);
+        for (_, document) in &page {
+            bundle.push(document);
+        }
+        let documents = bundle.documents();
+        let percent = i16::try_from((documents as i64 * 100 / total).min(99)).unwrap_or(99);
         if !operations::progress(pool, op.id, owner, percent).await? {
             return Ok(Ending::Lost);
         }
-        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": documents.len() })).await;
+        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": documents })).await;
         match (full, last) {
             (true, Some(id)) => after = Some(id),
             _ => break,
         }
     }
     s.commit().await?;
-    let project = serde_json::to_value(poem_openapi::types::ToJSON::to_json(&project)).unwrap_or_default();
-    Ok(Ending::Done(serde_json::json!({ "format": "jeex.export.v1", "project": project, "documents": documents })))
+    let bundle = bundle.finish().map_err(|e| ApiError::Internal(format!("the export bundle is not valid JSON: {e}")))?;
+    Ok(Ending::Done(bundle))
 }
