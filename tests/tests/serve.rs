@@ -85,6 +85,32 @@ fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
     let (status, _) = call(Method::GET, &server.url("/api/v1/projects"), "forged", None);
     assert_eq!(status, 401);
 
+    // A document with an embedding reaches the embedded vector engine and is found.
+    let project = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let vector: Vec<f32> = (0..384).map(|i| (i % 7) as f32 - 3.0).collect();
+    let document = serde_json::json!({ "title": "Vectors", "content": "words", "embedding": vector });
+    let (status, body) = call(Method::POST, &server.url(&format!("/api/v1/projects/{project}/documents")), &token, Some(document));
+    assert_eq!(status, 201, "{body}");
+    let search = server.url(&format!("/api/v1/projects/{project}/documents/search"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, found) = call(Method::POST, &search, &token, Some(serde_json::json!({ "vector": vector })));
+        assert_eq!(status, 200, "{found}");
+        if found.contains("\"Vectors\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the document was never indexed: {found}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A first look is clean: nothing the user should worry about was logged on the way
+    // (the embedded engine's start-up chatter included).
+    let worries: Vec<String> = server
+        .logs()
+        .into_iter()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["level"] == "WARN" || v["level"] == "ERROR"))
+        .collect();
+    assert!(worries.is_empty(), "warnings on a first look:\n{}", worries.join("\n"));
+
     server.terminate();
     assert!(server.wait(Duration::from_secs(30)).success());
     assert!(!data.join("postgres/data/postmaster.pid").exists(), "the private cluster is stopped with the server");

@@ -22,8 +22,13 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Crates whose own logs would echo the exporter's traffic or flood the output. Placed before
 /// `RUST_LOG`, whose directives for the same targets win.
-const QUIET: &str =
-    "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+///
+/// The embedded vector engine warns at first use that two settings a Qdrant server would
+/// initialise at its start were never set; qdrant-edge 0.7 offers no way to set them, and the
+/// defaults it then takes are the ones it documents. Only those two modules are quietened.
+const QUIET: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,\
+                     opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
+                     qdrant_edge::common::flags=error,qdrant_edge::common::mmap::ops=error";
 
 /// Handles that must be flushed at shutdown.
 pub struct Telemetry {
