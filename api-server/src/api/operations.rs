@@ -30,10 +30,10 @@ use crate::{
 #[oai(deny_unknown_fields, example)]
 pub struct StartOperation {
     /// `documents.import` (input `{documents: [{title, content?, language?, metadata?,
-    /// embedding?}]}`, at most 10,000; a `project.export` result is accepted as it stands, its
-    /// ids, times and versions left behind: the copies are new documents), `project.export`
-    /// (input `{}`) or `documents.reindex` (input `{}`: rebuilds the project's part of the
-    /// vector index from the database).
+    /// embedding?}]}`, at most 10,000 and within the request body limit; a `project.export`
+    /// result is accepted as it stands, its ids, times and versions left behind: the copies are
+    /// new documents), `project.export` (input `{}`) or `documents.reindex` (input `{}`:
+    /// rebuilds the project's part of the vector index from the database).
     pub kind: OperationKind,
     /// The kind's input.
     pub input: Option<serde_json::Value>,
@@ -167,8 +167,8 @@ impl OperationsApi {
         Ok(Accepted::Accepted(Json(op), location))
     }
 
-    /// The result of a succeeded operation (the export bundle, or the import's counts); 409
-    /// before it has succeeded.
+    /// The result of a succeeded operation (the export bundle, or the import's or reindex's
+    /// counts); 409 before it has succeeded.
     #[oai(path = "/projects/:project_id/operations/:operation_id/result", method = "get")]
     async fn result(
         &self,

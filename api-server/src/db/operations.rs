@@ -435,8 +435,8 @@ pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Res
 pub struct DocumentTotals {
     /// Live documents.
     pub documents: i64,
-    /// Their content, in bytes.
-    pub content_bytes: i64,
+    /// Their titles, content and metadata, in bytes.
+    pub text_bytes: i64,
     /// Numbers in their embeddings.
     pub embedding_numbers: i64,
 }
@@ -445,7 +445,8 @@ pub struct DocumentTotals {
 pub async fn document_totals(s: &mut Scoped) -> Result<DocumentTotals, ApiError> {
     let (scope, conn) = s.parts();
     Ok(sqlx::query_as(
-        "SELECT count(*) AS documents, coalesce(sum(octet_length(content)), 0)::bigint AS content_bytes, \
+        "SELECT count(*) AS documents, \
+                coalesce(sum(octet_length(title) + octet_length(content) + octet_length(metadata::text)), 0)::bigint AS text_bytes, \
                 coalesce(sum(cardinality(embedding)), 0)::bigint AS embedding_numbers \
          FROM documents WHERE project_id = $1 AND deleted_at IS NULL",
     )

@@ -2,9 +2,10 @@
 //! inserted in batches. Each document's id is derived from the operation and its position, so
 //! a batch repeated after a crash inserts nothing twice. A document may carry its embedding
 //! (as in a `project.export` bundle), which reaches the vector index through the outbox like
-//! any other write. A `project.export` result is a valid input as it stands: the bundle's
-//! project and each document's id, times and version are accepted and left behind, since
-//! the copies are new documents of the importing project.
+//! any other write. A `project.export` result is a valid input as it stands (within these
+//! limits and the request body limit): the bundle's project and each document's id, times and
+//! version are accepted and left behind, since the copies are new documents of the importing
+//! project.
 
 use serde::{Deserialize, de::IgnoredAny};
 use sha2::{Digest, Sha256};

@@ -256,22 +256,10 @@ async fn run_export(
     let mut s = Scoped::begin_snapshot(pool, caller, op.project_id).await?;
     let project = projects::get(&mut s).await?;
     let totals = operations::document_totals(&mut s).await?;
-    let bytes = totals.content_bytes + totals.embedding_numbers * export::BYTES_PER_EMBEDDING_NUMBER;
-    if bytes > export::MAX_BUNDLE_BYTES {
-        return Err(ApiError::Status(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the project's documents come to {bytes} bytes ({} of content, {} embedding numbers at {} bytes each); exports are limited to {} bytes",
-                totals.content_bytes,
-                totals.embedding_numbers,
-                export::BYTES_PER_EMBEDDING_NUMBER,
-                export::MAX_BUNDLE_BYTES
-            ),
-        ));
-    }
+    let expected = export::check_estimate(&totals)?;
     let total = totals.documents.max(1);
     let project = serde_json::to_value(poem_openapi::types::ToJSON::to_json(&project)).unwrap_or_default();
-    let mut bundle = export::Bundle::new(&project, usize::try_from(bytes).unwrap_or(0));
+    let mut bundle = export::Bundle::new(&project, expected, export::MAX_BUNDLE_BYTES);
     let mut after = None;
     loop {
         if let Some(ending) = interrupted(signal) {
@@ -281,7 +269,7 @@ async fn run_export(
         let full = page.len() as i64 == export::PAGE;
         let last = page.last().map(|(id, _)| *id);
         for (_, document) in &page {
-            bundle.push(document);
+            bundle.push(document)?;
         }
         let documents = bundle.documents();
         let percent = i16::try_from((documents as i64 * 100 / total).min(99)).unwrap_or(99);

@@ -23,9 +23,11 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Crates whose own logs would echo the exporter's traffic or flood the output. Placed before
 /// `RUST_LOG`, whose directives for the same targets win.
 ///
-/// The embedded vector engine warns at first use that two settings a Qdrant server would
-/// initialise at its start were never set; qdrant-edge 0.7 offers no way to set them, and the
-/// defaults it then takes are the ones it documents. Only those two modules are quietened.
+/// The embedded vector engine warns, whenever it reads them, that two settings a Qdrant server
+/// initialises at its start were never set; qdrant-edge 0.7 offers no way to set them, and the
+/// defaults it then takes are the ones it documents. Only those two modules are held to errors
+/// (which also hides the engine's notice that `QDRANT_NO_MULTI_MMAP` is set); a `RUST_LOG`
+/// directive naming one of them exactly brings its warnings back.
 const QUIET: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,sqlx=warn,\
                      opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
                      qdrant_edge::common::flags=error,qdrant_edge::common::mmap::ops=error";
