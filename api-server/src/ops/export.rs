@@ -47,7 +47,7 @@ pub fn check_estimate(totals: &DocumentTotals) -> Result<usize, ApiError> {
 
 /// The bundle `{format, project, documents}` as JSON text, written as the pages arrive: held
 /// as `serde_json::Value`s, every embedding number would be a 72-byte value (with
-/// `preserve_order`, as this workspace builds it) against about 12 bytes of text, and storing
+/// `preserve_order`, as this workspace builds it) against about 14 bytes of text, and storing
 /// them would write all of that text out again.
 pub struct Bundle {
     text: String,

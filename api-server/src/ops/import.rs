@@ -86,27 +86,20 @@ pub struct Import {
     pub embeddings: Vec<Option<Vec<f32>>>,
 }
 
+/// The error of an input whose shape is wrong at `field`, before its documents are checked.
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::Validation { detail: "the import input is not valid".into(), errors: vec![FieldError { field: field.into(), message }] }
+}
+
 /// Parses and validates an import input against the configured limits; every problem names
 /// its JSON pointer.
 pub fn parse(input: &serde_json::Value, max_content_bytes: usize, dim: u64) -> Result<Import, ApiError> {
-    let mut parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| ApiError::Validation {
-        detail: "the import input is not valid".into(),
-        errors: vec![FieldError { field: "/input".into(), message: e.to_string() }],
-    })?;
+    let mut parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| invalid("/input", e.to_string()))?;
     if parsed.documents.is_empty() || parsed.documents.len() > MAX_DOCUMENTS {
-        return Err(ApiError::Validation {
-            detail: "the import input is not valid".into(),
-            errors: vec![FieldError { field: "/input/documents".into(), message: format!("must hold 1 to {MAX_DOCUMENTS} documents") }],
-        });
+        return Err(invalid("/input/documents", format!("must hold 1 to {MAX_DOCUMENTS} documents")));
     }
     if let Some(format) = parsed.format.as_deref().filter(|f| *f != EXPORT_FORMAT) {
-        return Err(ApiError::Validation {
-            detail: "the import input is not valid".into(),
-            errors: vec![FieldError {
-                field: "/input/format".into(),
-                message: format!("unknown bundle format {format:?}; this server reads {EXPORT_FORMAT:?}"),
-            }],
-        });
+        return Err(invalid("/input/format", format!("unknown bundle format {format:?}; this server reads {EXPORT_FORMAT:?}")));
     }
     let mut check = Check::default();
     let mut embeddings = Vec::with_capacity(parsed.documents.len());
