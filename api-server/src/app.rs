@@ -11,6 +11,7 @@ use crate::{
     api,
     middleware::{
         Chain,
+        body_limit::Uploads,
         observe::Observer,
         security_headers::{DOCS_PATH, Policies, is_docs},
     },
@@ -59,6 +60,7 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> App {
         expose_internal: config.expose_error_details,
         timeout: config.request_timeout,
         body_limit: config.body_limit,
+        uploads: Uploads::new(config.import_body_limit),
         state,
     }
 }

@@ -88,6 +88,11 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: "JEEX_BODY_LIMIT", default: "1MiB", meaning: "largest request body accepted; larger gets 413 (bytes, KiB, MiB)" },
     Variable {
+        name: "JEEX_IMPORT_BODY_LIMIT",
+        default: "64MiB",
+        meaning: "largest body `POST …/operations` accepts (an import's documents; at least JEEX_BODY_LIMIT); bodies over JEEX_BODY_LIMIT are read for signed-in callers only, two at a time per replica (a third gets 503)",
+    },
+    Variable {
         name: "JEEX_REQUEST_TIMEOUT",
         default: "30s",
         meaning: "time a request may take before it is answered 503 with Retry-After",
@@ -543,6 +548,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Largest body `POST …/operations` accepts, in bytes (at least `body_limit`).
+    pub import_body_limit: usize,
     /// Per-request time limit.
     pub request_timeout: Duration,
     /// Drain time on shutdown.
@@ -615,6 +622,10 @@ impl Config {
 
         let cors = parse_cors(&get, dev)?;
         let body_limit = parse_with(&get, "JEEX_BODY_LIMIT", "1MiB", "2MiB", parse_size)?;
+        let import_body_limit = parse_with(&get, "JEEX_IMPORT_BODY_LIMIT", "64MiB", "64MiB", |v| match parse_size(v)? {
+            n if n < body_limit => Err(format!("{v:?} is below JEEX_BODY_LIMIT ({body_limit} bytes), which every route accepts")),
+            n => Ok(n),
+        })?;
         let request_timeout = parse_duration(&get, "JEEX_REQUEST_TIMEOUT", "30s")?;
         let shutdown_grace = parse_duration(&get, "JEEX_SHUTDOWN_GRACE", "20s")?;
         let health_timeout = parse_duration(&get, "JEEX_HEALTH_TIMEOUT", "2s")?;
@@ -745,6 +756,7 @@ impl Config {
             http_addr,
             cors,
             body_limit,
+            import_body_limit,
             request_timeout,
             shutdown_grace,
             expose_error_details,
@@ -1022,6 +1034,7 @@ mod tests {
         assert_eq!(c.env, Environment::Development);
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit, 1 << 20);
+        assert_eq!(c.import_body_limit, 64 << 20);
         assert_eq!(c.pool.size, 20);
         assert_eq!(c.pool.max_overflow, 10);
         assert_eq!(c.pool.max_connections(), 30);
@@ -1064,6 +1077,7 @@ mod tests {
         for (var, val) in [
             ("JEEX_HTTP_ADDR", "nonsense"),
             ("JEEX_BODY_LIMIT", "lots"),
+            ("JEEX_IMPORT_BODY_LIMIT", "512KiB"),
             ("JEEX_REQUEST_TIMEOUT", "0s"),
             ("JEEX_DB_POOL_SIZE", "0"),
             ("JEEX_ENV", "prod"),

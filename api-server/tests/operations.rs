@@ -152,3 +152,88 @@ async fn a_graceful_stop_hands_running_work_back_without_spending_an_attempt() {
     assert_eq!(count_documents(&db, &p).await, 3_000);
     drop(next);
 }
+
+/// A `POST …/operations` whose head and first bytes are sent and whose rest never comes:
+/// the server is left holding one of its upload slots until the connection closes.
+async fn stalled_upload(base: &str, path: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(br#"{"kind": "documents.import", "input": {"documents": ["#).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_has_a_body_limit_of_its_own_and_few_large_ones_are_read_at_once() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BODY_LIMIT", "8MiB")])).await;
+    let a = session::login(&app, "ann@example.com").await;
+    let p = a.project("Uploads").await;
+    let ops = format!("/api/v1/projects/{p}/operations");
+
+    // 10,000 documents of ordinary size: far over the general 1 MiB limit, within the
+    // import's own.
+    let documents: Vec<Value> = (0..10_000)
+        .map(|i| json!({ "title": format!("Imported {i}"), "content": format!("{i} {}", "lorem ipsum ".repeat(40)), "language": "en" }))
+        .collect();
+    let body = serde_json::to_vec(&json!({ "kind": "documents.import", "input": { "documents": documents } })).unwrap();
+    assert!(body.len() > 4 << 20, "{} bytes", body.len());
+    let resp = a.req(Method::POST, &ops).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let done = a.wait_for(&location, Duration::from_secs(120), |op| op["status"] != "queued" && op["status"] != "running").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(count_documents(&db, &p).await, 10_000);
+
+    // Over the import's limit: 413, and nothing queued.
+    let huge = json!({ "kind": "documents.import", "input": { "documents": [{ "title": "t", "content": "x".repeat(9 << 20) }] } });
+    let (status, problem) = a.call(Method::POST, &ops, Some(huge)).await;
+    assert_eq!((status, problem["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{problem}");
+    // Every other route keeps the general limit.
+    let (status, _) = a
+        .call(Method::POST, &format!("/api/v1/projects/{p}/documents"), Some(json!({ "title": "t", "content": "x".repeat(2 << 20) })))
+        .await;
+    assert_eq!(status, 413);
+    // No slot, and no body read, for a caller who is not signed in.
+    let anonymous =
+        support::client().post(app.url(&ops)).header("content-type", "application/json").body(vec![b' '; 2 << 20]).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // Two uploads that never finish hold both slots: a third large one is turned away with
+    // 503 and Retry-After, while a small import still goes through.
+    let stalled = [stalled_upload(&app.base, &ops, &a.token).await, stalled_upload(&app.base, &ops, &a.token).await];
+    let large = || {
+        let documents: Vec<Value> = (0..300).map(|i| json!({ "title": format!("Large {i}"), "content": "y".repeat(4000) })).collect();
+        json!({ "kind": "documents.import", "input": { "documents": documents } })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let resp = a.req(Method::POST, &ops).json(&large()).send().await.unwrap();
+        if resp.status() == 503 || Instant::now() > deadline {
+            break resp;
+        }
+        // The stalled heads were not read yet, so this upload took a slot and went through.
+        assert_eq!(resp.status(), 202);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused.status(), 503, "both slots taken");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let (status, body) = a.call(Method::POST, &ops, Some(docs(3))).await;
+    assert_eq!(status, 202, "a small import needs no slot: {body}");
+
+    // The stalled clients go away: their slots are free again.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = a.req(Method::POST, &ops).json(&large()).send().await.unwrap().status();
+        if status == 202 {
+            break;
+        }
+        assert!(status == 503 && Instant::now() < deadline, "slots never freed: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.shutdown().await;
+}

@@ -98,11 +98,11 @@ fn not_found() -> ApiError {
 }
 
 /// Queues an operation in the scoped project.
-pub async fn create(s: &mut Scoped, kind: OperationKind, input: &serde_json::Value, max_attempts: u32) -> Result<Operation, ApiError> {
+pub async fn create(s: &mut Scoped, kind: OperationKind, input: &str, max_attempts: u32) -> Result<Operation, ApiError> {
     let (scope, conn) = s.parts();
     let sql = format!(
         "INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING {COLUMNS}"
     );
     let op = sqlx::query_as::<_, Operation>(&sql)
         .bind(Uuid::now_v7())
@@ -189,8 +189,8 @@ pub struct Claimed {
     pub project_id: Uuid,
     /// Kind.
     pub kind: OperationKind,
-    /// Input.
-    pub input: serde_json::Value,
+    /// Input, as JSON text: an import's may be tens of MiB, parsed once into its typed form.
+    pub input: String,
     /// This claim's attempt number.
     pub attempt: i32,
     /// Creator (user).
@@ -244,7 +244,7 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         let claimed = sqlx::query_as::<_, Claimed>(
             "UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
                  lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now() \
-             WHERE id = $1 RETURNING id, project_id, kind, input, attempt, created_by, created_by_key",
+             WHERE id = $1 RETURNING id, project_id, kind, input::text AS input, attempt, created_by, created_by_key",
         )
         .bind(id)
         .bind(owner)

@@ -1,5 +1,13 @@
 //! Rejects request bodies over the configured limit with 413, whether or not the client
 //! declared a `Content-Length`: the body is read up to the limit before the handler runs.
+//!
+//! One route takes more: `POST …/operations`, whose import input may hold 10,000 documents
+//! (tens of MiB). Raising the limit for every route would let any request hold that much, so
+//! only this route gets [`Uploads::limit`], and only [`UPLOADS_AT_ONCE`] bodies over the
+//! general limit are read at a time per replica: what they can take is bounded, whatever the
+//! clients send.
+
+use std::sync::Arc;
 
 use poem::{
     Body, Request, Result,
@@ -7,7 +15,54 @@ use poem::{
     http::{Version, header},
 };
 
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    error::{ApiError, ErrorCode},
+    routes::RouteEntry,
+};
+
+/// The route that takes large bodies (an import's documents), as the spec names it.
+pub const UPLOAD_ROUTE: &str = "/api/v1/projects/{project_id}/operations";
+
+/// Bodies over the general limit read at once per replica; each may hold the body and its
+/// parsed copy, so this bounds their memory at a few times [`Uploads::limit`].
+pub const UPLOADS_AT_ONCE: usize = 2;
+
+/// The larger limit of [`UPLOAD_ROUTE`], and the permits for reading such bodies.
+pub struct Uploads {
+    /// Largest body the route accepts.
+    pub limit: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// A permit to read (and handle) one large body; released when the request is done.
+pub type UploadPermit = tokio::sync::OwnedSemaphorePermit;
+
+impl Uploads {
+    /// `limit` for [`UPLOAD_ROUTE`], [`UPLOADS_AT_ONCE`] at a time.
+    pub fn new(limit: usize) -> Self {
+        Self { limit, permits: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)) }
+    }
+
+    /// Whether `req` on `route` is an upload whose body may be larger than `general`
+    /// (declared larger, or of unknown length): it needs a permit and gets [`Self::limit`].
+    pub fn is_large(&self, general: usize, route: Option<&RouteEntry>, req: &Request) -> bool {
+        req.method() == poem::http::Method::POST
+            && route.is_some_and(|r| &*r.template == UPLOAD_ROUTE)
+            && declared_length(req).is_none_or(|len| len > general as u64)
+    }
+
+    /// A permit, or 503 when all are taken: the client retries (`Retry-After`) rather than
+    /// the server holding another large body.
+    pub fn permit(&self) -> Result<UploadPermit> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Status(
+                ErrorCode::Unavailable,
+                format!("{UPLOADS_AT_ONCE} large uploads are being read on this replica; retry shortly"),
+            )
+            .into()
+        })
+    }
+}
 
 /// Whether the request may have a body: an HTTP/1 request without Content-Length or
 /// Transfer-Encoding has none, and most requests (GET) take this fast path. HTTP/2 frames

@@ -16,7 +16,8 @@
 //! 6. [`problem`] — every error below becomes RFC 9457 problem JSON;
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
 //! 8. [`panic`] — a handler panic becomes a 500 error;
-//! 9. [`body_limit`] — an oversized body becomes a 413 error;
+//! 9. [`body_limit`] — an oversized body becomes a 413 error (an import's route has a larger
+//!    limit, for signed-in callers and a few bodies at a time);
 //!
 //! then the routes.
 //!
@@ -46,7 +47,12 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
 use self::{correlation::CorrelationId, cors::Decision};
-use crate::{config::CorsConfig, ratelimit::Verdict, routes::RouteTable, state::AppState};
+use crate::{
+    config::CorsConfig,
+    ratelimit::Verdict,
+    routes::{RouteEntry, RouteTable},
+    state::AppState,
+};
 
 /// The chain around an endpoint.
 pub struct Chain<E> {
@@ -66,6 +72,8 @@ pub struct Chain<E> {
     pub timeout: Duration,
     /// Body size limit in bytes.
     pub body_limit: usize,
+    /// The larger limit of the one route that takes uploads.
+    pub uploads: body_limit::Uploads,
     /// Shared state (the rate limiter and the token verifier it keys users with).
     pub state: AppState,
 }
@@ -108,7 +116,7 @@ impl<E: Endpoint> Chain<E> {
                     }
                     let to_problem = |err: poem::Error| problem::respond(&self.routes, self.expose_internal, &err, path, &id);
                     let algo = compression::requested(&req);
-                    let mut resp = self.guarded(req).await.unwrap_or_else(to_problem);
+                    let mut resp = self.guarded(req, observation.route()).await.unwrap_or_else(to_problem);
                     if let Some(algo) = algo {
                         resp = Box::pin(compression::compress(resp, algo)).await.unwrap_or_else(to_problem);
                     }
@@ -129,10 +137,21 @@ impl<E: Endpoint> Chain<E> {
 
     /// Layers 7–9 and the routes: errors, panics and time-outs all come out as `Err`. Not
     /// `async` either: the request moves straight into the guarded block.
-    fn guarded(&self, mut req: Request) -> impl Future<Output = Result<Response>> + Send + '_ {
+    fn guarded<'a>(&'a self, mut req: Request, route: Option<&'a RouteEntry>) -> impl Future<Output = Result<Response>> + Send + 'a {
         let handled = async move {
+            // Held until the handler is done with the body it let in.
+            let mut _upload = None;
             if body_limit::has_body(&req) {
-                Box::pin(body_limit::buffer(self.body_limit, &mut req)).await?;
+                let mut limit = self.body_limit;
+                if self.uploads.is_large(limit, route, &req) {
+                    // One of the few upload slots goes only to a caller who proved who they
+                    // are: anonymous slow uploads would otherwise keep everyone's imports out.
+                    req.extensions_mut().insert(self.state.clone());
+                    Box::pin(crate::auth::principal::authenticate(&req)).await?;
+                    _upload = Some(self.uploads.permit()?);
+                    limit = self.uploads.limit;
+                }
+                Box::pin(body_limit::buffer(limit, &mut req)).await?;
             }
             self.inner.call(req).await.map(IntoResponse::into_response)
         };

@@ -91,10 +91,11 @@ fn invalid(field: &str, message: String) -> ApiError {
     ApiError::Validation { detail: "the import input is not valid".into(), errors: vec![FieldError { field: field.into(), message }] }
 }
 
-/// Parses and validates an import input against the configured limits; every problem names
-/// its JSON pointer.
-pub fn parse(input: &serde_json::Value, max_content_bytes: usize, dim: u64) -> Result<Import, ApiError> {
-    let mut parsed: ImportInput = serde_json::from_value(input.clone()).map_err(|e| invalid("/input", e.to_string()))?;
+/// Parses and validates an import input (JSON text, read straight into typed documents: no
+/// `serde_json::Value` of a large input is ever built) against the configured limits; every
+/// problem names its JSON pointer.
+pub fn parse(input: &str, max_content_bytes: usize, dim: u64) -> Result<Import, ApiError> {
+    let mut parsed: ImportInput = serde_json::from_str(input).map_err(|e| invalid("/input", e.to_string()))?;
     if parsed.documents.is_empty() || parsed.documents.len() > MAX_DOCUMENTS {
         return Err(invalid("/input/documents", format!("must hold 1 to {MAX_DOCUMENTS} documents")));
     }
@@ -157,14 +158,14 @@ mod tests {
             { "title": " ", "language": "xx-yy", "embedding": [1.0] },
             { "title": "too big", "embedding": [1.0, 1e39] },
         ] });
-        let Err(ApiError::Validation { errors, .. }) = parse(&input, 100, 2) else { panic!("expected errors") };
+        let Err(ApiError::Validation { errors, .. }) = parse(&input.to_string(), 100, 2) else { panic!("expected errors") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             ["/input/documents/1/title", "/input/documents/1/language", "/input/documents/1/embedding", "/input/documents/2/embedding/1"]
         );
-        assert!(parse(&serde_json::json!({ "documents": [] }), 100, 2).is_err());
-        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [] }).to_string(), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }).to_string(), 100, 2).is_err());
     }
 
     #[test]
@@ -174,15 +175,15 @@ mod tests {
             "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z", "version": 3,
         });
         let bundle = serde_json::json!({ "format": EXPORT_FORMAT, "project": { "name": "p" }, "documents": [document] });
-        let import = parse(&bundle, 100, 2).unwrap();
+        let import = parse(&bundle.to_string(), 100, 2).unwrap();
         assert_eq!((import.documents[0].title.as_str(), import.embeddings[0].as_deref()), ("t", Some(&[0.5f32, 0.25][..])));
 
         let newer = serde_json::json!({ "format": "jeex.export.v9", "documents": [{ "title": "t" }] });
-        let Err(ApiError::Validation { errors, .. }) = parse(&newer, 100, 2) else { panic!("an unknown format is refused") };
+        let Err(ApiError::Validation { errors, .. }) = parse(&newer.to_string(), 100, 2) else { panic!("an unknown format is refused") };
         assert_eq!(errors[0].field, "/input/format");
         assert!(errors[0].message.contains("jeex.export.v9"), "{}", errors[0].message);
         // Only the bundle's own fields are let through.
-        assert!(parse(&serde_json::json!({ "documents": [{ "title": "t" }], "projects": {} }), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "t" }], "projects": {} }).to_string(), 100, 2).is_err());
     }
 
     #[test]
@@ -193,7 +194,7 @@ mod tests {
             { "title": "c", "embedding": null },
             { "title": "d", "embedding": [-1.0, 2.0] },
         ] });
-        let import = parse(&input, 100, 2).unwrap();
+        let import = parse(&input.to_string(), 100, 2).unwrap();
         let op = Uuid::now_v7();
         let rows = rows(op, &import, 1..4);
         assert_eq!(rows.ids, [document_id(op, 1), document_id(op, 2), document_id(op, 3)]);
