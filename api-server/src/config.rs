@@ -89,8 +89,8 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "JEEX_BODY_LIMIT", default: "1MiB", meaning: "largest request body accepted; larger gets 413 (bytes, KiB, MiB)" },
     Variable {
         name: "JEEX_IMPORT_BODY_LIMIT",
-        default: "64MiB",
-        meaning: "largest body `POST …/operations` accepts (an import's documents; at least JEEX_BODY_LIMIT); bodies over JEEX_BODY_LIMIT are read for signed-in callers only, two at a time per replica (a third gets 503)",
+        default: "65MiB (JEEX_BODY_LIMIT if larger)",
+        meaning: "largest body `POST …/operations` accepts (an import's documents: room for a whole export bundle, at most 64 MiB, and the request around it); bodies over JEEX_BODY_LIMIT are read only for the project's editors, two at a time per replica (a third gets 503)",
     },
     Variable {
         name: "JEEX_REQUEST_TIMEOUT",
@@ -622,10 +622,14 @@ impl Config {
 
         let cors = parse_cors(&get, dev)?;
         let body_limit = parse_with(&get, "JEEX_BODY_LIMIT", "1MiB", "2MiB", parse_size)?;
-        let import_body_limit = parse_with(&get, "JEEX_IMPORT_BODY_LIMIT", "64MiB", "64MiB", |v| match parse_size(v)? {
-            n if n < body_limit => Err(format!("{v:?} is below JEEX_BODY_LIMIT ({body_limit} bytes), which every route accepts")),
-            n => Ok(n),
-        })?;
+        // Unset, it never falls below a raised JEEX_BODY_LIMIT (which imports needed before).
+        let import_body_limit = match get("JEEX_IMPORT_BODY_LIMIT") {
+            None => body_limit.max(65 << 20),
+            Some(_) => parse_with(&get, "JEEX_IMPORT_BODY_LIMIT", "65MiB", "65MiB", |v| match parse_size(v)? {
+                n if n < body_limit => Err(format!("{v:?} is below JEEX_BODY_LIMIT ({body_limit} bytes), which every route accepts")),
+                n => Ok(n),
+            })?,
+        };
         let request_timeout = parse_duration(&get, "JEEX_REQUEST_TIMEOUT", "30s")?;
         let shutdown_grace = parse_duration(&get, "JEEX_SHUTDOWN_GRACE", "20s")?;
         let health_timeout = parse_duration(&get, "JEEX_HEALTH_TIMEOUT", "2s")?;
@@ -1034,7 +1038,8 @@ mod tests {
         assert_eq!(c.env, Environment::Development);
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit, 1 << 20);
-        assert_eq!(c.import_body_limit, 64 << 20);
+        assert_eq!(c.import_body_limit, 65 << 20);
+        assert_eq!(cfg(&[("JEEX_BODY_LIMIT", "100MiB")]).unwrap().import_body_limit, 100 << 20, "never below the general limit");
         assert_eq!(c.pool.size, 20);
         assert_eq!(c.pool.max_overflow, 10);
         assert_eq!(c.pool.max_connections(), 30);

@@ -155,12 +155,11 @@ async fn a_graceful_stop_hands_running_work_back_without_spending_an_attempt() {
 
 /// A `POST …/operations` whose head and first bytes are sent and whose rest never comes:
 /// the server is left holding one of its upload slots until the connection closes.
-async fn stalled_upload(base: &str, path: &str, token: &str) -> tokio::net::TcpStream {
+async fn stalled_upload(base: &str, path: &str, token: Option<&str>) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n"
-    );
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: 3000000\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(br#"{"kind": "documents.import", "input": {"documents": ["#).await.unwrap();
     stream
@@ -197,14 +196,29 @@ async fn an_import_has_a_body_limit_of_its_own_and_few_large_ones_are_read_at_on
         .call(Method::POST, &format!("/api/v1/projects/{p}/documents"), Some(json!({ "title": "t", "content": "x".repeat(2 << 20) })))
         .await;
     assert_eq!(status, 413);
-    // No slot, and no body read, for a caller who is not signed in.
-    let anonymous =
-        support::client().post(app.url(&ops)).header("content-type", "application/json").body(vec![b' '; 2 << 20]).send().await.unwrap();
-    assert_eq!(anonymous.status(), 401);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM operations WHERE project_id = $1::uuid")
+        .bind(&p)
+        .fetch_one(&db.owner_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "only the first import was queued");
+
+    // No slot, and no body read, for a caller who may not start operations here: the answer
+    // comes while the body is still on its way.
+    let b = session::login(&app, "bob@example.com").await;
+    for (token, status) in [(None, "401"), (Some(b.token.as_str()), "404")] {
+        let mut stalled = stalled_upload(&app.base, &ops, token).await;
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut head))
+            .await
+            .expect("answered before the body arrived")
+            .unwrap();
+        assert_eq!(&head[9..12], status.as_bytes(), "{}", String::from_utf8_lossy(&head));
+    }
 
     // Two uploads that never finish hold both slots: a third large one is turned away with
     // 503 and Retry-After, while a small import still goes through.
-    let stalled = [stalled_upload(&app.base, &ops, &a.token).await, stalled_upload(&app.base, &ops, &a.token).await];
+    let stalled = [stalled_upload(&app.base, &ops, Some(&a.token)).await, stalled_upload(&app.base, &ops, Some(&a.token)).await];
     let large = || {
         let documents: Vec<Value> = (0..300).map(|i| json!({ "title": format!("Large {i}"), "content": "y".repeat(4000) })).collect();
         json!({ "kind": "documents.import", "input": { "documents": documents } })
@@ -221,6 +235,9 @@ async fn an_import_has_a_body_limit_of_its_own_and_few_large_ones_are_read_at_on
     };
     assert_eq!(refused.status(), 503, "both slots taken");
     assert_eq!(refused.headers()["retry-after"], "1");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "SERVICE_UNAVAILABLE");
+    assert!(problem["detail"].as_str().unwrap().contains("large uploads"), "{problem}");
     let (status, body) = a.call(Method::POST, &ops, Some(docs(3))).await;
     assert_eq!(status, 202, "a small import needs no slot: {body}");
 

@@ -34,7 +34,7 @@ pub struct StartOperation {
     /// `documents.import` (input `{documents: [{title, content?, language?, metadata?,
     /// embedding?}]}`, at most 10,000; a `project.export` result is accepted as it stands, its
     /// ids, times and versions left behind: the copies are new documents. The body may take up
-    /// to `JEEX_IMPORT_BODY_LIMIT`, 64 MiB unless set; one over `JEEX_BODY_LIMIT` may get 503
+    /// to `JEEX_IMPORT_BODY_LIMIT`, 65 MiB unless set; one over `JEEX_BODY_LIMIT` may get 503
     /// with `Retry-After` while other large uploads are read), `project.export` (input `{}`) or
     /// `documents.reindex` (input `{}`: rebuilds the project's part of the vector index from
     /// the database).
@@ -66,7 +66,8 @@ pub struct StartBody {
 }
 
 impl StartBody {
-    /// Parses a body; shape errors name their field, like the typed payloads' do.
+    /// Parses a body: a body that is not the object described names `body`, as poem-openapi's
+    /// own payloads do, and an unknown kind names `/kind`.
     fn parse(text: String) -> Result<Self, ApiError> {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -158,15 +159,24 @@ impl OperationsApi {
     /// Start an operation (editor or owner). Inputs are validated now; the work runs in the
     /// background on any replica.
     #[oai(path = "/projects/:project_id/operations", method = "post")]
-    async fn start(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, body: StartBody) -> Result<Accepted, ApiError> {
-        let input = body.input();
-        match body.kind {
+    async fn start(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, mut body: StartBody) -> Result<Accepted, ApiError> {
+        let kind = body.kind;
+        match kind {
             OperationKind::DocumentsImport => {
                 // Checked now, so a bad document is a 400 rather than a failed operation; the
-                // parsed copy is dropped before the text goes to PostgreSQL.
-                drop(import::parse(input, state.config().document_max_bytes, state.config().vectors.dim)?);
+                // parsed copy is dropped before the text goes to PostgreSQL. Tens of MiB take
+                // a while to parse: off the async workers, which serve everyone else.
+                let (max_bytes, dim) = (state.config().document_max_bytes, state.config().vectors.dim);
+                let checked;
+                (body, checked) = tokio::task::spawn_blocking(move || {
+                    let checked = import::parse(body.input(), max_bytes, dim).map(drop);
+                    (body, checked)
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("import check: {e}")))?;
+                checked?;
             }
-            OperationKind::ProjectExport | OperationKind::DocumentsReindex if !is_empty_object(input) => {
+            OperationKind::ProjectExport | OperationKind::DocumentsReindex if !is_empty_object(body.input()) => {
                 return Err(ApiError::Validation {
                     detail: "the operation input is not valid".into(),
                     errors: vec![FieldError { field: "/input".into(), message: "must be an empty object".into() }],
@@ -181,7 +191,7 @@ impl OperationsApi {
         }
         let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
         s.scope().require(Role::Editor)?;
-        let op = operations::create(&mut s, body.kind, input, state.config().operations.max_attempts).await?;
+        let op = operations::create(&mut s, body.kind, body.input(), state.config().operations.max_attempts).await?;
         s.commit().await?;
         crate::ops::events::emit(
             &state,

@@ -15,9 +15,14 @@ use poem::{
     http::{Version, header},
 };
 
+use uuid::Uuid;
+
 use crate::{
+    auth::principal::authenticate,
+    db::scope::{Role, Scoped},
     error::{ApiError, ErrorCode},
     routes::RouteEntry,
+    state::AppState,
 };
 
 /// The route that takes large bodies (an import's documents), as the spec names it.
@@ -43,12 +48,16 @@ impl Uploads {
         Self { limit, permits: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)) }
     }
 
-    /// Whether `req` on `route` is an upload whose body may be larger than `general`
-    /// (declared larger, or of unknown length): it needs a permit and gets [`Self::limit`].
-    pub fn is_large(&self, general: usize, route: Option<&RouteEntry>, req: &Request) -> bool {
-        req.method() == poem::http::Method::POST
+    /// The project of `req` on `route` when it is an upload whose body may be larger than
+    /// `general` (declared larger, or of unknown length): it needs [`authorize`] and a
+    /// permit, and gets [`Self::limit`]. A path whose project id does not parse is left to
+    /// the handler's own error, under the general limit.
+    pub fn large_upload(&self, general: usize, route: Option<&RouteEntry>, req: &Request) -> Option<Uuid> {
+        let large = req.method() == poem::http::Method::POST
             && route.is_some_and(|r| &*r.template == UPLOAD_ROUTE)
-            && declared_length(req).is_none_or(|len| len > general as u64)
+            && declared_length(req).is_none_or(|len| len > general as u64);
+        // `/api/v1/projects/{project_id}/operations`
+        large.then(|| req.uri().path().split('/').nth(4).and_then(|id| Uuid::parse_str(id).ok())).flatten()
     }
 
     /// A permit, or 503 when all are taken: the client retries (`Retry-After`) rather than
@@ -62,6 +71,17 @@ impl Uploads {
             .into()
         })
     }
+}
+
+/// Lets a large upload be read only for a caller who may start operations in `project` (an
+/// editor or owner; an API key of that project): anyone else could hold the few upload slots
+/// with bodies that are refused only once read. The same answer the handler would give, 401,
+/// 403 or 404, before the body is read.
+pub async fn authorize(state: &AppState, req: &Request, project: Uuid) -> Result<()> {
+    let caller = authenticate(req).await?;
+    let scoped = Scoped::begin(&state.deps().postgres, &caller, project).await?;
+    scoped.scope().require(Role::Editor)?;
+    Ok(())
 }
 
 /// Whether the request may have a body: an HTTP/1 request without Content-Length or

@@ -143,11 +143,11 @@ impl<E: Endpoint> Chain<E> {
             let mut _upload = None;
             if body_limit::has_body(&req) {
                 let mut limit = self.body_limit;
-                if self.uploads.is_large(limit, route, &req) {
-                    // One of the few upload slots goes only to a caller who proved who they
-                    // are: anonymous slow uploads would otherwise keep everyone's imports out.
+                if let Some(project) = self.uploads.large_upload(limit, route, &req) {
+                    // One of the few upload slots goes only to a caller who may use it:
+                    // anyone's slow uploads would otherwise keep everyone's imports out.
                     req.extensions_mut().insert(self.state.clone());
-                    Box::pin(crate::auth::principal::authenticate(&req)).await?;
+                    Box::pin(body_limit::authorize(&self.state, &req, project)).await?;
                     _upload = Some(self.uploads.permit()?);
                     limit = self.uploads.limit;
                 }
