@@ -76,6 +76,11 @@ impl RouteEntry {
     }
 }
 
+/// The project a path under `/api/v1/projects/{id}` names, if its id parses.
+pub fn project_of(path: &str) -> Option<uuid::Uuid> {
+    path.strip_prefix("/api/v1/projects/").and_then(|rest| rest.split('/').next()).and_then(|id| uuid::Uuid::parse_str(id).ok())
+}
+
 fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }

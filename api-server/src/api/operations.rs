@@ -76,10 +76,6 @@ impl StartBody {
             #[serde(borrow, default)]
             input: Option<&'a serde_json::value::RawValue>,
         }
-        let invalid = |field: &str, message: String| ApiError::Validation {
-            detail: "the request body is not valid".into(),
-            errors: vec![FieldError { field: field.into(), message }],
-        };
         let wire: Wire<'_> = serde_json::from_str(&text).map_err(|e| invalid("body", e.to_string()))?;
         let kind = OperationKind::parse_from_json(Some(serde_json::Value::String(wire.kind.into_owned())))
             .map_err(|e| invalid("/kind", e.into_message()))?;
@@ -127,10 +123,7 @@ impl ParsePayload for StartBody {
         // The limit layer has read the body already: taking its bytes as a `Vec` moves them
         // rather than copying (tens of MiB for a large import).
         let bytes = Vec::from(body.take()?.into_bytes().await?);
-        let text = String::from_utf8(bytes).map_err(|e| ApiError::Validation {
-            detail: "the request body is not valid".into(),
-            errors: vec![FieldError { field: "body".into(), message: format!("not UTF-8: {e}") }],
-        })?;
+        let text = String::from_utf8(bytes).map_err(|e| invalid("body", format!("not UTF-8: {e}")))?;
         Ok(Self::parse(text)?)
     }
 }
@@ -138,6 +131,11 @@ impl ParsePayload for StartBody {
 // The trailing comma picks the macro's full form: its short form calls itself by a path that
 // only resolves inside poem-openapi.
 poem_openapi::impl_apirequest_for_payload!(StartBody,);
+
+/// The error of a body that is not a [`StartOperation`], at `field`.
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::Validation { detail: "the request body is not valid".into(), errors: vec![FieldError { field: field.into(), message }] }
+}
 
 fn is_empty_object(json: &str) -> bool {
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json).is_ok_and(|m| m.is_empty())

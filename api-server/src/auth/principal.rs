@@ -167,9 +167,7 @@ async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure>
                 Failure::Unavailable(ApiError::Status(ErrorCode::Unavailable, "stream tickets are unavailable; retry shortly".into()))
             })?
             .ok_or(Failure::Rejected("stream ticket is unknown, used or expired"))?;
-        let path_project =
-            req.uri().path().strip_prefix("/api/v1/projects/").and_then(|r| r.split('/').next()).and_then(|p| Uuid::parse_str(p).ok());
-        if path_project != Some(grant.project_id) {
+        if crate::routes::project_of(req.uri().path()) != Some(grant.project_id) {
             return Err(Failure::Rejected("stream ticket is for another project"));
         }
         return grant.principal().ok_or(Failure::Rejected("stream ticket is malformed"));

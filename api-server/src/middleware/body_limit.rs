@@ -56,8 +56,7 @@ impl Uploads {
         let large = req.method() == poem::http::Method::POST
             && route.is_some_and(|r| &*r.template == UPLOAD_ROUTE)
             && declared_length(req).is_none_or(|len| len > general as u64);
-        // `/api/v1/projects/{project_id}/operations`
-        large.then(|| req.uri().path().split('/').nth(4).and_then(|id| Uuid::parse_str(id).ok())).flatten()
+        large.then(|| crate::routes::project_of(req.uri().path())).flatten()
     }
 
     /// A permit, or 503 when all are taken: the client retries (`Retry-After`) rather than

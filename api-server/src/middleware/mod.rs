@@ -17,7 +17,7 @@
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
 //! 8. [`panic`] — a handler panic becomes a 500 error;
 //! 9. [`body_limit`] — an oversized body becomes a 413 error (an import's route has a larger
-//!    limit, for signed-in callers and a few bodies at a time);
+//!    limit, read only for the project's editors and a few bodies at a time);
 //!
 //! then the routes.
 //!

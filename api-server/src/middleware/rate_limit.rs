@@ -103,9 +103,7 @@ async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<(String,
             && let Ok(user) = state.access_tokens().verify(token.trim()).await
         {
             ids.push((format!("user:{user}"), 1));
-            if let Some(project) = path.strip_prefix("/api/v1/projects/").and_then(|rest| rest.split('/').next())
-                && let Ok(id) = uuid::Uuid::parse_str(project)
-            {
+            if let Some(id) = crate::routes::project_of(path) {
                 ids.push((format!("project:{id}"), PROJECT_MULTIPLE));
             }
         }
