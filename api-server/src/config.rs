@@ -194,6 +194,11 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: "JEEX_OPERATION_MAX_ATTEMPTS", default: "3", meaning: "claims of one operation before it is failed" },
     Variable {
+        name: "JEEX_OPERATION_RETENTION",
+        default: "7d",
+        meaning: "how long an ended operation and its result (an export's bundle) are kept before the workers delete them, or off to keep them; an operation's input is dropped as soon as it ends",
+    },
+    Variable {
         name: "JEEX_IMPORT_BATCH_SIZE",
         default: "200",
         meaning: "documents inserted per transaction (and per progress step) by documents.import",
@@ -520,6 +525,8 @@ pub struct OperationsConfig {
     pub max_attempts: u32,
     /// Documents per import batch.
     pub import_batch: u32,
+    /// How long ended operations are kept (`None`: for ever).
+    pub retention: Option<Duration>,
 }
 
 /// Rate limiting.
@@ -688,6 +695,12 @@ impl Config {
             lease: parse_duration(&get, "JEEX_OPERATION_LEASE", "10s")?,
             max_attempts: parse_count(&get, "JEEX_OPERATION_MAX_ATTEMPTS", 3, 1)?,
             import_batch: parse_count(&get, "JEEX_IMPORT_BATCH_SIZE", 200, 1)?,
+            retention: parse_with(&get, "JEEX_OPERATION_RETENTION", "7d", "7d", |v| match (v, humantime::parse_duration(v)) {
+                ("off", _) => Ok(None),
+                (_, Ok(d)) if d >= Duration::from_secs(60) => Ok(Some(d)),
+                (_, Ok(_)) => Err("must be at least a minute (a client needs time to fetch a result), or off".into()),
+                (_, Err(_)) => Err(format!("{v:?} is not a duration such as 12h or 7d, or off")),
+            })?,
         };
 
         let collection = get("JEEX_QDRANT_COLLECTION").unwrap_or_else(|| "jeex_embeddings".into());
@@ -1055,6 +1068,9 @@ mod tests {
         assert_eq!(c.document_max_bytes, 512 << 10);
         assert_eq!(c.rate_limit.writes, Some(Quota { limit: 60, window: Duration::from_secs(60) }));
         assert!(c.rate_limit.fail_open && c.rate_limit.trusted_proxies.is_empty());
+        assert_eq!(c.operations.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(cfg(&[("JEEX_OPERATION_RETENTION", "off")]).unwrap().operations.retention, None);
+        assert_eq!(cfg(&[("JEEX_OPERATION_RETENTION", "36h")]).unwrap().operations.retention, Some(Duration::from_secs(36 * 3600)));
     }
 
     #[test]
@@ -1097,6 +1113,8 @@ mod tests {
             ("JEEX_RATE_LIMIT_WRITES", "10/0s"),
             ("JEEX_RATE_LIMIT_ON_REDIS_ERROR", "maybe"),
             ("JEEX_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("JEEX_OPERATION_RETENTION", "30s"),
+            ("JEEX_OPERATION_RETENTION", "forever"),
         ] {
             let e = cfg(&[(var, val)]).unwrap_err();
             assert_eq!(e.variable, var);

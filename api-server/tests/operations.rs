@@ -254,3 +254,58 @@ async fn an_import_has_a_body_limit_of_its_own_and_few_large_ones_are_read_at_on
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_operations_drop_their_input_and_go_after_their_retention() {
+    let db = TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let input_kept = |id: String| {
+        let owner = owner.clone();
+        async move {
+            let kept: bool = sqlx::query_scalar("SELECT input IS NOT NULL FROM operations WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+            kept
+        }
+    };
+    // A replica that runs no operations: what is started stays queued, and nothing is pruned.
+    let idle = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_WORKERS", "0")])).await;
+    let a = session::login(&idle, "ann@example.com").await;
+    let p = a.project("Retention").await;
+    let ops = format!("/api/v1/projects/{p}/operations");
+    let (_, cancelled) = a.call(Method::POST, &ops, Some(docs(3))).await;
+    let cancelled = cancelled["id"].as_str().unwrap().to_owned();
+    assert!(input_kept(cancelled.clone()).await, "a queued operation keeps its input for its worker");
+    assert_eq!(a.call(Method::DELETE, &format!("{ops}/{cancelled}"), None).await.0, 202);
+    assert!(!input_kept(cancelled.clone()).await, "a cancelled operation's input is gone");
+    let (_, queued) = a.call(Method::POST, &ops, Some(docs(3))).await;
+    let queued = queued["id"].as_str().unwrap().to_owned();
+    // The cancel happened "8 days ago"; the queued import was created as long ago.
+    sqlx::query(
+        "UPDATE operations SET created_at = now() - interval '8 days', \
+             finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE now() - interval '8 days' END \
+         WHERE project_id = $1::uuid",
+    )
+    .bind(&p)
+    .execute(&owner)
+    .await
+    .unwrap();
+    drop(idle);
+
+    // A replica with workers (and the default 7-day retention) prunes at start-up: the long
+    // ended operation goes; the long queued one runs and stays, its input dropped on success.
+    let worker = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_WORKERS", "1")])).await;
+    let a = session::login(&worker, "ann@example.com").await;
+    a.wait_for(&format!("{ops}/{queued}"), Duration::from_secs(20), |op| op["status"] == "succeeded").await;
+    assert!(!input_kept(queued.clone()).await, "a succeeded operation's input is gone");
+    assert_eq!(a.call(Method::GET, &format!("{ops}/{queued}/result"), None).await.1["documents"], 3, "its result stays");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.call(Method::GET, &format!("{ops}/{cancelled}"), None).await.0 != 404 {
+        assert!(Instant::now() < deadline, "the operation past its retention was not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, listed) = a.call(Method::GET, &ops, None).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+}

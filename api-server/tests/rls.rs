@@ -113,3 +113,64 @@ async fn the_app_role_cannot_alter_drop_or_truncate() {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents").fetch_one(&owner).await.unwrap();
     assert_eq!(count, 5, "nothing was lost");
 }
+
+#[tokio::test]
+async fn operations_are_deleted_only_by_the_workers_pruning_and_only_once_ended() {
+    let db = TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let (pa, pb) = arrange(&owner).await;
+    let add = |project: Uuid, ended_days_ago: Option<i32>| {
+        let owner = owner.clone();
+        async move {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO operations (id, project_id, kind, status, input, finished_at, created_at) \
+                 VALUES ($1, $2, 'project.export', \
+                         CASE WHEN $3::int IS NULL THEN 'queued' ELSE 'succeeded' END, \
+                         CASE WHEN $3::int IS NULL THEN '{}'::jsonb END, \
+                         now() - make_interval(days => $3::int), now() - interval '30 days')",
+            )
+            .bind(id)
+            .bind(project)
+            .bind(ended_days_ago)
+            .execute(&owner)
+            .await
+            .unwrap();
+            id
+        }
+    };
+    let (old_queued, old_a, old_b, recent) = (add(pa, None).await, add(pa, Some(8)).await, add(pb, Some(9)).await, add(pa, Some(1)).await);
+    let app = db.app_pool(1).await;
+    let remaining = || async {
+        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM operations ORDER BY id").fetch_all(&owner).await.unwrap();
+        ids
+    };
+
+    // A project scope (an API request) deletes nothing, ended or not.
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.project_id', $1, true)").bind(pa.to_string()).execute(&mut *tx).await.unwrap();
+    assert_eq!(sqlx::query("DELETE FROM operations").execute(&mut *tx).await.unwrap().rows_affected(), 0);
+    tx.commit().await.unwrap();
+    assert_eq!(remaining().await.len(), 4);
+
+    // Pruning deletes what ended before the retention, in every project, and nothing else.
+    let deleted = jeex_api::db::operations::prune(&app, std::time::Duration::from_secs(7 * 86_400), 100).await.unwrap();
+    assert_eq!(deleted, 2);
+    let mut kept = vec![old_queued, recent];
+    kept.sort();
+    assert_eq!(remaining().await, kept, "{old_a} and {old_b} were the ones past their retention");
+
+    // Even the worker's own transaction cannot delete an operation that has not ended.
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('jeex.worker', 'claim', true)").execute(&mut *tx).await.unwrap();
+    assert_eq!(sqlx::query("DELETE FROM operations").execute(&mut *tx).await.unwrap().rows_affected(), 1, "only the recent, ended one");
+    tx.rollback().await.unwrap();
+
+    // Ending an operation without dropping its input is refused by the table itself.
+    let err = sqlx::query("UPDATE operations SET status = 'succeeded', finished_at = now() WHERE id = $1")
+        .bind(old_queued)
+        .execute(&owner)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(err), "23514");
+}

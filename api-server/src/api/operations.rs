@@ -266,7 +266,8 @@ impl OperationsApi {
     }
 
     /// The result of a succeeded operation (the export bundle, or the import's or reindex's
-    /// counts); 409 before it has succeeded.
+    /// counts); 409 before it has succeeded. Ended operations are kept for
+    /// `JEEX_OPERATION_RETENTION` (7 days by default), then deleted with their results (404).
     #[oai(path = "/projects/:project_id/operations/:operation_id/result", method = "get")]
     async fn result(
         &self,

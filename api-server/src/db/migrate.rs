@@ -182,11 +182,13 @@ async fn locked(conn: &mut PgConnection, app_role: Option<&AppRole>) -> Result<R
     Ok(report)
 }
 
-/// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships and drained outbox rows,
-/// append-only audit.
+/// Least privilege: no DDL, no TRUNCATE, no DELETE except memberships, drained outbox rows and
+/// ended operations past their retention, append-only audit.
 const GRANTS: &[&str] = &[
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
-    "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens, operations TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON users, projects, documents, api_keys, refresh_tokens TO {role}",
+    // Deleted only by the workers' pruning, and only once ended (the table's row policies).
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON operations TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON project_members TO {role}",
     "GRANT SELECT, INSERT ON audit_log TO {role}",
     // Written by triggers, drained (read, then deleted) by the outbox worker.

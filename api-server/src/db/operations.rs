@@ -59,7 +59,8 @@ impl OperationStatus {
     }
 }
 
-/// An operation as the API shows it (its input and result are fetched separately).
+/// An operation as the API shows it (its result is fetched separately; its input serves only
+/// its worker and is dropped when it ends).
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Operation {
     /// Operation id.
@@ -167,6 +168,7 @@ pub async fn cancel(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
              cancel_requested = true, \
              status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
              finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END, \
+             input = CASE WHEN status = 'queued' THEN NULL ELSE input END, \
              updated_at = now() \
          WHERE project_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
     );
@@ -221,7 +223,7 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         if cancel_requested {
             // Cancelled while its worker was gone: end it instead of running another step.
             sqlx::query(
-                "UPDATE operations SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+                "UPDATE operations SET status = 'cancelled', input = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
                  WHERE id = $1",
             )
             .bind(id)
@@ -232,7 +234,8 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         }
         if attempt >= max_attempts {
             sqlx::query(
-                "UPDATE operations SET status = 'failed', error = $2, lease_owner = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
+                "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now() \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(format!("gave up after {attempt} attempts (the replicas running it stopped)"))
@@ -328,7 +331,7 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = worker_tx(pool).await?;
     let done = sqlx::query(
-        "UPDATE operations SET status = $3, result = $4, error = $5, \
+        "UPDATE operations SET status = $3, result = $4, error = $5, input = NULL, \
              progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END, \
              lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
@@ -342,6 +345,23 @@ pub async fn finish(
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Deletes operations that ended more than `age` ago, with their results, at most `batch` at
+/// a time (another replica pruning meanwhile skips the rows this one holds). Returns how many.
+pub async fn prune(pool: &PgPool, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = worker_tx(pool).await?;
+    let done = sqlx::query(
+        "DELETE FROM operations WHERE id IN ( \
+             SELECT id FROM operations WHERE finished_at < now() - $1 \
+             ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(chrono::Duration::from_std(age).unwrap_or(chrono::TimeDelta::MAX))
+    .bind(batch)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
 }
 
 /// Inserts an import batch with ids derived from the operation, so a retried batch inserts

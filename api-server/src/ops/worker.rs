@@ -24,6 +24,10 @@ use crate::{
 const BEAT: Duration = Duration::from_millis(250);
 /// How long an idle worker waits before looking for work again.
 const IDLE: Duration = Duration::from_millis(250);
+/// How often ended operations past their retention are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Ended operations deleted per transaction: each may hold a 64 MiB export bundle.
+const PRUNE_BATCH: i64 = 100;
 
 /// The running workers of this process.
 pub struct Workers {
@@ -37,10 +41,43 @@ pub struct Workers {
 pub fn spawn(state: &AppState) -> Workers {
     let (shutdown, stopped) = watch::channel(false);
     let instance = Uuid::now_v7().to_string();
-    let handles = (0..state.config().operations.workers)
-        .map(|n| tokio::spawn(run(state.clone(), format!("{instance}/{n}"), stopped.clone())))
-        .collect();
+    let config = state.config().operations;
+    let mut handles: Vec<_> =
+        (0..config.workers).map(|n| tokio::spawn(run(state.clone(), format!("{instance}/{n}"), stopped.clone()))).collect();
+    // Replicas that run operations also clear away the ended ones.
+    if let (true, Some(retention)) = (config.workers > 0, config.retention) {
+        handles.push(tokio::spawn(prune(state.deps().postgres.clone(), retention, stopped)));
+    }
     Workers { handles, shutdown, instance, pool: state.deps().postgres.clone() }
+}
+
+/// Deletes the operations that ended more than `retention` ago: at start-up, then every
+/// [`PRUNE_EVERY`]. Replicas pruning at once skip each other's rows.
+async fn prune(pool: sqlx::PgPool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        let mut deleted = 0;
+        loop {
+            match operations::prune(&pool, retention, PRUNE_BATCH).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::deps::postgres::describe(&e), "cannot delete ended operations past their retention; will retry");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(operations = deleted, retention = %humantime::format_duration(retention), "deleted ended operations past their retention");
+        }
+        if let Ok(Err(_)) = tokio::time::timeout(PRUNE_EVERY, shutdown.changed()).await {
+            // The workers' owner is gone.
+            return;
+        }
+    }
 }
 
 impl Workers {
