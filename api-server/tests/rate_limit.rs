@@ -133,3 +133,34 @@ async fn without_redis_each_replica_limits_in_memory() {
         [write().await.unwrap().status().as_u16(), write().await.unwrap().status().as_u16(), write().await.unwrap().status().as_u16()];
     assert_eq!(statuses, [401, 401, 429]);
 }
+
+/// The Redis script and the in-memory store are one arithmetic (`gcra::evaluate`): over a burst
+/// on three keys with different multiples, one of them new halfway, they admit, count down,
+/// report the reset and refuse alike.
+#[tokio::test]
+async fn the_redis_script_and_the_memory_store_agree() {
+    use jeex_api::{
+        config::Quota,
+        ratelimit::{memory::MemoryStore, redis::RedisStore},
+    };
+    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
+    let redis = RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap());
+    let memory = MemoryStore::default();
+    let p = prefix();
+    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
+    let mut keys = vec![format!("{p}ip"), format!("{p}user"), format!("{p}project")];
+    let multipliers = [1, 2, 10];
+    let mut refused = 0;
+    for step in 0..12 {
+        if step == 6 {
+            // A fresh user key beside a spent IP key: the tightest key still decides.
+            keys[1] = format!("{p}other-user");
+        }
+        let (shared, local) = (redis.check(&keys, &multipliers, quota).await.unwrap(), memory.check(&keys, &multipliers, quota));
+        assert_eq!(shared, local, "step {step}");
+        refused += usize::from(!shared.allowed);
+    }
+    assert_eq!(refused, 8, "four admitted, then the IP key refuses everything");
+    let none = redis.check(&[], &[], quota).await.unwrap();
+    assert!(none.allowed, "a request with no key to count against is admitted");
+}

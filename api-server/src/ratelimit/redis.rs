@@ -7,31 +7,32 @@ use super::gcra::{Outcome, params};
 use crate::config::Quota;
 
 /// KEYS: the request's buckets. ARGV: the window, then each key's emission interval (µs). Returns
-/// {allowed, remaining, reset µs} with the same arithmetic as `gcra::evaluate`.
+/// {allowed, remaining, reset µs} with the same arithmetic as `gcra::evaluate`. Redis runs it on
+/// every limited request, so it reads every key with one `MGET` (Lua's calls into Redis are
+/// most of its cost).
 const GCRA: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = t[1] * 1000000 + t[2]
 local window = tonumber(ARGV[1])
-local next = {}
+-- One read for every key (a missing one, false, starts at now); the list then holds the new TATs.
+local tats = #KEYS > 0 and redis.call('MGET', unpack(KEYS)) or {}
 local retry = 0
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[i + 1])
-  local tat = tonumber(redis.call('GET', key) or now)
+for i = 1, #KEYS do
+  local tat = tonumber(tats[i]) or now
   if tat < now then tat = now end
-  local new_tat = tat + interval
-  if new_tat - now > window then
-    retry = math.max(retry, new_tat - window - now)
-  end
-  next[i] = new_tat
+  tat = tat + tonumber(ARGV[i + 1])
+  tats[i] = tat
+  if tat - now - window > retry then retry = tat - now - window end
 end
 if retry > 0 then
   return {0, 0, retry}
 end
 local remaining = -1
 local reset = 0
-for i, key in ipairs(KEYS) do
-  local ahead = next[i] - now
-  redis.call('SET', key, string.format('%.0f', next[i]), 'PX', math.max(1, math.ceil(ahead / 1000)))
+for i = 1, #KEYS do
+  local ahead = tats[i] - now
+  -- ahead is at least one interval (>= 1 us), so the expiry is at least 1 ms.
+  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', math.ceil(ahead / 1000))
   local left = math.floor((window - ahead) / tonumber(ARGV[i + 1]))
   if remaining < 0 or left < remaining then remaining = left end
   if ahead > reset then reset = ahead end
