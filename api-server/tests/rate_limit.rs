@@ -164,3 +164,31 @@ async fn the_redis_script_and_the_memory_store_agree() {
     let none = redis.check(&[], &[], quota).await.unwrap();
     assert!(none.allowed, "a request with no key to count against is admitted");
 }
+
+/// Requests that share a round trip are still counted one after the other: of twenty at once
+/// on one key with a quota of four, exactly four are admitted, each with its own `remaining`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_batched_into_one_script_run_are_counted_exactly() {
+    use jeex_api::{config::Quota, ratelimit::redis::RedisStore};
+    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
+    let store = std::sync::Arc::new(RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap()));
+    let p = prefix();
+    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
+    let checks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, keys) = (store.clone(), vec![format!("{p}ip"), format!("{p}user:{i}")]);
+            tokio::spawn(async move { store.check(&keys, &[1, 1], quota).await.unwrap() })
+        })
+        .collect();
+    let mut remaining = Vec::new();
+    for check in checks {
+        let outcome = check.await.unwrap();
+        if outcome.allowed {
+            remaining.push(outcome.remaining);
+        } else {
+            assert_eq!(outcome.reset_secs, 15, "the next slot frees one interval after the fourth");
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, [0, 1, 2, 3]);
+}

@@ -108,7 +108,7 @@ impl Limiter {
     }
 
     /// At most one warning a minute: a Redis outage must not flood the log.
-    fn warn(&self, e: &::redis::RedisError) {
+    fn warn(&self, e: &redis::StoreError) {
         let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
             *last = Some(Instant::now());
