@@ -156,12 +156,12 @@ async fn the_redis_script_and_the_memory_store_agree() {
             // A fresh user key beside a spent IP key: the tightest key still decides.
             keys[1] = format!("{p}other-user");
         }
-        let (shared, local) = (redis.check(&keys, &multipliers, quota).await.unwrap(), memory.check(&keys, &multipliers, quota));
+        let (shared, local) = (redis.check(keys.clone(), &multipliers, quota).await.unwrap(), memory.check(&keys, &multipliers, quota));
         assert_eq!(shared, local, "step {step}");
         refused += usize::from(!shared.allowed);
     }
     assert_eq!(refused, 8, "four admitted, then the IP key refuses everything");
-    let none = redis.check(&[], &[], quota).await.unwrap();
+    let none = redis.check(Vec::new(), &[], quota).await.unwrap();
     assert!(none.allowed, "a request with no key to count against is admitted");
 }
 
@@ -177,7 +177,7 @@ async fn concurrent_requests_batched_into_one_script_run_are_counted_exactly() {
     let checks: Vec<_> = (0..20)
         .map(|i| {
             let (store, keys) = (store.clone(), vec![format!("{p}ip"), format!("{p}user:{i}")]);
-            tokio::spawn(async move { store.check(&keys, &[1, 1], quota).await.unwrap() })
+            tokio::spawn(async move { store.check(keys, &[1, 1], quota).await.unwrap() })
         })
         .collect();
     let mut remaining = Vec::new();

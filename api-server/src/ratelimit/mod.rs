@@ -94,7 +94,7 @@ impl Limiter {
         let multipliers: Vec<u32> = identities.iter().map(|(_, m)| *m).collect();
         let outcome = match &self.store {
             Store::Memory(store) => Ok(store.check(&keys, &multipliers, quota)),
-            Store::Redis(store) => store.check(&keys, &multipliers, quota).await,
+            Store::Redis(store) => store.check(keys, &multipliers, quota).await,
         };
         match outcome {
             Ok(o) if o.allowed => Verdict::Allowed(class, quota, o),

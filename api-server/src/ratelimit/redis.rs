@@ -96,12 +96,12 @@ impl RedisStore {
     }
 
     /// Evaluates and records one request against every key.
-    pub async fn check(&self, keys: &[String], multipliers: &[u32], quota: Quota) -> Result<Outcome, StoreError> {
+    pub async fn check(&self, keys: Vec<String>, multipliers: &[u32], quota: Quota) -> Result<Outcome, StoreError> {
         let (base, window) = params(quota);
         let intervals = multipliers.iter().map(|m| (base / i64::from((*m).max(1))).max(1)).collect();
         let (reply, answer) = oneshot::channel();
         let closed = || Arc::new(redis::RedisError::from((redis::ErrorKind::Client, "the rate limiter's Redis task has stopped")));
-        self.queue.send(Pending { keys: keys.to_vec(), intervals, window, reply }).map_err(|_| closed())?;
+        self.queue.send(Pending { keys, intervals, window, reply }).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }
