@@ -20,7 +20,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{BenchDatabase, Target, free_addr, percentile, serve_command, spawn, wait_for_200};
+use common::{BenchDatabase, Target, cpu_time, cpu_time_of, free_addr, machine_busy, percentile, serve_command, spawn, wait_for_200};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -75,10 +75,11 @@ async fn run() {
 
     let pool = PgPoolOptions::new().max_connections(POOL).connect(&app_url).await.unwrap();
     let bare_get = bare(&pool, user, project, false).await;
-    let http_get = closed_loop(&server, &get_path, None, &bearer, WARMUP, MEASURE).await;
-    let (unlimited_get, limited_get) = limiter_turns(&server, &limited, &get_path, &bearer).await;
+    let http_get = closed_loop(&server, &get_path, None, &bearer, WARMUP, MEASURE).await.0;
+    let (unlimited, limited_cost) = limiter_turns(&server, &limited, &get_path, &bearer).await;
+    let (unlimited_get, limited_get) = (unlimited.rate / f64::from(TURNS), limited_cost.rate / f64::from(TURNS));
     let bare_post = bare(&pool, user, project, true).await;
-    let http_post = closed_loop(&server, &post_path, Some(DOC_BODY), &bearer, WARMUP, MEASURE).await;
+    let http_post = closed_loop(&server, &post_path, Some(DOC_BODY), &bearer, WARMUP, MEASURE).await.0;
     let fixed_get = open_loop(&server, &get_path, None, &bearer).await;
     let fixed_post = open_loop(&server, &post_path, Some(DOC_BODY), &bearer).await;
 
@@ -94,6 +95,8 @@ async fn run() {
         TURN.as_secs_f64()
     );
     println!("ratio on/off {ratio:.2}  (target >= 0.80: {})", verdict(ratio >= 0.8));
+    unlimited.print("limiter off");
+    limited_cost.print("limiter on");
     println!("\nlatency at a fixed {RATE} req/s for {}s (open loop)", MEASURE.as_secs());
     for (name, (p50, p99, sent)) in [("GET /projects/{id}", fixed_get), ("POST /projects/{id}/documents", fixed_post)] {
         println!("{name:<44} p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  ({sent} requests; p99 target < 20 ms: {})", verdict(p99 < 20.0));
@@ -218,21 +221,75 @@ async fn send(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     assert!(status.is_success(), "status {status}");
 }
 
-/// Requests per second with each of `CONNECTIONS` clients sending the next request as soon as
-/// the previous answer is in.
-/// Mean req/s of `GET` on the instance without the limiter and on the one with it, measured
-/// in alternating turns (off, on, on, off, …: each gets the earlier and the later slot alike).
-async fn limiter_turns(off: &Target, on: &Target, path: &Arc<String>, bearer: &Arc<String>) -> (f64, f64) {
-    let (mut without, mut with) = (0.0, 0.0);
-    for turn in 0..TURNS {
-        for limited in if turn % 2 == 0 { [false, true] } else { [true, false] } {
-            let rate = closed_loop(if limited { on } else { off }, path, None, bearer, TURN_WARMUP, TURN).await;
-            if limited { with += rate } else { without += rate }
-        }
-    }
-    (without / f64::from(TURNS), with / f64::from(TURNS))
+/// What one instance's turns cost: requests served and CPU time spent on them.
+#[derive(Default)]
+struct TurnCost {
+    /// Measured requests per second, summed over turns.
+    rate: f64,
+    /// Requests served, warm-ups included (the CPU readings span them too).
+    requests: u64,
+    server: Duration,
+    redis: Duration,
+    postgres: Duration,
+    generator: Duration,
+    machine: Duration,
 }
 
+impl TurnCost {
+    /// Runs one turn against `target` and adds its figures.
+    async fn turn(&mut self, target: &Target, path: &Arc<String>, bearer: &Arc<String>) {
+        let cpu = || {
+            (
+                cpu_time(target.child.id()),
+                cpu_time_of("redis-server"),
+                cpu_time_of("postgres"),
+                cpu_time(std::process::id()),
+                machine_busy(),
+            )
+        };
+        let before = cpu();
+        let (rate, requests) = closed_loop(target, path, None, bearer, TURN_WARMUP, TURN).await;
+        let after = cpu();
+        self.rate += rate;
+        self.requests += requests;
+        self.server += after.0.saturating_sub(before.0);
+        self.redis += after.1.saturating_sub(before.1);
+        self.postgres += after.2.saturating_sub(before.2);
+        self.generator += after.3.saturating_sub(before.3);
+        self.machine += after.4.saturating_sub(before.4);
+    }
+
+    /// One line: req/s, then µs of CPU per request for each part and the machine.
+    fn print(&self, name: &str) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.requests.max(1) as f64;
+        let other = self.machine.saturating_sub(self.server + self.redis + self.postgres + self.generator);
+        println!(
+            "{name:<14} {:>7.0} req/s   CPU µs/request: jeex-api {:>5.1}  redis {:>4.1}  postgres {:>5.1}  load generator {:>5.1}  other {:>4.1}  machine {:>5.1}",
+            self.rate / f64::from(TURNS),
+            per(self.server),
+            per(self.redis),
+            per(self.postgres),
+            per(self.generator),
+            per(other),
+            per(self.machine),
+        );
+    }
+}
+
+/// `GET` on the instance without the limiter and on the one with it, measured in alternating
+/// turns (off, on, on, off, …: each gets the earlier and the later slot alike).
+async fn limiter_turns(off: &Target, on: &Target, path: &Arc<String>, bearer: &Arc<String>) -> (TurnCost, TurnCost) {
+    let (mut without, mut with) = (TurnCost::default(), TurnCost::default());
+    for turn in 0..TURNS {
+        for limited in if turn % 2 == 0 { [false, true] } else { [true, false] } {
+            if limited { with.turn(on, path, bearer).await } else { without.turn(off, path, bearer).await }
+        }
+    }
+    (without, with)
+}
+
+/// Requests per second with each of `CONNECTIONS` clients sending the next request as soon as
+/// the previous answer is in, and every request served, warm-up included.
 async fn closed_loop(
     server: &Target,
     path: &Arc<String>,
@@ -240,7 +297,7 @@ async fn closed_loop(
     bearer: &Arc<String>,
     warmup: Duration,
     measure: Duration,
-) -> f64 {
+) -> (f64, u64) {
     let measure_from = Instant::now() + warmup;
     let end = measure_from + measure;
     let tasks: Vec<_> = (0..CONNECTIONS)
@@ -248,23 +305,26 @@ async fn closed_loop(
             let (addr, path, bearer) = (server.addr, path.clone(), bearer.clone());
             tokio::spawn(async move {
                 let mut sender = connect(addr).await;
-                let mut done = 0u64;
+                let (mut done, mut all) = (0u64, 0u64);
                 while Instant::now() < end {
                     let started = Instant::now();
                     send(&mut sender, &path, body, &bearer).await;
+                    all += 1;
                     if started >= measure_from {
                         done += 1;
                     }
                 }
-                done
+                (done, all)
             })
         })
         .collect();
-    let mut total = 0;
+    let (mut total, mut all) = (0, 0);
     for t in tasks {
-        total += t.await.unwrap();
+        let (done, served) = t.await.unwrap();
+        total += done;
+        all += served;
     }
-    total as f64 / measure.as_secs_f64()
+    (total as f64 / measure.as_secs_f64(), all)
 }
 
 /// p50 and p99 in ms at a fixed `RATE`: a ticker schedules each request; idle connections take

@@ -110,6 +110,27 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU time used so far by every running process whose command name is `comm` (e.g.
+/// `redis-server`, `postgres`). A process that ends between two readings drops out, so
+/// difference readings only over spans where those processes live on (pool connections).
+pub fn cpu_time_of(comm: &str) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Duration::ZERO };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm))
+        .map(cpu_time)
+        .sum()
+}
+
+/// CPU time the whole machine has spent busy (user, nice, system, irq and softirq: not idle,
+/// iowait or steal; guest time is already inside user), from /proc/stat.
+pub fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let busy: u64 = fields.iter().take(7).enumerate().filter(|(i, _)| ![3, 4].contains(i)).map(|(_, v)| v).sum();
+    Duration::from_millis(busy * 10)
+}
+
 /// Resident memory of `pid` in MiB.
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
