@@ -165,8 +165,35 @@ async fn the_redis_script_and_the_memory_store_agree() {
     assert!(none.allowed, "a request with no key to count against is admitted");
 }
 
+/// A burst that lands in one script run as one group gets, request by request, what the
+/// in-memory store gives the same requests one at a time. On a current-thread runtime the
+/// batching task cannot run until every check has queued, so all ten share one run.
+#[tokio::test]
+async fn a_burst_evaluated_as_one_group_matches_the_memory_store_request_by_request() {
+    use jeex_api::{
+        config::Quota,
+        ratelimit::{memory::MemoryStore, redis::RedisStore},
+    };
+    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
+    let redis = RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap());
+    let memory = MemoryStore::default();
+    let p = prefix();
+    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
+    let keys = vec![format!("{p}ip"), format!("{p}user"), format!("{p}project")];
+    let multipliers = [1, 2, 10];
+    let shared = futures_util::future::join_all((0..10).map(|_| redis.check(keys.clone(), &multipliers, quota))).await;
+    for (n, outcome) in shared.into_iter().enumerate() {
+        assert_eq!(outcome.unwrap(), memory.check(&keys, &multipliers, quota), "request {n}");
+    }
+    let after = redis.check(keys.clone(), &multipliers, quota).await.unwrap();
+    assert!(!after.allowed, "the group's admissions were stored");
+    assert_eq!(after.reset_secs, 15);
+}
+
 /// Requests that share a round trip are still counted one after the other: of twenty at once
 /// on one key with a quota of four, exactly four are admitted, each with its own `remaining`.
+/// Half of them name identical keys (one client's burst, evaluated by the script as a group),
+/// the other half each a user of its own, so groups and single requests share the IP key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_batched_into_one_script_run_are_counted_exactly() {
     use jeex_api::{config::Quota, ratelimit::redis::RedisStore};
@@ -176,7 +203,8 @@ async fn concurrent_requests_batched_into_one_script_run_are_counted_exactly() {
     let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
     let checks: Vec<_> = (0..20)
         .map(|i| {
-            let (store, keys) = (store.clone(), vec![format!("{p}ip"), format!("{p}user:{i}")]);
+            let user = if i % 2 == 0 { "burst".to_string() } else { i.to_string() };
+            let (store, keys) = (store.clone(), vec![format!("{p}ip"), format!("{p}user:{user}")]);
             tokio::spawn(async move { store.check(keys, &[1, 1], quota).await.unwrap() })
         })
         .collect();

@@ -5,24 +5,30 @@
 //! as soon as the previous answer is in, holding whatever queued meanwhile (nothing waits for
 //! a timer, so a lone request goes at once). Under load, Redis runs one script and the
 //! process makes one write and one read for many requests instead of one each.
+//!
+//! Requests of a batch arrived together, so any order of evaluating them is a valid one. Those
+//! that name the same keys under the same quota (one client's burst) go as one group: the
+//! script admits as many of them as fit at once, and the process works out each one's figures
+//! with `gcra::nth`, the arithmetic the in-memory store uses. Lua runs per group and key, not
+//! per request: its interpreter is most of a script run's cost.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use redis::{Script, aio::ConnectionManager};
 use tokio::sync::{mpsc, oneshot};
 
-use super::gcra::{Outcome, params};
+use super::gcra::{self, Outcome};
 use crate::config::Quota;
 
 /// Requests evaluated by one script run at most.
 const MAX_BATCH: usize = 64;
 
-/// ARGV: the request count, then per request its window, its key count k and its keys'
-/// emission intervals (µs); KEYS: every request's keys in order. The requests are evaluated
-/// one after the other, exactly as separate runs would (a key two requests share sees the
-/// first one's count), with the arithmetic of `gcra::evaluate`. Returns {allowed, remaining,
-/// reset µs} per request, flattened. Every key is read with one `MGET` and each changed key
-/// written once: Lua's calls into Redis are most of its cost.
+/// ARGV: the group count, then per group its window, its key count n, its request count m
+/// and its keys' emission intervals (µs); KEYS: every group's keys in order. Groups are
+/// evaluated one after the other (a key two groups share sees the first one's admissions).
+/// Returns per group the number admitted, then how far each key's TAT stood ahead of now
+/// before them (µs, 0 for a new or lapsed key): flattened. Every key is read with one `MGET`
+/// and each changed key written once.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
@@ -34,32 +40,29 @@ end
 local changed = {}
 local out = {}
 local a, k = 2, 0
-for r = 1, tonumber(ARGV[1]) do
-  local window, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local next = {}
-  local retry = 0
+for g = 1, tonumber(ARGV[1]) do
+  local window, n, admit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local slot = #out + 1
+  out[slot] = 0
   for j = 1, n do
-    local v = tat[KEYS[k + j]]
-    if v < now then v = now end
-    v = v + tonumber(ARGV[a + 1 + j])
-    next[j] = v
-    if v - now - window > retry then retry = v - now - window end
+    local ahead = tat[KEYS[k + j]] - now
+    if ahead < 0 then ahead = 0 end
+    out[slot + j] = ahead
+    local interval = tonumber(ARGV[a + 2 + j])
+    local fits = math.floor((window - ahead) / interval)
+    -- The division is in doubles and may round up to a whole number; the product is exact.
+    if fits * interval > window - ahead then fits = fits - 1 end
+    if fits < admit then admit = fits end
   end
-  if retry > 0 then
-    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = retry
-  else
-    local remaining, reset = -1, 0
+  if admit > 0 then
+    out[slot] = admit
     for j = 1, n do
-      local key, ahead = KEYS[k + j], next[j] - now
-      tat[key] = next[j]
+      local key = KEYS[k + j]
+      tat[key] = now + out[slot + j] + admit * tonumber(ARGV[a + 2 + j])
       changed[key] = true
-      local left = math.floor((window - ahead) / tonumber(ARGV[a + 1 + j]))
-      if remaining < 0 or left < remaining then remaining = left end
-      if ahead > reset then reset = ahead end
     end
-    out[#out + 1] = 1; out[#out + 1] = remaining; out[#out + 1] = reset
   end
-  a = a + 2 + n
+  a = a + 3 + n
   k = k + n
 end
 for key in pairs(changed) do
@@ -97,8 +100,7 @@ impl RedisStore {
 
     /// Evaluates and records one request against every key.
     pub async fn check(&self, keys: Vec<String>, multipliers: &[u32], quota: Quota) -> Result<Outcome, StoreError> {
-        let (base, window) = params(quota);
-        let intervals = multipliers.iter().map(|m| (base / i64::from((*m).max(1))).max(1)).collect();
+        let (intervals, window) = gcra::intervals(multipliers, quota);
         let (reply, answer) = oneshot::channel();
         let closed = || Arc::new(redis::RedisError::from((redis::ErrorKind::Client, "the rate limiter's Redis task has stopped")));
         self.queue.send(Pending { keys, intervals, window, reply }).map_err(|_| closed())?;
@@ -126,25 +128,57 @@ async fn batches(mut pending: mpsc::UnboundedReceiver<Pending>, conn: Connection
     }
 }
 
+/// Requests of a batch with the same keys, intervals and window, by their place in the batch.
+struct Group<'a> {
+    keys: &'a [String],
+    intervals: &'a [i64],
+    window: i64,
+    members: Vec<usize>,
+}
+
+/// Groups `batch` by keys and quota, in order of first appearance.
+fn groups(batch: &[Pending]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: HashMap<(&[String], &[i64], i64), usize> = HashMap::new();
+    for (i, p) in batch.iter().enumerate() {
+        let at = *index.entry((&p.keys, &p.intervals, p.window)).or_insert_with(|| {
+            groups.push(Group { keys: &p.keys, intervals: &p.intervals, window: p.window, members: Vec::new() });
+            groups.len() - 1
+        });
+        groups[at].members.push(i);
+    }
+    groups
+}
+
 /// One script run for `batch`; an outcome per request, in order.
 async fn run(conn: &ConnectionManager, script: &Script, batch: &[Pending]) -> Result<Vec<Outcome>, redis::RedisError> {
+    let groups = groups(batch);
     let mut invocation = script.prepare_invoke();
-    invocation.arg(batch.len());
-    for p in batch {
-        invocation.arg(p.window).arg(p.keys.len());
-        for (key, interval) in p.keys.iter().zip(&p.intervals) {
+    invocation.arg(groups.len());
+    for g in &groups {
+        invocation.arg(g.window).arg(g.keys.len()).arg(g.members.len());
+        for (key, interval) in g.keys.iter().zip(g.intervals) {
             invocation.key(key).arg(interval);
         }
     }
     let flat: Vec<i64> = invocation.invoke_async(&mut conn.clone()).await?;
-    if flat.len() != batch.len() * 3 {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "the rate limiter's script answered for the wrong number of requests",
-        )));
+    let wrong = || redis::RedisError::from((redis::ErrorKind::Parse, "the rate limiter's script answered in an unexpected shape"));
+    if flat.len() != groups.iter().map(|g| 1 + g.keys.len()).sum::<usize>() {
+        return Err(wrong());
     }
-    Ok(flat
-        .chunks_exact(3)
-        .map(|o| Outcome { allowed: o[0] == 1, remaining: o[1].max(0) as u64, reset_secs: (o[2].max(0) as u64).div_ceil(1_000_000).max(1) })
-        .collect())
+    let mut outcomes = vec![None; batch.len()];
+    let mut at = 0;
+    for g in &groups {
+        let admitted = u64::try_from(flat[at]).map_err(|_| wrong())?;
+        let ahead = &flat[at + 1..at + 1 + g.keys.len()];
+        if admitted > g.members.len() as u64 {
+            return Err(wrong());
+        }
+        for (n, &member) in (1..).zip(&g.members) {
+            outcomes[member] = Some(gcra::nth(ahead, g.intervals, g.window, admitted, n));
+        }
+        at += 1 + g.keys.len();
+    }
+    // Every request belongs to exactly one group, so every place is filled.
+    outcomes.into_iter().collect::<Option<Vec<_>>>().ok_or_else(wrong)
 }
