@@ -33,7 +33,7 @@ const POOL: u32 = 30;
 const WARMUP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(5);
 /// Turns each of the limiter's two instances gets, and the length of one turn.
-const TURNS: u32 = 4;
+const TURNS: u32 = 6;
 const TURN: Duration = Duration::from_millis(2_500);
 /// Warm-up before each turn: the connections are opened anew.
 const TURN_WARMUP: Duration = Duration::from_millis(500);
