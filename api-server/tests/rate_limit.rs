@@ -5,6 +5,10 @@
 
 mod support;
 
+use jeex_api::{
+    config::Quota,
+    ratelimit::{memory::MemoryStore, redis::RedisStore},
+};
 use jeex_e2e::net::closed_port;
 use reqwest::Response;
 use serde_json::Value;
@@ -134,22 +138,29 @@ async fn without_redis_each_replica_limits_in_memory() {
     assert_eq!(statuses, [401, 401, 429]);
 }
 
-/// The Redis script and the in-memory store are one arithmetic (`gcra::evaluate`): over a burst
+/// Quota of the store-level tests below: four a minute.
+const QUOTA: Quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
+/// Multiples of [`three_keys`]: IP, user, project.
+const MULTIPLIERS: [u32; 3] = [1, 2, 10];
+
+/// The Redis store on the test Redis.
+async fn redis_store() -> RedisStore {
+    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
+    RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap())
+}
+
+/// An IP, a user and a project key under prefix `p`.
+fn three_keys(p: &str) -> Vec<String> {
+    vec![format!("{p}ip"), format!("{p}user"), format!("{p}project")]
+}
+
+/// The Redis script and the in-memory store decide alike (`gcra`'s arithmetic): over a burst
 /// on three keys with different multiples, one of them new halfway, they admit, count down,
 /// report the reset and refuse alike.
 #[tokio::test]
 async fn the_redis_script_and_the_memory_store_agree() {
-    use jeex_api::{
-        config::Quota,
-        ratelimit::{memory::MemoryStore, redis::RedisStore},
-    };
-    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
-    let redis = RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap());
-    let memory = MemoryStore::default();
-    let p = prefix();
-    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
-    let mut keys = vec![format!("{p}ip"), format!("{p}user"), format!("{p}project")];
-    let multipliers = [1, 2, 10];
+    let (redis, memory, quota, p) = (redis_store().await, MemoryStore::default(), QUOTA, prefix());
+    let (mut keys, multipliers) = (three_keys(&p), MULTIPLIERS);
     let mut refused = 0;
     for step in 0..12 {
         if step == 6 {
@@ -170,17 +181,8 @@ async fn the_redis_script_and_the_memory_store_agree() {
 /// batching task cannot run until every check has queued, so all ten share one run.
 #[tokio::test]
 async fn a_burst_evaluated_as_one_group_matches_the_memory_store_request_by_request() {
-    use jeex_api::{
-        config::Quota,
-        ratelimit::{memory::MemoryStore, redis::RedisStore},
-    };
-    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
-    let redis = RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap());
-    let memory = MemoryStore::default();
-    let p = prefix();
-    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
-    let keys = vec![format!("{p}ip"), format!("{p}user"), format!("{p}project")];
-    let multipliers = [1, 2, 10];
+    let (redis, memory, quota, p) = (redis_store().await, MemoryStore::default(), QUOTA, prefix());
+    let (keys, multipliers) = (three_keys(&p), MULTIPLIERS);
     let shared = futures_util::future::join_all((0..10).map(|_| redis.check(keys.clone(), &multipliers, quota))).await;
     for (n, outcome) in shared.into_iter().enumerate() {
         assert_eq!(outcome.unwrap(), memory.check(&keys, &multipliers, quota), "request {n}");
@@ -196,11 +198,7 @@ async fn a_burst_evaluated_as_one_group_matches_the_memory_store_request_by_requ
 /// the other half each a user of its own, so groups and single requests share the IP key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_batched_into_one_script_run_are_counted_exactly() {
-    use jeex_api::{config::Quota, ratelimit::redis::RedisStore};
-    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
-    let store = std::sync::Arc::new(RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap()));
-    let p = prefix();
-    let quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
+    let (store, quota, p) = (std::sync::Arc::new(redis_store().await), QUOTA, prefix());
     let checks: Vec<_> = (0..20)
         .map(|i| {
             let user = if i % 2 == 0 { "burst".to_string() } else { i.to_string() };
