@@ -1,8 +1,16 @@
 //! `jeex-operator run`: serve `/healthz`, `/readyz` and `/metrics`, wait for the leader
-//! Lease, then run the controller: it watches `JeexBackend`s and the Deployments, Jobs and
-//! Secrets they own, and reconciles each change.
+//! Lease, then run the controller: it watches `JeexBackend`s, the Deployments and Jobs they
+//! own and every Secret they read (given or generated), and reconciles each change.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -13,7 +21,7 @@ use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::Secret};
 use kube::{
     Api, Client,
     api::ListParams,
-    runtime::{Controller, watcher},
+    runtime::{Controller, reflector::ObjectRef, watcher},
 };
 
 use crate::{
@@ -21,7 +29,12 @@ use crate::{
     lease::Elector,
     metrics::Metrics,
     reconcile::{self, Context},
+    secrets,
 };
+
+/// `/healthz` fails when a reconcile has run this long (past its own deadline, so the loop is
+/// stuck) or a leader has not renewed its Lease for this long.
+pub const STUCK: Duration = Duration::from_secs(300);
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -64,7 +77,8 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let metrics = Metrics::default();
     let listener =
         tokio::net::TcpListener::bind(settings.http_addr).await.map_err(|source| RunError::Listen { addr: settings.http_addr, source })?;
-    tokio::spawn(serve_http(listener, metrics.clone()));
+    let leading = Arc::new(AtomicBool::new(false));
+    tokio::spawn(serve_http(listener, metrics.clone(), leading.clone()));
 
     let backends: Api<JeexBackend> = Api::all(client.clone());
     backends.list(&ListParams::default().limit(1)).await.map_err(RunError::NoCrd)?;
@@ -73,14 +87,29 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     if settings.leader_election {
         tracing::info!(identity = %settings.identity, "waiting for the leader Lease");
         elector.acquire().await;
+        metrics.renewed();
+        leading.store(true, Ordering::Relaxed);
         tracing::info!("leading: reconciling");
     }
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=jeex-operator");
-    let ctx = Arc::new(Context::new(client.clone(), metrics));
-    let controller = Controller::new(backends, watcher::Config::default().any_semantic())
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
+    let controller = Controller::new(backends, watcher::Config::default().any_semantic());
+    let resources = controller.store();
+    // Generated Secrets are not owned (they outlive the resource) and given ones never were:
+    // a Secret maps to every resource in its namespace that reads it.
+    let readers = move |secret: Secret| {
+        let (ns, name) = (secret.metadata.namespace.clone(), secret.metadata.name.clone().unwrap_or_default());
+        resources
+            .state()
+            .into_iter()
+            .filter(|jb| jb.metadata.namespace == ns && secrets::referenced(jb).contains(&name))
+            .map(|jb| ObjectRef::from_obj(&*jb))
+            .collect::<Vec<_>>()
+    };
+    let controller = controller
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Job>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client.clone()), owned)
+        .owns(Api::<Job>::all(client.clone()), owned)
+        .watches(Api::<Secret>::all(client.clone()), watcher::Config::default(), readers)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -92,7 +121,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     if settings.leader_election {
         tokio::select! {
             () = controller => Ok(()),
-            () = elector.keep() => Err(RunError::LostLease),
+            () = elector.keep(|| metrics.renewed()) => Err(RunError::LostLease),
         }
     } else {
         controller.await;
@@ -100,17 +129,23 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     }
 }
 
-/// `/healthz` (the process runs), `/readyz` (it serves) and `/metrics`.
-async fn serve_http(listener: tokio::net::TcpListener, metrics: Metrics) {
+/// `/healthz` (the control loop is not stuck), `/readyz` (it serves) and `/metrics`.
+async fn serve_http(listener: tokio::net::TcpListener, metrics: Metrics, leading: Arc<AtomicBool>) {
     loop {
         let Ok((socket, _)) = listener.accept().await else { continue };
         let metrics = metrics.clone();
+        let leading = leading.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
+                let leading = leading.load(Ordering::Relaxed);
                 async move {
                     let (status, body) = match req.uri().path() {
-                        "/healthz" | "/readyz" => (200, "ok".to_owned()),
+                        "/healthz" => match metrics.unhealthy(STUCK, leading) {
+                            None => (200, "ok".to_owned()),
+                            Some(why) => (503, why),
+                        },
+                        "/readyz" => (200, "ok".to_owned()),
                         "/metrics" => (200, metrics.render()),
                         _ => (404, "not found".to_owned()),
                     };

@@ -23,14 +23,20 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "JeexBackendStatus",
     cel,
+    validation = Rule::new("self.metadata.name.size() <= 44 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "metadata.name must be a DNS-1035 label of at most 44 characters (lower case letters, digits and '-', starting with a letter): the Service takes the name as it is and the migration Job adds -migrate-<10 hex>, and both must stay within 63"
+    ),
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Image","type":"string","jsonPath":".spec.image"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("self.database.maxConnections >= self.replicas + 4").message(
-    "database.maxConnections must be at least replicas + 4: one connection for each replica and the surge pod, two for the migration Job, one spare"
+#[x_kube(validation = Rule::new(crate::pools::BUDGET_RULE).message(
+    "database.maxConnections is too small for replicas: after a tenth spare (at least 1) and 2 for the migration Job, each replica and the surge pod needs one connection (see status.pools and the README's connection budget)"
+))]
+#[x_kube(validation = Rule::new("self.auth.algorithm == 'RS256' || has(self.auth.signingKeySecret)").message(
+    "auth.algorithm ES256 and EdDSA need auth.signingKeySecret: the operator generates RS256 keys only"
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct JeexBackendSpec {
@@ -83,6 +89,21 @@ pub struct JeexBackendSpec {
     /// The rollout gate.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// What happens to the Secrets the operator generated (`<name>-db-app`, `<name>-jwt`)
+    /// when the resource is deleted: `Retain` (default) keeps them, so deleting and
+    /// re-creating the resource (an Argo CD replace, a move) keeps the same database password
+    /// and signing key and nobody is logged out; `Delete` removes them with the resource.
+    #[serde(default = "defaults::retention")]
+    pub secret_retention: SecretRetention,
+}
+
+/// What happens to generated Secrets when the resource goes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SecretRetention {
+    /// Keep them (they carry no owner reference).
+    Retain,
+    /// Delete them with the resource (owned by it).
+    Delete,
 }
 
 /// Image pull policy.
@@ -294,21 +315,37 @@ pub struct CorsSpec {
     pub origins: Vec<String>,
 }
 
-/// Quotas, as `<n>/<s|min|h>` or `off`.
+/// A quota as the CRD accepts it: `off`, or `<requests>/<window>` with 1 to 1,000,000 requests
+/// and a window of `<n>` (optional, 1 when absent) and a unit `s`, `m`, `min` or `h`, from 1 s
+/// to 24 h. The API's parser (`JEEX_RATE_LIMIT_*`) accepts every such value with the same
+/// meaning (a test holds the two together); it also takes spellings the CRD does not
+/// (`1h30m`, `86400000ms`), which a manifest writes in this canonical form instead.
+pub const RATE_RULE: &str = "self == 'off' || (self.matches('^[1-9][0-9]{0,6}/([1-9][0-9]{0,5})?(s|m|min|h)$') && int(self.split('/')[0]) <= 1000000 && (self.endsWith('min') ? (self.split('/')[1].size() == 3 ? 1 : int(self.split('/')[1].substring(0, self.split('/')[1].size() - 3))) * 60 : self.endsWith('h') ? (self.split('/')[1].size() == 1 ? 1 : int(self.split('/')[1].substring(0, self.split('/')[1].size() - 1))) * 3600 : self.endsWith('m') ? (self.split('/')[1].size() == 1 ? 1 : int(self.split('/')[1].substring(0, self.split('/')[1].size() - 1))) * 60 : (self.split('/')[1].size() == 1 ? 1 : int(self.split('/')[1].substring(0, self.split('/')[1].size() - 1)))) <= 86400)";
+/// Whether the CRD's rule admits `value` as a quota (evaluated by the same CEL rule the API
+/// server runs; tests hold it against the API's own parser).
+pub fn rate_admitted(value: &str) -> bool {
+    let schema = serde_json::json!({ "type": "string", "x-kubernetes-validations": [{ "rule": RATE_RULE }] });
+    kube::core::cel::Validator::new().validate(&schema, &serde_json::Value::String(value.to_owned()), None).is_ok()
+}
+
+/// The CRD's message for a quota it refuses.
+pub const RATE_MESSAGE: &str = "rateLimit values are <requests>/<window> with 1-1000000 requests and a window from 1s to 24h in s, m, min or h (120/60s, 600/min, 5/h), or off";
+
+/// Quotas, as `<n>/<s|m|min|h>` or `off`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitSpec {
     /// Reads per client, as `<requests>/<window>` (`600/min`, `100/10s`) or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
+    #[x_kube(validation = Rule::new(RATE_RULE).message(RATE_MESSAGE))]
     pub reads: Option<String>,
     /// Writes per client, as `<requests>/<window>` or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
+    #[x_kube(validation = Rule::new(RATE_RULE).message(RATE_MESSAGE))]
     pub writes: Option<String>,
     /// Sign-in attempts per client, as `<requests>/<window>` or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == 'off' || self.matches('^[1-9][0-9]{0,5}/([1-9][0-9]{0,4})?(s|m|min|h)$')").message("rateLimit values are <requests>/<window> such as 120/60s or 600/min, or off"))]
+    #[x_kube(validation = Rule::new(RATE_RULE).message(RATE_MESSAGE))]
     pub auth: Option<String>,
 }
 
@@ -359,11 +396,21 @@ pub struct RolloutSpec {
     #[serde(default = "defaults::dependency_timeout")]
     #[schemars(range(min = 1, max = 300))]
     pub dependency_timeout_seconds: i32,
+    /// Seconds a rollout may go without progress before it is reported failed
+    /// (`Stalled=True`, reason `ProgressDeadlineExceeded`): the Deployment's
+    /// `progressDeadlineSeconds`.
+    #[serde(default = "defaults::progress_deadline")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub progress_deadline_seconds: i32,
 }
 
 impl Default for RolloutSpec {
     fn default() -> Self {
-        Self { paused: false, dependency_timeout_seconds: defaults::dependency_timeout() }
+        Self {
+            paused: false,
+            dependency_timeout_seconds: defaults::dependency_timeout(),
+            progress_deadline_seconds: defaults::progress_deadline(),
+        }
     }
 }
 
@@ -390,6 +437,10 @@ pub struct JeexBackendStatus {
     /// The image whose migrations last succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrated_image: Option<String>,
+    /// Images whose migrations succeeded, newest last (at most 10): rolling back to one of
+    /// them runs no migration (its `migrate` would refuse the newer schema).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub migrated_images: Vec<String>,
     /// Computed connection pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pools: Option<PoolStatus>,
@@ -427,7 +478,14 @@ pub struct PoolStatus {
 }
 
 mod defaults {
-    use super::{JwtAlgorithm, PullPolicy, VectorDistance};
+    use super::{JwtAlgorithm, PullPolicy, SecretRetention, VectorDistance};
+
+    pub fn retention() -> SecretRetention {
+        SecretRetention::Retain
+    }
+    pub fn progress_deadline() -> i32 {
+        600
+    }
 
     pub fn pull_policy() -> PullPolicy {
         PullPolicy::IfNotPresent

@@ -2,8 +2,12 @@
 //! holder reconciles. A replica takes the Lease when it is free or its holder stopped renewing
 //! for a whole lease duration; the API server's optimistic concurrency (resourceVersion)
 //! decides a race. A leader that cannot renew in time stops, so two never reconcile at once.
+//!
+//! Expiry is judged as client-go judges it: by when *this* replica last saw the Lease record
+//! change, on its own monotonic clock, never by comparing the holder's `renewTime` with the
+//! local wall clock — clocks of two nodes 10 s apart would otherwise make two leaders.
 
-use std::time::Duration;
+use std::{sync::Mutex, time::Duration};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -17,11 +21,16 @@ pub const DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews (and a follower retries).
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
 
+/// A Lease record as last seen (holder, renewTime), and when this replica first saw it.
+type Observed = ((String, Option<MicroTime>), tokio::time::Instant);
+
 /// One replica's claim on the Lease.
 pub struct Elector {
     api: Api<Lease>,
     name: String,
     identity: String,
+    /// The Lease record (holder, renewTime) last seen, and when (locally) it was first seen.
+    observed: Mutex<Option<Observed>>,
 }
 
 /// What an attempt found.
@@ -36,10 +45,10 @@ pub enum Claim {
 impl Elector {
     /// An elector for the Lease `name` in `namespace`, as `identity` (the pod name).
     pub fn new(client: Client, namespace: &str, name: &str, identity: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into() }
+        Self { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into(), observed: Mutex::new(None) }
     }
 
-    /// Takes or renews the Lease when we may.
+    /// Takes or renews the Lease when we may; `now` is what goes into `renewTime`.
     pub async fn try_claim(&self, now: jiff::Timestamp) -> Result<Claim, kube::Error> {
         let fresh = |lease: Option<Lease>, transitions: i32| {
             let mut lease = lease.unwrap_or_else(|| Lease {
@@ -66,10 +75,20 @@ impl Elector {
         };
         let spec = current.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
-        let expired = spec.renew_time.as_ref().is_none_or(|t| {
-            let lasts = i64::from(spec.lease_duration_seconds.unwrap_or(DURATION.as_secs() as i32));
-            now.duration_since(t.0).as_secs() >= lasts
-        });
+        let lasts = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(DURATION.as_secs() as i32).max(1) as u64);
+        let record = (holder.clone(), spec.renew_time.clone());
+        let local = tokio::time::Instant::now();
+        let expired = {
+            let mut observed = self.observed.lock().expect("not poisoned");
+            match observed.as_ref() {
+                Some((seen, since)) if *seen == record => local.duration_since(*since) >= lasts,
+                _ => {
+                    // Changed (or first seen): it counts as renewed now, whatever renewTime says.
+                    *observed = Some((record, local));
+                    false
+                }
+            }
+        };
         if holder != self.identity && !holder.is_empty() && !expired {
             return Ok(Claim::HeldBy(holder));
         }
@@ -95,13 +114,16 @@ impl Elector {
     }
 
     /// Renews until a renewal fails for a whole lease duration (or someone else took it);
-    /// returns then, and the caller must stop reconciling.
-    pub async fn keep(&self) {
+    /// returns then, and the caller must stop reconciling. `renewed` runs after each renewal.
+    pub async fn keep(&self, renewed: impl Fn()) {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(RENEW_EVERY).await;
             match self.try_claim(jiff::Timestamp::now()).await {
-                Ok(Claim::Held) => last_renewed = tokio::time::Instant::now(),
+                Ok(Claim::Held) => {
+                    last_renewed = tokio::time::Instant::now();
+                    renewed();
+                }
                 Ok(Claim::HeldBy(holder)) => {
                     tracing::error!(%holder, "lost the leader Lease");
                     return;

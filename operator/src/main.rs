@@ -16,7 +16,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the JeexBackend CustomResourceDefinition as YAML.
-    Crd,
+    Crd {
+        /// Print it as the Helm chart's template (labels, keep policy, `crds.install`).
+        #[arg(long)]
+        chart: bool,
+    },
     /// Run the controller (in the cluster, or against KUBECONFIG).
     Run {
         /// Where /healthz, /readyz and /metrics listen.
@@ -39,10 +43,11 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Crd => {
+        Command::Crd { chart } => {
             use std::io::Write;
+            let text = if chart { jeex_operator::crd_chart_template() } else { jeex_operator::crd_yaml() };
             // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::stdout().write_all(jeex_operator::crd_yaml().as_bytes());
+            let _ = std::io::stdout().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
         Command::Run { http_addr, namespace, identity, leader_election, log_format } => {

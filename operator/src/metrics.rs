@@ -1,6 +1,13 @@
-//! Controller metrics for `/metrics`: reconciles, failures and their duration.
+//! Controller metrics for `/metrics` (reconciles, failures and their duration) and the
+//! liveness the operator reports on `/healthz`: a reconcile still running well past its
+//! deadline means the control loop is stuck (the deadline's own timer did not fire), and a
+//! leader whose Lease renewals stopped must not keep reconciling.
 
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, Registry, TextEncoder};
 
@@ -11,6 +18,22 @@ pub struct Metrics {
     reconciles: IntCounter,
     failures: IntCounter,
     duration: Histogram,
+    running: Arc<Mutex<(u64, BTreeMap<u64, Instant>)>>,
+    renewed: Arc<Mutex<Option<Instant>>>,
+}
+
+/// A reconcile in flight; dropping it ends it.
+pub struct Running {
+    id: u64,
+    running: Arc<Mutex<(u64, BTreeMap<u64, Instant>)>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.running.lock() {
+            r.1.remove(&self.id);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -28,7 +51,7 @@ impl Default for Metrics {
         {
             registry.register(c).expect("unique metric names");
         }
-        Self { registry, reconciles, failures, duration }
+        Self { registry, reconciles, failures, duration, running: Arc::default(), renewed: Arc::default() }
     }
 }
 
@@ -42,6 +65,38 @@ impl Metrics {
         self.duration.observe(took.as_secs_f64());
     }
 
+    /// Marks a reconcile as running until the returned guard drops.
+    pub fn running(&self) -> Running {
+        let mut r = self.running.lock().expect("not poisoned");
+        r.0 += 1;
+        let id = r.0;
+        r.1.insert(id, Instant::now());
+        Running { id, running: self.running.clone() }
+    }
+
+    /// Records that the leader renewed its Lease.
+    pub fn renewed(&self) {
+        *self.renewed.lock().expect("not poisoned") = Some(Instant::now());
+    }
+
+    /// Why the process is not live, if it is not: a reconcile running longer than `stuck`, or
+    /// (when leading) no Lease renewal for `stuck`.
+    pub fn unhealthy(&self, stuck: Duration, leading: bool) -> Option<String> {
+        let now = Instant::now();
+        if let Some(oldest) = self.running.lock().expect("not poisoned").1.values().min()
+            && now.duration_since(*oldest) > stuck
+        {
+            return Some(format!("a reconcile has been running for {}s", now.duration_since(*oldest).as_secs()));
+        }
+        if leading
+            && let Some(at) = *self.renewed.lock().expect("not poisoned")
+            && now.duration_since(at) > stuck
+        {
+            return Some(format!("the leader Lease was last renewed {}s ago", now.duration_since(at).as_secs()));
+        }
+        None
+    }
+
     /// Reconciles so far.
     pub fn reconciles(&self) -> u64 {
         self.reconciles.get()
@@ -52,5 +107,25 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_running_too_long_makes_the_process_unhealthy() {
+        let m = Metrics::default();
+        assert_eq!(m.unhealthy(Duration::from_millis(20), false), None);
+        let running = m.running();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(m.unhealthy(Duration::from_millis(20), false).unwrap().contains("a reconcile has been running"));
+        drop(running);
+        assert_eq!(m.unhealthy(Duration::from_millis(20), false), None, "it ended");
+        m.renewed();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(m.unhealthy(Duration::from_millis(20), true).unwrap().contains("Lease"));
+        assert_eq!(m.unhealthy(Duration::from_millis(20), false), None, "a follower renews nothing");
     }
 }

@@ -3,10 +3,15 @@
 //! so a resource already in its desired state costs reads and no writes. A step that cannot
 //! pass stops the ones after it: nothing new starts and the running version keeps serving.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use k8s_openapi::{
     api::{
+        apps::v1::Deployment,
         batch::v1::Job,
         core::v1::{Pod, Secret},
         policy::v1::PodDisruptionBudget,
@@ -26,21 +31,25 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     conditions::{self, Set, Transition},
     crd::{FailedMigration, JeexBackend, JeexBackendStatus, SecretKeyRef},
-    objects::{
-        MANAGER, Names,
-        config::{self, Inputs},
-        deployment, hash, job, pdb, service,
-    },
+    objects::{MANAGER, Names, config::Inputs, deployment, hash, job, pdb, service},
     pools, probes, secrets,
 };
 
 /// Annotation on the resource: change its value to retry a failed migration of the same image.
 pub const RETRY_MIGRATION: &str = "jeex.dev/retry-migration";
-/// Annotation on every applied object: the hash of what the operator last applied, so an
-/// unchanged object costs a read, not a write.
+/// Annotation on every applied object: the hash of what the operator last applied. An object
+/// that carries it and still holds every applied field as applied costs a read, not a write;
+/// a field someone changed by hand (drift) is applied again.
 pub const APPLIED: &str = "jeex.dev/applied";
 /// Log lines of a failed migration kept in the status message and the Event.
 const LOG_TAIL: i64 = 20;
+/// Images remembered as migrated (for rollbacks).
+const MIGRATED_KEPT: usize = 10;
+/// The longest a reconcile may take; past it, it fails (and is retried with back-off).
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The time source (the system clock; a test's simulated one).
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// What reconciles share.
 pub struct Context {
@@ -50,17 +59,26 @@ pub struct Context {
     pub recorder: Recorder,
     /// Counts reconciles and errors.
     pub metrics: crate::metrics::Metrics,
+    /// The time.
+    pub clock: Clock,
+    /// Consecutive failures per resource (`namespace/name`), for the back-off.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context on `client`.
+    /// A context on `client` with the system clock.
     pub fn new(client: Client, metrics: crate::metrics::Metrics) -> Self {
+        Self::with_clock(client, metrics, Arc::new(jiff::Timestamp::now))
+    }
+
+    /// A context on `client` telling the time with `clock`.
+    pub fn with_clock(client: Client, metrics: crate::metrics::Metrics, clock: Clock) -> Self {
         let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, clock, failures: Mutex::default() }
     }
 }
 
-/// Why a reconcile failed (it is retried with back-off).
+/// Why a reconcile failed (written to the status, then retried with back-off).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API refused or failed a call.
@@ -69,6 +87,23 @@ pub enum Error {
     /// A key pair could not be generated.
     #[error(transparent)]
     KeyGen(#[from] secrets::KeyGenError),
+    /// The reconcile took longer than [`DEADLINE`].
+    #[error("the reconcile took longer than {}s (a Kubernetes or dependency call hung)", DEADLINE.as_secs())]
+    Timeout,
+}
+
+impl Error {
+    /// The condition reason, and whether only a change by someone (RBAC, an admission
+    /// policy, the object) can get past it.
+    fn reason(&self) -> (&'static str, bool) {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 403 => ("Forbidden", true),
+            Error::Kube(kube::Error::Api(s)) if s.code == 422 => ("Invalid", true),
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => ("Conflict", false),
+            Error::Timeout => ("ReconcileTimeout", false),
+            _ => ("ReconcileError", false),
+        }
+    }
 }
 
 /// Where this reconcile got to, for the status and the requeue.
@@ -102,6 +137,18 @@ impl Progress {
         self.set(conditions::RECONCILING, false, reason, message);
         self.set(conditions::STALLED, true, reason, message);
     }
+
+    /// A reconcile error: reported, retried with back-off.
+    fn failed(&mut self, error: &Error) {
+        let (reason, stalled) = error.reason();
+        let message = format!("{error}; retrying with back-off");
+        if stalled {
+            self.stalled(reason, &message);
+        } else {
+            self.set(conditions::READY, false, reason, &message);
+            self.set(conditions::RECONCILING, true, reason, &message);
+        }
+    }
 }
 
 /// Capped exponential back-off without per-object state: wait about half as long as the
@@ -111,12 +158,20 @@ fn backoff(status: &JeexBackendStatus, kind: &str, now: jiff::Timestamp) -> Dura
     Duration::from_secs((failing / 2).clamp(5, 300))
 }
 
+fn key_of(jb: &JeexBackend) -> String {
+    format!("{}/{}", jb.namespace().unwrap_or_default(), jb.name_any())
+}
+
 /// Reconciles one `JeexBackend`.
 #[tracing::instrument(skip_all, fields(namespace = jb.metadata.namespace.as_deref(), name = jb.metadata.name.as_deref()))]
 pub async fn reconcile(jb: Arc<JeexBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = run(&jb, &ctx).await;
+    let _running = ctx.metrics.running();
+    let result = tokio::time::timeout(DEADLINE, run(&jb, &ctx)).await.unwrap_or(Err(Error::Timeout));
     ctx.metrics.observe(started.elapsed(), result.is_err());
+    if result.is_ok() {
+        ctx.failures.lock().expect("not poisoned").remove(&key_of(&jb));
+    }
     result
 }
 
@@ -126,12 +181,64 @@ async fn run(jb: &JeexBackend, ctx: &Context) -> Result<Action, Error> {
         status: jb.status.clone().unwrap_or_default(),
         transitions: Vec::new(),
         generation: jb.metadata.generation,
-        now: jiff::Timestamp::now(),
+        now: (ctx.clock)(),
     };
-    let action = steps(jb, ctx, &ns, &mut p).await?;
+    let outcome = steps(jb, ctx, &ns, &mut p).await;
     p.status.observed_generation = jb.metadata.generation;
-    finish(jb, ctx, &ns, p).await?;
-    Ok(action)
+    match outcome {
+        Ok(action) => {
+            finish(jb, ctx, &ns, p).await?;
+            Ok(action)
+        }
+        Err(error) => {
+            // What got done (a migration that succeeded) and why it stopped reach the status.
+            p.failed(&error);
+            publish(ctx, jb, EventType::Warning, error.reason().0, &error.to_string()).await;
+            if let Err(e) = finish(jb, ctx, &ns, p).await {
+                tracing::warn!(error = %e, "cannot write the status of a failed reconcile");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// What the live Deployment runs.
+struct LiveDeployment {
+    object: Option<Deployment>,
+    pools: Option<pools::Live>,
+    keys: secrets::Rolled,
+}
+
+fn env_of(d: &Deployment, name: &str) -> Option<String> {
+    let pod = d.spec.template.spec.as_ref()?;
+    pod.containers.first()?.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
+}
+
+/// Reads what the live Deployment's pod template carries and whether its rollout is over.
+fn live_deployment(d: Option<Deployment>, budget: i32) -> LiveDeployment {
+    let Some(d) = d else { return LiveDeployment { object: None, pools: None, keys: secrets::Rolled::default() } };
+    let spec_replicas = d.spec.replicas.unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let settled = d.metadata.generation.is_some()
+        && status.observed_generation == d.metadata.generation
+        && status.updated_replicas.unwrap_or(0) == spec_replicas
+        && status.ready_replicas.unwrap_or(0) == spec_replicas
+        && status.replicas.unwrap_or(0) == spec_replicas;
+    let number = |name| env_of(&d, name).and_then(|v| v.parse::<i32>().ok());
+    let live_pools = match (number("JEEX_DB_POOL_SIZE"), number("JEEX_DB_POOL_MAX_OVERFLOW")) {
+        (Some(per_replica), Some(overflow)) => {
+            crate::crd::PoolStatus { per_replica, overflow, migration: pools::MIGRATION, worst_case_total: 0 }
+        }
+        // Pods of an older operator read their pools elsewhere: assume what it computed.
+        _ => pools::size(budget, spec_replicas).unwrap_or_default(),
+    };
+    let kid = |path: &str| path.rsplit('/').next().unwrap_or("").split('.').next().unwrap_or("").to_owned();
+    let keys = secrets::Rolled {
+        signs: env_of(&d, "JEEX_JWT_PRIVATE_KEY").map(|p| kid(&p)),
+        accepts: env_of(&d, "JEEX_JWT_PUBLIC_KEYS").map(|l| l.split(',').map(kid).collect()).unwrap_or_default(),
+        settled,
+    };
+    LiveDeployment { pools: Some(pools::Live { replicas: spec_replicas, pools: live_pools, settled }), keys, object: Some(d) }
 }
 
 async fn steps(jb: &JeexBackend, ctx: &Context, ns: &str, p: &mut Progress) -> Result<Action, Error> {
@@ -151,26 +258,28 @@ async fn steps(jb: &JeexBackend, ctx: &Context, ns: &str, p: &mut Progress) -> R
     let mut fingerprints = BTreeMap::new();
     let app_database = match &spec.database.app_secret {
         Some(given) => {
-            let Some(_) = read_key(&secret_api, given).await? else { return Ok(missing_secret(p, given)) };
+            let Some(secret) = secret_api.get_opt(&given.name).await? else { return Ok(missing_secret(p, given)) };
+            if secrets::string(&secret, &given.key).is_none() {
+                return Ok(missing_secret(p, given));
+            }
+            fingerprints.insert(given.name.clone(), secrets::fingerprint(&secret));
             given.clone()
         }
         None => {
             let name = names.db_app();
-            if secret_api.get_opt(&name).await?.is_none() {
-                match secrets::app_secret(jb, &owner) {
-                    Ok(secret) => {
-                        secret_api.create(&PostParams::default(), &secret).await?;
-                    }
+            let secret = match secret_api.get_opt(&name).await? {
+                Some(s) => s,
+                None => match secrets::app_secret(jb, &owner) {
+                    Ok(secret) => secret_api.create(&PostParams::default(), &secret).await?,
                     Err(problem) => return Ok(bad_secret(p, &spec.database.owner_secret.name, &problem)),
-                }
-            }
+                },
+            };
+            fingerprints.insert(name.clone(), secrets::fingerprint(&secret));
             SecretKeyRef { name, key: "url".into() }
         }
     };
-    if let Some(secret) = secret_api.get_opt(&app_database.name).await? {
-        fingerprints.insert(app_database.name.clone(), secrets::fingerprint(&secret));
-    }
-    let key_secret = match &spec.auth.signing_key_secret {
+    let generated_keys = spec.auth.signing_key_secret.is_none();
+    let mut key_secret = match &spec.auth.signing_key_secret {
         Some(name) => match secret_api.get_opt(name).await? {
             Some(s) => s,
             None => return Ok(missing_secret(p, &SecretKeyRef { name: name.clone(), key: "<kid>.key.pem".into() })),
@@ -182,37 +291,28 @@ async fn steps(jb: &JeexBackend, ctx: &Context, ns: &str, p: &mut Progress) -> R
                     let rotation = jb.annotations().get(secrets::ROTATE).cloned();
                     secret_api.create(&PostParams::default(), &secrets::jwt_secret(jb, rotation.as_deref())?).await?
                 }
-                Some(existing) => match secrets::key_update(jb, &existing, p.now)? {
-                    secrets::KeyUpdate::None => existing,
-                    secrets::KeyUpdate::Replace(updated) => {
-                        publish(
-                            ctx,
-                            jb,
-                            EventType::Normal,
-                            "SigningKeyRotated",
-                            "the previous public key stays accepted for its grace period",
-                        )
-                        .await;
-                        secret_api.replace(&name, &PostParams::default(), &updated).await?
-                    }
-                },
+                Some(existing) => existing,
             }
         }
     };
-    let keys = match secrets::signing_keys(&key_secret) {
-        Ok(keys) => keys,
-        Err(problem) => return Ok(bad_secret(p, &key_secret.name_any(), &problem)),
-    };
-    fingerprints.insert(key_secret.name_any(), secrets::fingerprint(&key_secret));
+    if let Err(problem) = secrets::signing_keys(&key_secret, p.now) {
+        return Ok(bad_secret(p, &key_secret.name_any(), &problem));
+    }
     let mut targets = probes::Targets { postgres: owner, ..probes::Targets::default() };
     if let Some(redis) = &spec.redis {
-        let Some(url) = read_key(&secret_api, &redis.url_secret).await? else { return Ok(missing_secret(p, &redis.url_secret)) };
+        let Some((url, fingerprint)) = read_watched(&secret_api, &redis.url_secret).await? else {
+            return Ok(missing_secret(p, &redis.url_secret));
+        };
+        fingerprints.insert(redis.url_secret.name.clone(), fingerprint);
         targets.redis = Some(url);
     }
     if let Some(qdrant) = &spec.qdrant {
         let key = match &qdrant.api_key_secret {
-            Some(r) => match read_key(&secret_api, r).await? {
-                Some(k) => Some(k),
+            Some(r) => match read_watched(&secret_api, r).await? {
+                Some((k, fingerprint)) => {
+                    fingerprints.insert(r.name.clone(), fingerprint);
+                    Some(k)
+                }
                 None => return Ok(missing_secret(p, r)),
             },
             None => None,
@@ -242,19 +342,41 @@ async fn steps(jb: &JeexBackend, ctx: &Context, ns: &str, p: &mut Progress) -> R
     }
     p.set(conditions::DEPENDENCIES_READY, true, "Probed", "PostgreSQL, Redis and Qdrant answered");
 
-    // 4. Migrations of the desired image, one Job at a time.
-    if spec.migrations.enabled && p.status.migrated_image.as_deref() != Some(spec.image.as_str()) {
+    // 4. Migrations of the desired image, one Job at a time; an image migrated before (a
+    //    rollback) needs none.
+    let migrated = p.status.migrated_image.as_deref() == Some(spec.image.as_str()) || p.status.migrated_images.contains(&spec.image);
+    if spec.migrations.enabled && !migrated {
         if let Some(action) = migrate(jb, ctx, ns, p, &app_database).await? {
             return Ok(action);
         }
     } else if !spec.migrations.enabled {
         p.set(conditions::MIGRATIONS_SUCCEEDED, true, "Disabled", "spec.migrations.enabled is false");
+    } else {
+        p.status.migrated_image = Some(spec.image.clone());
+        p.set(conditions::MIGRATIONS_SUCCEEDED, true, "Migrated", format!("the database is migrated for {}", spec.image));
     }
 
-    // 5. Rollout.
-    let inputs = Inputs { pools, keys, app_database, secret_fingerprints: fingerprints };
-    apply(ctx, ns, config::config_map(jb, &inputs)).await?;
-    let deployment = apply(ctx, ns, deployment::deployment(jb, &spec.image, &inputs)).await?;
+    // 5. Rollout, one safe step at a time.
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let live = live_deployment(deployments.get_opt(&names.api()).await?, spec.database.max_connections);
+    let mut requeue = Duration::from_secs(300);
+    if generated_keys {
+        if let secrets::KeyUpdate::Replace(updated, step) = secrets::rotation(jb, &key_secret, &live.keys, p.now)? {
+            key_secret = secret_api.replace(&names.jwt(), &PostParams::default(), &updated).await?;
+            publish(ctx, jb, EventType::Normal, "SigningKeyRotation", step).await;
+        }
+        if let Some(at) = secrets::next_expiry(&key_secret, p.now) {
+            requeue = requeue.min(Duration::from_secs(at.duration_since(p.now).as_secs().max(1) as u64));
+        }
+    }
+    let keys = match secrets::signing_keys(&key_secret, p.now) {
+        Ok(keys) => keys,
+        Err(problem) => return Ok(bad_secret(p, &key_secret.name_any(), &problem)),
+    };
+    fingerprints.insert(key_secret.name_any(), secrets::key_fingerprint(&key_secret, &keys));
+    let step = pools::step(spec.database.max_connections, spec.replicas, live.pools).expect("the target pool fits (checked above)");
+    let inputs = Inputs { pools: step.pools, keys, app_database, secret_fingerprints: fingerprints };
+    let deployment = apply_to(&deployments, deployment::deployment(jb, &spec.image, step.replicas, &inputs), live.object).await?;
     apply(ctx, ns, service::service(jb)).await?;
     match pdb::pdb(jb) {
         Some(budget) => {
@@ -273,17 +395,45 @@ async fn steps(jb: &JeexBackend, ctx: &Context, ns: &str, p: &mut Progress) -> R
     p.status.ready_replicas = Some(ready);
     let rolled = deployment.metadata.generation.is_some() && status.observed_generation == deployment.metadata.generation;
     let complete = rolled
+        && step.last
         && status.updated_replicas.unwrap_or(0) == spec.replicas
         && ready == spec.replicas
         && status.replicas.unwrap_or(0) == spec.replicas;
+    let deadline = status.conditions.iter().flatten().find(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.status.as_deref() == Some("False")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
     if complete {
         p.status.phase = Some("Ready".into());
         p.set(conditions::READY, true, "RolledOut", format!("{ready} of {} replicas ready on {}", spec.replicas, spec.image));
         p.set(conditions::RECONCILING, false, "RolledOut", "");
         p.set(conditions::STALLED, false, "RolledOut", "");
-        Ok(Action::requeue(Duration::from_secs(300)))
+        Ok(Action::requeue(requeue))
+    } else if let Some(c) = deadline.filter(|_| rolled) {
+        let message = format!(
+            "the rollout of {} made no progress for {}s ({}); {ready} of {} replicas ready. Pods that never become ready are the usual cause: see `kubectl describe` of the Deployment and its pods. A new image or spec change rolls again",
+            spec.image,
+            spec.rollout.progress_deadline_seconds,
+            c.message.as_deref().unwrap_or("ProgressDeadlineExceeded"),
+            spec.replicas
+        );
+        p.stalled("ProgressDeadlineExceeded", &message);
+        Ok(Action::requeue(Duration::from_secs(60)))
     } else {
-        p.waiting("RollingOut", "RollingOut", &format!("{ready} of {} replicas ready on {}", spec.replicas, spec.image));
+        let message = if step.last {
+            format!("{ready} of {} replicas ready on {}", spec.replicas, spec.image)
+        } else {
+            format!(
+                "{ready} of {} replicas ready on {}; moving to {} replicas in steps so the connection budget holds: now {} replicas with pools of {}",
+                step.replicas,
+                spec.image,
+                spec.replicas,
+                step.replicas,
+                step.pools.per_replica + step.pools.overflow
+            )
+        };
+        p.waiting("RollingOut", "RollingOut", &message);
         Ok(Action::requeue(Duration::from_secs(10)))
     }
 }
@@ -336,6 +486,10 @@ async fn migrate(
         }
         job::Outcome::Succeeded => {
             p.status.migrated_image = Some(image.clone());
+            p.status.migrated_images.retain(|i| i != image);
+            p.status.migrated_images.push(image.clone());
+            let excess = p.status.migrated_images.len().saturating_sub(MIGRATED_KEPT);
+            p.status.migrated_images.drain(..excess);
             p.set(conditions::MIGRATIONS_SUCCEEDED, true, "Migrated", format!("Job {name} migrated the database for {image}"));
             Ok(None)
         }
@@ -391,20 +545,47 @@ async fn read_key(api: &Api<Secret>, r: &SecretKeyRef) -> Result<Option<String>,
     Ok(api.get_opt(&r.name).await?.and_then(|s| secrets::string(&s, &r.key)))
 }
 
-/// Server-side applies `desired` unless the object already carries the same applied hash.
-async fn apply<K>(ctx: &Context, ns: &str, mut desired: K) -> Result<K, Error>
+/// A referenced Secret's value and its fingerprint (so rotating it rolls the pods).
+async fn read_watched(api: &Api<Secret>, r: &SecretKeyRef) -> Result<Option<(String, String)>, Error> {
+    Ok(api.get_opt(&r.name).await?.and_then(|s| secrets::string(&s, &r.key).map(|v| (v, secrets::fingerprint(&s)))))
+}
+
+/// Whether `live` holds every field of `applied` with the applied value (fields the server
+/// or other managers added are fine; one we set and someone changed is not).
+fn holds(live: &serde_json::Value, applied: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (live, applied) {
+        (Value::Object(l), Value::Object(a)) => a.iter().all(|(k, v)| v.is_null() || l.get(k).is_some_and(|lv| holds(lv, v))),
+        (Value::Array(l), Value::Array(a)) => l.len() == a.len() && l.iter().zip(a).all(|(lv, av)| holds(lv, av)),
+        (l, a) => l == a,
+    }
+}
+
+/// Server-side applies `desired` unless the live object already holds it.
+async fn apply<K>(ctx: &Context, ns: &str, desired: K) -> Result<K, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = api.get_opt(&desired.name_any()).await?;
+    apply_to(&api, desired, existing).await
+}
+
+/// Server-side applies `desired` (force: the operator owns these fields) unless `existing`
+/// (just read) carries the same applied hash and still holds every applied field.
+async fn apply_to<K>(api: &Api<K>, mut desired: K, existing: Option<K>) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
     let name = desired.name_any();
     let digest = hash(&serde_json::to_string(&desired).expect("objects serialise"));
-    if let Some(existing) = api.get_opt(&name).await?
+    desired.annotations_mut().insert(APPLIED.into(), digest.clone());
+    if let Some(existing) = existing
         && existing.annotations().get(APPLIED) == Some(&digest)
+        && holds(&serde_json::to_value(&existing).expect("objects serialise"), &serde_json::to_value(&desired).expect("objects serialise"))
     {
         return Ok(existing);
     }
-    desired.annotations_mut().insert(APPLIED.into(), digest);
     // The full object for server-side apply carries its type.
     let mut body = serde_json::to_value(&desired).expect("objects serialise");
     body["apiVersion"] = K::api_version(&()).into();
@@ -448,8 +629,21 @@ async fn finish(jb: &JeexBackend, ctx: &Context, ns: &str, p: Progress) -> Resul
     Ok(())
 }
 
-/// Retries a failed reconcile with back-off.
-pub fn error_policy(_jb: Arc<JeexBackend>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed");
-    Action::requeue(Duration::from_secs(15))
+/// Retries a failed reconcile with exponential back-off per resource: 5 s, 10 s, 20 s, … up to
+/// 5 minutes; a success resets it.
+pub fn error_policy(jb: Arc<JeexBackend>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = {
+        let mut map = ctx.failures.lock().expect("not poisoned");
+        let n = map.entry(key_of(&jb)).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = retry_delay(failures);
+    tracing::warn!(%error, failures, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The wait after `failures` consecutive failures.
+pub fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(5u64.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(300))
 }

@@ -5,106 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
+mod support;
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::core::cel::Validator;
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::validation;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn schema() -> Value {
-    let crd: CustomResourceDefinition =
-        serde_yaml::from_str(&jeex_operator::crd_yaml()).expect("the CRD parses as apiextensions.k8s.io/v1");
-    let version = &crd.spec.versions[0];
-    serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap()
-}
-
-fn name(path: &str) -> &str {
-    path.trim_start_matches('.')
-}
-
-/// Structural checks the API server makes before CEL: one message per violation.
-fn structural(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
-    if value.is_null() {
-        if !schema["nullable"].as_bool().unwrap_or(false) {
-            out.push(format!("{} must not be null", name(path)));
-        }
-        return;
-    }
-    let ty = schema["type"].as_str();
-    let int_or_string = schema["x-kubernetes-int-or-string"].as_bool().unwrap_or(false);
-    let type_ok = match ty {
-        _ if int_or_string => value.is_i64() || value.is_string(),
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !type_ok {
-        out.push(format!("{} must be of type {}", name(path), ty.unwrap_or("?")));
-        return;
-    }
-    if let Some(allowed) = schema["enum"].as_array()
-        && !allowed.contains(value)
-    {
-        let names: Vec<String> = allowed.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).collect();
-        out.push(format!("{} must be one of {}", name(path), names.join(", ")));
-    }
-    if let (Some(min), Some(n)) = (schema["minimum"].as_f64(), value.as_f64())
-        && n < min
-    {
-        out.push(format!("{} must be at least {min}", name(path)));
-    }
-    if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), value.as_f64())
-        && n > max
-    {
-        out.push(format!("{} must be at most {max}", name(path)));
-    }
-    if let Some(object) = value.as_object() {
-        for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            if !object.contains_key(required) {
-                out.push(format!("{} is required", name(&format!("{path}.{required}"))));
-            }
-        }
-        let preserve = schema["x-kubernetes-preserve-unknown-fields"].as_bool().unwrap_or(false);
-        for (key, child) in object {
-            let child_path = format!("{path}.{key}");
-            if let Some(sub) = schema["properties"].get(key) {
-                structural(sub, child, &child_path, out);
-            } else if schema["additionalProperties"].is_object() {
-                structural(&schema["additionalProperties"], child, &child_path, out);
-            } else if !preserve && schema.get("properties").is_some() {
-                out.push(format!("{} is an unknown field", name(&child_path)));
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            structural(items, item, &format!("{path}[{i}]"), out);
-        }
-    }
-}
-
-/// Every reason the API server would give for refusing `manifest`.
 fn rejections(manifest: &Value) -> Vec<String> {
-    let schema = schema();
-    let mut out = Vec::new();
-    // apiVersion, kind and metadata are the API server's own, outside the schema.
-    let mut body = manifest.clone();
-    for own in ["apiVersion", "kind", "metadata"] {
-        body.as_object_mut().unwrap().remove(own);
-    }
-    structural(&schema, &body, "", &mut out);
-    if out.is_empty()
-        && let Err(errors) = Validator::new().validate(&schema, manifest, None)
-    {
-        out.extend(errors.into_vec().into_iter().map(|e| format!("{}: {}", e.field_path, e.message)));
-    }
-    out
+    validation::crd_rejections(manifest)
 }
 
 fn load(path: &Path) -> (String, Value) {
@@ -121,8 +33,11 @@ fn the_committed_crd_is_what_the_code_generates() {
 
 #[test]
 fn the_chart_ships_the_same_crd() {
-    let shipped = std::fs::read_to_string(repo().join("charts/jeex-operator/crds/jeexbackend.yaml")).unwrap();
-    assert!(shipped == jeex_operator::crd_yaml(), "charts/jeex-operator/crds/jeexbackend.yaml is stale: copy crds/jeexbackend.yaml");
+    let shipped = std::fs::read_to_string(repo().join("charts/jeex-operator/templates/crd.yaml")).unwrap();
+    assert!(
+        shipped == jeex_operator::crd_chart_template(),
+        "charts/jeex-operator/templates/crd.yaml is stale: run `jeex-operator crd --chart > charts/jeex-operator/templates/crd.yaml`"
+    );
 }
 
 #[test]
@@ -168,4 +83,67 @@ fn every_invalid_example_is_rejected_for_the_reason_it_states() {
         seen += 1;
     }
     assert!(seen >= 5);
+}
+
+fn with_spec(patch: Value) -> Value {
+    let mut m: Value = serde_yaml::from_str(&std::fs::read_to_string(repo().join("crds/examples/minimal.yaml")).unwrap()).unwrap();
+    support::apiserver::merge(&mut m, &json!({ "spec": patch }));
+    m
+}
+
+#[test]
+fn the_budget_rule_admits_exactly_the_budgets_the_operator_can_size() {
+    for replicas in [0, 1, 4, 15, 16, 17, 50, 100] {
+        let edge = (3..).find(|b| jeex_operator::pools::size(*b, replicas).is_ok()).unwrap();
+        for budget in (3..=8).chain(edge - 3..=edge + 3).chain([100, 1000, 100_000]) {
+            let admitted = rejections(&with_spec(json!({ "replicas": replicas, "database": { "maxConnections": budget } }))).is_empty();
+            let sized = jeex_operator::pools::size(budget, replicas).is_ok();
+            assert_eq!(admitted, sized, "replicas {replicas}, budget {budget}: admission {admitted}, operator {sized}");
+        }
+    }
+}
+
+#[test]
+fn a_key_algorithm_the_operator_cannot_generate_needs_a_signing_key_secret() {
+    for algorithm in ["ES256", "EdDSA"] {
+        let found = rejections(&with_spec(json!({ "auth": { "algorithm": algorithm } })));
+        assert!(found.iter().any(|r| r.contains("need auth.signingKeySecret")), "{algorithm}: {found:?}");
+        assert!(rejections(&with_spec(json!({ "auth": { "algorithm": algorithm, "signingKeySecret": "keys" } }))).is_empty());
+    }
+    assert!(rejections(&with_spec(json!({ "auth": { "algorithm": "RS256" } }))).is_empty());
+}
+
+#[test]
+fn names_too_long_for_the_derived_job_or_service_are_refused() {
+    let named = |name: &str| {
+        let mut m = with_spec(json!({}));
+        m["metadata"]["name"] = name.into();
+        rejections(&m)
+    };
+    let longest = "a".repeat(44);
+    assert!(named(&longest).is_empty(), "{:?}", named(&longest));
+    // The derived objects of the longest admitted name are valid for the API server too.
+    let mut m = with_spec(json!({}));
+    m["metadata"]["name"] = longest.clone().into();
+    m["metadata"]["uid"] = "u".into();
+    let jb: jeex_operator::crd::JeexBackend = serde_json::from_value(m).unwrap();
+    let job = jeex_operator::objects::Names::of(&jb).migration("img");
+    assert!(validation::validate("Job", &json!({ "metadata": { "name": job } }), None).is_empty(), "{job}");
+    assert!(validation::dns1035_label(&longest).is_none());
+    for bad in ["a".repeat(45), "1jeex".into(), "jeex.prod".into(), "Jeex".into()] {
+        assert!(named(&bad).iter().any(|r| r.contains("metadata.name must be a DNS-1035 label")), "{bad}: {:?}", named(&bad));
+    }
+}
+
+#[test]
+fn rate_limits_the_crd_admits_are_ones_the_api_parses_and_vice_versa_for_the_canonical_form() {
+    // The API's own parser lives in jeex-api (tests/tests/operator_config.rs holds the two
+    // together); here, the CRD's side of the contract on its edges.
+    let admitted = |v: &str| rejections(&with_spec(json!({ "rateLimit": { "reads": v } }))).is_empty();
+    for ok in ["off", "1/s", "120/60s", "600/min", "5/h", "1000000/min", "10/24h", "1/86400s", "3/1440m", "7/1440min", "100/10s"] {
+        assert!(admitted(ok), "{ok} must be admitted");
+    }
+    for bad in ["25h", "1/25h", "1/86401s", "0/s", "1000001/min", "1/0s", "10/1d", "on", "10 / min", "-1/s", "1/1441min"] {
+        assert!(!admitted(bad), "{bad} must be refused");
+    }
 }

@@ -1,7 +1,7 @@
-//! Reconcile scenarios against a scripted API server, with the dependency probes hitting the
-//! real PostgreSQL (and a closed port when a dependency is down): a fresh resource, the
-//! migration Job succeeding, steady state, a failed Job and its retry, a new image, and a
-//! dependency that is down.
+//! Reconcile scenarios against the API-server double and its simulated controllers, with the
+//! dependency probes hitting the real PostgreSQL (and a closed port when a dependency is
+//! down): a fresh resource, the migration Job succeeding, steady state, a failed Job and its
+//! retry, a new image, and a dependency that is down.
 
 mod support;
 
@@ -54,18 +54,21 @@ async fn after_the_job_succeeds_the_api_rolls_out_and_steady_state_makes_no_writ
     w.reconcile().await;
     // Still running: nothing rolls.
     assert!(writes_to(&w.reconcile().await, "/deployments").is_empty());
-    w.finish_job(image, "Complete", "");
+    w.api.tick(8);
     let calls = w.reconcile().await;
-    for kind in ["/configmaps/jeex-config", "/deployments/jeex", "/services/jeex", "/poddisruptionbudgets/jeex"] {
+    for kind in ["/deployments/jeex", "/services/jeex", "/poddisruptionbudgets/jeex"] {
         assert_eq!(writes_to(&calls, kind).len(), 1, "{kind} applied: {calls:?}");
     }
-    assert!(writes_to(&calls, "/deployments").iter().all(|c| c.method == Method::PATCH), "server-side apply");
+    assert!(
+        writes_to(&calls, "/deployments").iter().all(|c| c.method == Method::PATCH && c.verb == "create"),
+        "server-side apply that creates"
+    );
     assert_eq!(w.deployment_image().as_deref(), Some(image));
     assert_eq!(w.status()["migratedImage"], image);
     assert_eq!(w.condition("MigrationsSucceeded").0, "True");
     assert_eq!(w.status()["phase"], "RollingOut");
 
-    w.deployment_ready();
+    w.api.tick(5);
     w.reconcile().await;
     assert_eq!(w.condition("Ready").0, "True");
     assert_eq!(w.status()["phase"], "Ready");
@@ -82,6 +85,13 @@ async fn after_the_job_succeeds_the_api_rolls_out_and_steady_state_makes_no_writ
 async fn a_new_image_migrates_first_and_a_failed_job_leaves_the_deployment_alone() {
     let w = World::ready_on("ghcr.io/jeex/jeex-api:1.0.0").await;
     w.set_image("ghcr.io/jeex/jeex-api:2.0.0");
+    w.api
+        .state
+        .lock()
+        .unwrap()
+        .sim
+        .failing_migrations
+        .insert("ghcr.io/jeex/jeex-api:2.0.0".into(), "applying 20261201000001\nerror: column \"slug\" already exists\n".into());
     let calls = w.reconcile().await;
     assert_eq!(calls.iter().filter(|c| c.method == Method::POST && c.path == JOBS).count(), 1, "a Job for the new image");
     assert!(writes_to(&calls, "/deployments").is_empty());
@@ -89,13 +99,7 @@ async fn a_new_image_migrates_first_and_a_failed_job_leaves_the_deployment_alone
 
     // The Job fails; its pod's log says why.
     let job = w.job_path("ghcr.io/jeex/jeex-api:2.0.0");
-    let job_name = job.rsplit('/').next().unwrap().to_owned();
-    w.finish_job("ghcr.io/jeex/jeex-api:2.0.0", "Failed", "BackoffLimitExceeded");
-    w.api.put(
-        &format!("/api/v1/namespaces/prod/pods/{job_name}-x1"),
-        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": format!("{job_name}-x1"), "namespace": "prod", "labels": { "job-name": job_name } } }),
-    );
-    w.api.log(&format!("/api/v1/namespaces/prod/pods/{job_name}-x1"), "applying 20261201000001\nerror: column \"slug\" already exists\n");
+    w.api.tick(8);
     let calls = w.reconcile().await;
     assert!(writes_to(&calls, "/deployments").is_empty(), "the Deployment stays on 1.0.0");
     assert_eq!(w.deployment_image().as_deref(), Some("ghcr.io/jeex/jeex-api:1.0.0"));
@@ -109,12 +113,14 @@ async fn a_new_image_migrates_first_and_a_failed_job_leaves_the_deployment_alone
     assert!(w.reconcile().await.iter().all(|c| !c.writes()));
 
     // Asking for a retry removes the leftover Job, then runs a fresh one of the same name.
-    w.api.patch(JB, json!({ "metadata": { "annotations": { "jeex.dev/retry-migration": "1" } } }));
+    w.api.state.lock().unwrap().sim.failing_migrations.clear();
+    w.api.edit(JB, "kubectl-annotate", json!({ "metadata": { "annotations": { "jeex.dev/retry-migration": "1" } } }));
     let calls = w.reconcile().await;
     assert!(calls.iter().any(|c| c.method == Method::DELETE && c.path == job), "{calls:?}");
+    w.api.tick(1);
     let calls = w.reconcile().await;
     assert!(calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "{calls:?}");
-    w.finish_job("ghcr.io/jeex/jeex-api:2.0.0", "Complete", "");
+    w.api.tick(8);
     w.reconcile().await;
     assert_eq!(w.deployment_image().as_deref(), Some("ghcr.io/jeex/jeex-api:2.0.0"));
 }
@@ -175,7 +181,7 @@ async fn migrations_run_one_at_a_time() {
     let calls = w.reconcile().await;
     assert!(!calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "no second Job while one runs: {calls:?}");
     assert!(w.condition("Ready").2.contains("waiting for Job"), "{:?}", w.condition("Ready"));
-    w.finish_job("img:2", "Complete", "");
+    w.api.tick(8);
     let calls = w.reconcile().await;
     assert!(calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "then img:3 migrates");
     assert!(w.api.get(&w.job_path("img:3")).is_some());

@@ -1,5 +1,5 @@
 //! The operator and the API agree: every setting the operator puts into the API pods'
-//! ConfigMap, plus the Secret-backed variables, is accepted by the API's own configuration
+//! template, plus the Secret-backed variables, is accepted by the API's own configuration
 //! parser in production mode, and means what the `JeexBackend` said.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ fn example(name: &str) -> JeexBackend {
     serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// What a pod of `jb` would see in its environment: the ConfigMap, and a plausible value for
+/// What a pod of `jb` would see in its environment: the settings, and a plausible value for
 /// each Secret-backed variable.
 fn pod_environment(jb: &JeexBackend) -> HashMap<String, String> {
     let inputs = Inputs {
@@ -55,4 +55,50 @@ fn the_full_example_means_what_it_says() {
     // Without a `vectors` section the API's defaults apply.
     let config = Config::from_map(&pod_environment(&example("minimal.yaml"))).unwrap();
     assert_eq!((config.vectors.dim, config.vectors.distance), (384, VectorDistance::Cosine));
+}
+
+/// The CRD's rate-limit rule (CEL, as the API server evaluates it) against the API's parser:
+/// every value the CRD admits, the API accepts; every canonical value the API accepts, the
+/// CRD admits; and the edges either side of each bound.
+#[test]
+fn the_crd_admits_exactly_the_rate_limits_the_api_parses_in_canonical_form() {
+    let api_accepts = |value: &str| {
+        let mut env = pod_environment(&example("minimal.yaml"));
+        env.insert("JEEX_RATE_LIMIT_READS".into(), value.into());
+        Config::from_map(&env).is_ok()
+    };
+    let mut candidates: Vec<String> =
+        vec!["off".into(), "on".into(), "".into(), "120 per minute".into(), "10/1d".into(), "10/90m30s".into()];
+    for count in ["0", "1", "7", "999999", "1000000", "1000001", "01", "-1"] {
+        for window in [
+            "s", "1s", "0s", "59s", "60s", "86400s", "86401s", "m", "1m", "1440m", "1441m", "min", "1min", "1440min", "1441min", "h", "1h",
+            "24h", "25h", "0h", "ms", "1000ms",
+        ] {
+            candidates.push(format!("{count}/{window}"));
+        }
+    }
+    let mut canonical_accepted = 0;
+    for value in &candidates {
+        let admitted = jeex_operator::crd::rate_admitted(value);
+        let accepted = api_accepts(value);
+        if admitted {
+            assert!(accepted, "the CRD admits {value:?} but the API refuses it");
+        }
+        // Canonical: <count without leading zero>/<optional count><s|m|min|h>.
+        let canonical = value == "off"
+            || value.split_once('/').is_some_and(|(c, w)| {
+                !c.starts_with('0')
+                    && !c.starts_with('-')
+                    && ["s", "m", "min", "h"].iter().any(|u| {
+                        w.strip_suffix(u).is_some_and(|n| n.is_empty() || (!n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())))
+                            && !w.ends_with("ms")
+                    })
+            });
+        if accepted && canonical {
+            assert!(admitted, "the API accepts the canonical {value:?} but the CRD refuses it");
+            canonical_accepted += 1;
+        }
+    }
+    assert!(canonical_accepted > 40, "the matrix exercised the accepted side: {canonical_accepted}");
+    assert!(!jeex_operator::crd::rate_admitted("1/25h") && !api_accepts("1/25h"), "both refuse a window over 24 h");
 }

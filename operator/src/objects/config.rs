@@ -1,12 +1,12 @@
-//! The API pods' configuration: non-secret settings in a ConfigMap (as `JEEX_*` variables the
-//! server validates at start-up), secrets as `secretKeyRef` variables, and a checksum of both
-//! so any change rolls the pods.
+//! The API pods' configuration: non-secret settings (as `JEEX_*` variables the server validates
+//! at start-up, written into the pod template), secrets as `secretKeyRef` variables, and a
+//! checksum of both so any change rolls the pods.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelector};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
-use super::{JWT_DIR, Names, hash, meta};
+use super::{JWT_DIR, hash};
 use crate::crd::{JeexBackend, PoolStatus, SecretKeyRef};
 
 /// The JWT keys the pods use: which Secret, which key signs, which are accepted.
@@ -91,11 +91,6 @@ pub fn settings(jb: &JeexBackend, inputs: &Inputs) -> BTreeMap<String, String> {
         }
     }
     env
-}
-
-/// The ConfigMap the pods load with `envFrom`.
-pub fn config_map(jb: &JeexBackend, inputs: &Inputs) -> ConfigMap {
-    ConfigMap { metadata: meta(jb, Names::of(jb).config(), "api"), data: Some(settings(jb, inputs)), ..ConfigMap::default() }
 }
 
 /// An environment variable read from a Secret key (never inlined).

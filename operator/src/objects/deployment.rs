@@ -1,5 +1,8 @@
 //! The API Deployment: restricted pods with probes, rolled one surge pod at a time
 //! (`maxUnavailable: 0`), spread over nodes, restarted whenever their configuration changes.
+//! Settings are written into the pod template itself, not read from a ConfigMap: a pod of an
+//! older ReplicaSet that restarts mid-rollout keeps the settings (pool size, signing key) it
+//! was rolled out with, instead of picking up the next version's.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +10,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
-            ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, HTTPGetAction, PodSpec, PodTemplateSpec,
-            Probe, SecretVolumeSource, TopologySpreadConstraint, Volume, VolumeMount,
+            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource,
+            TopologySpreadConstraint, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -37,8 +40,9 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// The Deployment running `image`.
-pub fn deployment(jb: &JeexBackend, image: &str, inputs: &Inputs) -> Deployment {
+/// The Deployment running `image` on `replicas` pods (the spec's, or a step towards it while
+/// the connection budget is moved safely; see `pools::step`).
+pub fn deployment(jb: &JeexBackend, image: &str, replicas: i32, inputs: &Inputs) -> Deployment {
     let spec = &jb.spec;
     let pod = spec.pod.clone().unwrap_or_default();
     let select = selector(jb, "api");
@@ -53,11 +57,13 @@ pub fn deployment(jb: &JeexBackend, image: &str, inputs: &Inputs) -> Deployment 
         image_pull_policy: Some(spec.image_pull_policy.as_str().into()),
         args: Some(vec!["serve".into()]),
         ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..ContainerPort::default() }]),
-        env_from: Some(vec![EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource { name: Names::of(jb).config(), optional: Some(false) }),
-            ..EnvFromSource::default()
-        }]),
-        env: Some(config::secret_env(jb, inputs)),
+        env: Some(
+            config::settings(jb, inputs)
+                .into_iter()
+                .map(|(name, value)| EnvVar { name, value: Some(value), ..EnvVar::default() })
+                .chain(config::secret_env(jb, inputs))
+                .collect(),
+        ),
         resources: spec.resources.clone(),
         // Started: the process answers at all; ready: its dependencies and schema are;
         // live: the process still serves (never depends on anything else).
@@ -74,7 +80,8 @@ pub fn deployment(jb: &JeexBackend, image: &str, inputs: &Inputs) -> Deployment 
     Deployment {
         metadata: meta(jb, Names::of(jb).api(), "api"),
         spec: DeploymentSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(replicas),
+            progress_deadline_seconds: Some(spec.rollout.progress_deadline_seconds),
             selector: LabelSelector { match_labels: Some(select.clone()), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
@@ -132,7 +139,7 @@ mod tests {
     #[test]
     fn pods_are_restricted_probed_and_rolled_without_losing_capacity() {
         let jb = fixtures::minimal();
-        let d = deployment(&jb, "ghcr.io/jeex/jeex-api:1.0.0", &inputs());
+        let d = deployment(&jb, "ghcr.io/jeex/jeex-api:1.0.0", 2, &inputs());
         let spec = &d.spec;
         let rolling = spec.strategy.as_ref().unwrap().rolling_update.as_ref().unwrap();
         assert_eq!((rolling.max_surge.clone(), rolling.max_unavailable.clone()), (Some(IntOrString::Int(1)), Some(IntOrString::Int(0))));
@@ -161,11 +168,15 @@ mod tests {
             labels: BTreeMap::from([("app.kubernetes.io/instance".into(), "hijack".into()), ("team".into(), "a".into())]),
             ..Default::default()
         });
-        let d = deployment(&jb, "img", &inputs());
+        let d = deployment(&jb, "img", 2, &inputs());
         let template = d.spec.template.metadata.as_ref().unwrap();
         let labels = template.labels.as_ref().unwrap();
         assert_eq!(labels["app.kubernetes.io/instance"], "jeex");
         assert_eq!(labels["team"], "a");
         assert_eq!(template.annotations.as_ref().unwrap()[CHECKSUM], config::checksum(&jb, &inputs()));
+        let env = d.spec.template.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        let pool = env.iter().find(|e| e.name == "JEEX_DB_POOL_SIZE").and_then(|e| e.value.clone());
+        assert_eq!(pool, Some(inputs().pools.per_replica.to_string()), "settings live in the pod template");
+        assert!(d.spec.template.spec.as_ref().unwrap().containers[0].env_from.is_none(), "no ConfigMap a restarting pod could re-read");
     }
 }

@@ -44,11 +44,6 @@ impl Names {
         self.base.clone()
     }
 
-    /// The ConfigMap of non-secret settings.
-    pub fn config(&self) -> String {
-        format!("{}-config", self.base)
-    }
-
     /// The generated JWT key Secret.
     pub fn jwt(&self) -> String {
         format!("{}-jwt", self.base)

@@ -1,4 +1,6 @@
-//! A `JeexBackend` in a scripted cluster, driven one reconcile at a time.
+//! A `JeexBackend` in a simulated cluster, driven one reconcile at a time: the API-server
+//! double (RBAC from the rendered chart, server-side apply, conflicts, validation) with its
+//! Deployment, ReplicaSet, Job and garbage-collection controllers on a simulated clock.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use jeex_operator::{
     objects::Names,
     reconcile::{Context, reconcile},
 };
+use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::apiserver::{ApiServer, Call};
@@ -18,11 +21,31 @@ pub const JB: &str = "/apis/jeex.dev/v1alpha1/namespaces/prod/jeexbackends/jeex"
 pub const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/prod/deployments/jeex";
 pub const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
 pub const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+pub const JWT: &str = "/api/v1/namespaces/prod/secrets/jeex-jwt";
+pub const DB_APP: &str = "/api/v1/namespaces/prod/secrets/jeex-db-app";
 
 pub fn secret(name: &str, data: &[(&str, &str)]) -> Value {
     let data: serde_json::Map<String, Value> =
         data.iter().map(|(k, v)| ((*k).to_owned(), base64::engine::general_purpose::STANDARD.encode(v).into())).collect();
-    json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name, "namespace": "prod", "uid": format!("uid-{name}") }, "data": data })
+    json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name, "namespace": "prod" }, "data": data })
+}
+
+/// The resource as a platform team applies it (image `image`, 2 replicas, budget 100).
+pub fn manifest(image: &str) -> Value {
+    json!({
+        "apiVersion": "jeex.dev/v1alpha1", "kind": "JeexBackend",
+        "metadata": { "name": "jeex", "namespace": "prod" },
+        "spec": {
+            "image": image,
+            "replicas": 2,
+            "database": { "ownerSecret": { "name": "owner", "key": "url" }, "maxConnections": 100, "acquireTimeoutSeconds": 5, "maxLifetimeSeconds": 1800, "idleTimeoutSeconds": 600 },
+            "auth": { "algorithm": "RS256", "issuer": "jeex", "audience": "jeex-api", "rotationGraceHours": 24 },
+            "migrations": { "enabled": true, "timeoutSeconds": 600, "backoffLimit": 1 },
+            "rollout": { "paused": false, "dependencyTimeoutSeconds": 3, "progressDeadlineSeconds": 600 },
+            "imagePullPolicy": "IfNotPresent",
+            "secretRetention": "Retain"
+        }
+    })
 }
 
 pub struct World {
@@ -34,36 +57,54 @@ impl World {
     /// A cluster holding the resource (image `image`) and its owner Secret with `owner_url`.
     pub fn new(image: &str, owner_url: &str) -> Self {
         let api = ApiServer::default();
-        api.put(
-            JB,
-            json!({
-                "apiVersion": "jeex.dev/v1alpha1", "kind": "JeexBackend",
-                "metadata": { "name": "jeex", "namespace": "prod", "uid": "5e1c3a4b-0000-4000-8000-000000000001", "generation": 1 },
-                "spec": {
-                    "image": image,
-                    "replicas": 2,
-                    "database": { "ownerSecret": { "name": "owner" }, "maxConnections": 100 },
-                    "auth": { "algorithm": "RS256", "issuer": "jeex", "audience": "jeex-api", "rotationGraceHours": 24 },
-                    "migrations": { "enabled": true, "timeoutSeconds": 600, "backoffLimit": 1 },
-                    "rollout": { "paused": false, "dependencyTimeoutSeconds": 3 },
-                    "imagePullPolicy": "IfNotPresent"
-                }
-            }),
-        );
+        api.put(JB, manifest(image));
         api.put("/api/v1/namespaces/prod/secrets/owner", secret("owner", &[("url", owner_url)]));
-        let ctx = Arc::new(Context::new(api.client(), Metrics::default()));
+        let ctx = Arc::new(Context::with_clock(api.client(), Metrics::default(), api.clock()));
         Self { api, ctx }
     }
 
     pub fn resource(&self) -> JeexBackend {
-        serde_json::from_value(self.api.get(JB).unwrap()).unwrap()
+        serde_json::from_value(self.api.get(JB).expect("the resource exists")).unwrap()
     }
 
-    /// One reconcile; the calls it made.
+    /// One reconcile, which must succeed; the calls it made.
     pub async fn reconcile(&self) -> Vec<Call> {
         self.api.take_calls();
-        reconcile(Arc::new(self.resource()), self.ctx.clone()).await.expect("reconcile");
-        self.api.take_calls()
+        let result = reconcile(Arc::new(self.resource()), self.ctx.clone()).await;
+        let calls = self.api.take_calls();
+        if let Err(e) = result {
+            panic!("reconcile failed: {e}\ncalls: {calls:#?}");
+        }
+        calls
+    }
+
+    /// One reconcile that may fail.
+    pub async fn try_reconcile(&self) -> (Result<Action, String>, Vec<Call>) {
+        self.api.take_calls();
+        let result = reconcile(Arc::new(self.resource()), self.ctx.clone()).await.map_err(|e| e.to_string());
+        (result, self.api.take_calls())
+    }
+
+    /// Reconciles and lets the cluster run `seconds` after each, `rounds` times.
+    pub async fn run(&self, rounds: usize, seconds: i64) -> Vec<Call> {
+        let mut calls = Vec::new();
+        for _ in 0..rounds {
+            calls.extend(self.reconcile().await);
+            self.api.tick(seconds);
+        }
+        calls
+    }
+
+    /// Reconciles until the resource is Ready (at most `rounds` reconciles, 5 s apart).
+    pub async fn until_ready(&self, rounds: usize) {
+        for _ in 0..rounds {
+            self.reconcile().await;
+            if self.condition("Ready").0 == "True" {
+                return;
+            }
+            self.api.tick(5);
+        }
+        panic!("not Ready after {rounds} reconciles: {:#?}", self.status());
     }
 
     pub fn status(&self) -> Value {
@@ -80,21 +121,21 @@ impl World {
         format!("{JOBS}/{}", Names::of(&self.resource()).migration(image))
     }
 
+    /// The Job controller's verdict, written directly (for tests that script it by hand).
     pub fn finish_job(&self, image: &str, kind: &str, reason: &str) {
         self.api.patch(
             &self.job_path(image),
-            json!({ "status": { "conditions": [{ "type": kind, "status": "True", "reason": reason, "message": "as reported by the Job controller" }] } }),
+            json!({ "status": { "completionTime": self.api.now().to_string(), "conditions": [{ "type": kind, "status": "True", "reason": reason, "message": "as reported by the Job controller" }] } }),
         );
     }
 
-    pub fn set_image(&self, image: &str) {
-        let generation = self.api.get(JB).unwrap()["metadata"]["generation"].as_i64().unwrap();
-        self.api.patch(JB, json!({ "spec": { "image": image }, "metadata": { "generation": generation + 1 } }));
+    /// A spec change by the platform team (`kubectl apply` of a new manifest).
+    pub fn set_spec(&self, patch: Value) {
+        self.api.edit(JB, "kubectl-client-side-apply", json!({ "spec": patch }));
     }
 
-    pub fn deployment_ready(&self) {
-        self.api
-            .patch(DEPLOYMENT, json!({ "status": { "observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2 } }));
+    pub fn set_image(&self, image: &str) {
+        self.set_spec(json!({ "image": image }));
     }
 
     pub fn deployment_image(&self) -> Option<String> {
@@ -105,14 +146,10 @@ impl World {
         self.api.list(EVENTS).iter().map(|e| e["reason"].as_str().unwrap_or("").to_owned()).collect()
     }
 
-    /// From nothing to v1 ready: fresh reconcile, the Job succeeds, the pods become ready.
+    /// From nothing to `image` ready: the simulated Job and Deployment controllers run.
     pub async fn ready_on(image: &str) -> Self {
         let w = World::new(image, &database_url());
-        w.reconcile().await;
-        w.finish_job(image, "Complete", "");
-        w.reconcile().await;
-        w.deployment_ready();
-        w.reconcile().await;
+        w.until_ready(30).await;
         w
     }
 }
