@@ -267,6 +267,11 @@ impl ApiServer {
         Self { state: Arc::new(Mutex::new(State::default())), authorizer: Arc::new(authorizer) }
     }
 
+    /// The same server (same objects) authorizing with `authorizer` instead: another user.
+    pub fn as_user(&self, authorizer: Authorizer) -> Self {
+        Self { state: self.state.clone(), authorizer: Arc::new(authorizer) }
+    }
+
     /// A client talking to this server as the operator's ServiceAccount.
     pub fn client(&self) -> Client {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Full<Bytes>>>();
