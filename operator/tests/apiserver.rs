@@ -84,7 +84,8 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
     }
     let api = ApiServer::new(Authorizer::from_objects(&objects, "ops", "jeex-operator"));
     let deployments: Api<Deployment> = Api::namespaced(api.client(), "prod");
-    let (code, reason, message) = refused(deployments.patch("jeex", &apply("jeex").force(), &Patch::Apply(deployment("jeex", "img:1"))).await);
+    let (code, reason, message) =
+        refused(deployments.patch("jeex", &apply("jeex").force(), &Patch::Apply(deployment("jeex", "img:1"))).await);
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
     assert!(message.contains("cannot create resource \"deployments\""), "{message}");
     // Once it exists, the same apply is a patch and is allowed.
@@ -97,7 +98,8 @@ async fn server_side_apply_needs_a_manager_matching_type_and_name_and_reports_co
     let api = ApiServer::default();
     let deployments: Api<Deployment> = Api::namespaced(api.client(), "prod");
     // No field manager.
-    let (code, reason, message) = refused(deployments.patch("jeex", &PatchParams::default(), &Patch::Apply(deployment("jeex", "img:1"))).await);
+    let (code, reason, message) =
+        refused(deployments.patch("jeex", &PatchParams::default(), &Patch::Apply(deployment("jeex", "img:1"))).await);
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     assert!(message.contains("fieldManager: Required value: is required for apply patch"), "{message}");
     // Kind and name must match the path.
@@ -132,7 +134,8 @@ async fn server_side_apply_needs_a_manager_matching_type_and_name_and_reports_co
 async fn writes_with_a_stale_resource_version_conflict() {
     let api = ApiServer::default();
     let secrets: Api<Secret> = Api::namespaced(api.client(), "prod");
-    let created = secrets.create(&PostParams::default(), &serde_json::from_value(support::world::secret("s", &[("k", "1")])).unwrap()).await.unwrap();
+    let created =
+        secrets.create(&PostParams::default(), &serde_json::from_value(support::world::secret("s", &[("k", "1")])).unwrap()).await.unwrap();
     let mut first = created.clone();
     first.data.as_mut().unwrap().insert("k".into(), k8s_openapi::ByteString(b"2".to_vec()));
     secrets.replace("s", &PostParams::default(), &first).await.unwrap();
@@ -152,11 +155,17 @@ async fn names_labels_and_immutable_fields_are_validated() {
     let api = ApiServer::default();
     let client = api.client();
     let services: Api<Service> = Api::namespaced(client.clone(), "prod");
-    let service = |name: &str| json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name }, "spec": { "ports": [{ "port": 80 }] } });
-    let (code, reason, message) = refused(services.patch(&"a".repeat(64), &apply("s").force(), &Patch::Apply(service(&"a".repeat(64)))).await);
+    let service =
+        |name: &str| json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name }, "spec": { "ports": [{ "port": 80 }] } });
+    let (code, reason, message) =
+        refused(services.patch(&"a".repeat(64), &apply("s").force(), &Patch::Apply(service(&"a".repeat(64)))).await);
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     assert!(message.contains("metadata.name") && message.contains("no more than 63 characters"), "{message}");
-    assert_eq!(refused(services.patch("1api", &apply("s").force(), &Patch::Apply(service("1api"))).await).0, 422, "DNS-1035: a letter first");
+    assert_eq!(
+        refused(services.patch("1api", &apply("s").force(), &Patch::Apply(service("1api"))).await).0,
+        422,
+        "DNS-1035: a letter first"
+    );
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), "prod");
     let job = |name: &str, image: &str| {

@@ -301,6 +301,19 @@ fn deployment(state: &mut State, path: &str) {
         let new_pods = pods_of(state, &new_path);
         let new_unavailable = rs_replicas(state, &new_path) - new_pods.iter().filter(|p| ready(state, p)).count() as i64;
         let total_now: i64 = olds.iter().map(|p| rs_replicas(state, p)).sum::<i64>() + rs_replicas(state, &new_path);
+        // Unhealthy old pods go first: removing them costs no availability.
+        let mut max_scaled_down = (total_now - (replicas - unavailable) - new_unavailable).max(0);
+        for old in &olds {
+            let unready = pods_of(state, old).iter().filter(|p| !ready(state, p)).count() as i64;
+            let take = unready.min(max_scaled_down).min(rs_replicas(state, old));
+            if take > 0 {
+                let have = rs_replicas(state, old);
+                set_replicas(state, old, have - take);
+                max_scaled_down -= take;
+                progressed = true;
+            }
+        }
+        let total_now: i64 = olds.iter().map(|p| rs_replicas(state, p)).sum::<i64>() + rs_replicas(state, &new_path);
         let mut can_remove = (total_now - (replicas - unavailable) - new_unavailable).min(available - (replicas - unavailable)).max(0);
         for old in &olds {
             let have = rs_replicas(state, old);
