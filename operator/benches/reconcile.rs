@@ -1,6 +1,7 @@
 //! `cargo bench -p jeex-operator --bench reconcile`: reconciles of one `JeexBackend` in steady
-//! state against the scripted API server (the dependency probes on the real PostgreSQL).
-//! Prints API calls per reconcile (target: reads only) and reconciles per second.
+//! state against the API-server double (RBAC from the chart as Helm renders it: set `JEEX_HELM`
+//! or have `helm` on the PATH; the dependency probes on the real PostgreSQL). Prints API calls
+//! per reconcile (target: reads only) and reconciles per second.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -30,7 +31,7 @@ fn main() {
             slowest = slowest.max(one.elapsed());
         }
         let took = started.elapsed();
-        println!("\n{ROUNDS} steady-state reconciles of one JeexBackend (scripted API server, real PostgreSQL probe)");
+        println!("\n{ROUNDS} steady-state reconciles of one JeexBackend (API-server double, real PostgreSQL probe)");
         println!(
             "API calls per reconcile: {:.1} reads, {:.1} writes (target: reads only: {})",
             reads as f64 / ROUNDS as f64,

@@ -52,12 +52,14 @@ async fn day_one_and_day_two() {
     assert_eq!(pods_pool(&w), vec![9; 8], "8 pods with the smaller pool");
     let (most, when) = peak(&w);
     assert!(most <= 100, "over budget during 4 -> 8: {when}");
+    eprintln!("4 -> 8: peak {when}");
     reset_peak(&w);
     w.set_spec(json!({ "replicas": 2 }));
     w.until_ready(80).await;
     assert_eq!(pods_pool(&w), vec![29; 2], "2 pods with the larger pool");
     let (most, when) = peak(&w);
     assert!(most <= 100, "over budget during 8 -> 2: {when}");
+    eprintln!("8 -> 2: peak {when}");
     clean(&w);
 
     // Rotate the signing key: every step waits for the pods; no live pod rejects a token.

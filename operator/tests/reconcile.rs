@@ -186,3 +186,93 @@ async fn migrations_run_one_at_a_time() {
     assert!(calls.iter().any(|c| c.method == Method::POST && c.path == JOBS), "then img:3 migrates");
     assert!(w.api.get(&w.job_path("img:3")).is_some());
 }
+
+#[tokio::test]
+async fn a_refused_call_reaches_the_status_keeps_what_was_done_and_backs_off() {
+    use std::sync::Arc;
+
+    use jeex_operator::{
+        metrics::Metrics,
+        reconcile::{Context, error_policy, retry_delay},
+    };
+    use support::{apiserver::ApiServer, rbac::Authorizer, world::manifest};
+
+    // The chart as it was: no `create` on deployments, so the first rollout's apply is refused.
+    let mut objects = support::chart::rendered().to_vec();
+    for o in objects.iter_mut().filter(|o| o["kind"] == "ClusterRole") {
+        for rule in o["rules"].as_array_mut().unwrap() {
+            if rule["resources"] == json!(["deployments"]) {
+                rule["verbs"].as_array_mut().unwrap().retain(|v| v != "create");
+            }
+        }
+    }
+    let api = ApiServer::new(Authorizer::from_objects(&objects, "ops", "jeex-operator"));
+    api.put(JB, manifest("img:1"));
+    api.put("/api/v1/namespaces/prod/secrets/owner", support::world::secret("owner", &[("url", &database_url())]));
+    let w = World { ctx: Arc::new(Context::with_clock(api.client(), Metrics::default(), api.clock())), api };
+    w.reconcile().await;
+    w.api.tick(8);
+    let (result, calls) = w.try_reconcile().await;
+    let error = result.unwrap_err();
+    assert!(error.contains("403") || error.contains("forbidden"), "{error}");
+    assert!(calls.iter().any(|c| c.code == 403 && c.resource == "deployments"), "{calls:?}");
+    // The status says why, and keeps the migration that did succeed (no re-run when the Job expires).
+    let (stalled, reason, message) = w.condition("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "Forbidden"));
+    assert!(message.contains("cannot create resource \"deployments\""), "{message}");
+    assert_eq!(w.status()["migratedImage"], "img:1");
+    assert!(w.events().contains(&"Forbidden".to_owned()), "{:?}", w.events());
+    // Back-off grows per failure, capped at five minutes, and resets on success.
+    let jb = Arc::new(w.resource());
+    let delays: Vec<_> = (0..3).map(|_| error_policy(jb.clone(), &jeex_operator::reconcile::Error::Timeout, w.ctx.clone())).collect();
+    let after = |s| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(s));
+    assert_eq!(delays, vec![after(5), after(10), after(20)]);
+    assert_eq!((retry_delay(1).as_secs(), retry_delay(2).as_secs(), retry_delay(30).as_secs()), (5, 10, 300));
+}
+
+#[tokio::test]
+async fn a_rotation_waits_while_the_gate_is_closed_or_the_rollout_held() {
+    use support::world::JWT;
+    let w = World::ready_on("img:1").await;
+    let before = w.api.get(JWT).unwrap();
+    w.api.edit(JB, "kubectl-annotate", json!({ "metadata": { "annotations": { "jeex.dev/rotate-signing-key": "now" } } }));
+    // Held: nothing moves.
+    w.set_spec(json!({ "rollout": { "paused": true } }));
+    w.run(3, 5).await;
+    assert_eq!(w.api.get(JWT).unwrap()["data"], before["data"], "paused: no key added");
+    // Gate closed (PostgreSQL unreachable): nothing moves either.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    w.api.put(
+        "/api/v1/namespaces/prod/secrets/owner",
+        support::world::secret("owner", &[("url", &format!("postgres://o:p@127.0.0.1:{port}/x"))]),
+    );
+    w.set_spec(json!({ "rollout": { "paused": false } }));
+    w.run(2, 5).await;
+    assert_eq!(w.condition("DependenciesReady").0, "False");
+    assert_eq!(w.api.get(JWT).unwrap()["data"], before["data"], "gate closed: no key added");
+    // Gate open again: the first step (a new key, accepted but not yet signing) goes out.
+    w.api.put("/api/v1/namespaces/prod/secrets/owner", support::world::secret("owner", &[("url", &database_url())]));
+    w.reconcile().await;
+    let after = w.api.get(JWT).unwrap();
+    assert_ne!(after["data"], before["data"]);
+    assert_eq!(after["metadata"]["annotations"]["jeex.dev/current-kid"], before["metadata"]["annotations"]["jeex.dev/current-kid"]);
+    assert!(after["metadata"]["annotations"]["jeex.dev/next-kid"].is_string());
+}
+
+#[tokio::test]
+async fn rotating_a_referenced_redis_secret_rolls_the_pods() {
+    use support::world::DEPLOYMENT;
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
+    let w = World::new("img:1", &database_url());
+    w.api.put("/api/v1/namespaces/prod/secrets/redis", support::world::secret("redis", &[("url", &redis)]));
+    w.set_spec(json!({ "redis": { "urlSecret": { "name": "redis", "key": "url" }, "maxConnections": 50 } }));
+    w.until_ready(30).await;
+    let checksum =
+        |w: &World| w.api.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"]["jeex.dev/config-checksum"].clone();
+    let before = checksum(&w);
+    // Same URL, new password field: a rotated Secret.
+    w.api.put("/api/v1/namespaces/prod/secrets/redis", support::world::secret("redis", &[("url", &redis), ("password", "rotated")]));
+    w.reconcile().await;
+    assert_ne!(checksum(&w), before, "the pod template changed: the pods roll");
+    assert!(jeex_operator::secrets::referenced(&w.resource()).contains(&"redis".to_owned()), "and the controller watches it");
+}
