@@ -30,6 +30,19 @@ fn pods_pool(w: &World) -> Vec<i64> {
     state.sim.pods.iter().filter(|(p, _)| p.contains("/pods/jeex-") && !p.contains("-migrate-")).map(|(_, f)| f.connections).collect()
 }
 
+/// Scales to `replicas` and waits for Ready: every pod ends with a pool of `pool`, and the
+/// connections held never exceeded the budget of 100 on the way.
+async fn scale(w: &World, replicas: i64, pool: i64) {
+    let from = w.resource().spec.replicas;
+    reset_peak(w);
+    w.set_spec(json!({ "replicas": replicas }));
+    w.until_ready(80).await;
+    assert_eq!(pods_pool(w), vec![pool; replicas as usize], "{replicas} pods with pools of {pool}");
+    let (most, when) = peak(w);
+    assert!(most <= 100, "over budget during {from} -> {replicas}: {when}");
+    eprintln!("{from} -> {replicas}: peak {when}");
+}
+
 fn annotations(path: &str, w: &World) -> Value {
     w.api.get(path).unwrap()["metadata"]["annotations"].clone()
 }
@@ -43,23 +56,9 @@ async fn day_one_and_day_two() {
     clean(&w);
 
     // Scale to 4, then 4 → 8 and 8 → 2 at a budget of 100: never over it at any instant.
-    w.set_spec(json!({ "replicas": 4 }));
-    w.until_ready(40).await;
-    assert_eq!(pods_pool(&w), vec![17; 4]);
-    reset_peak(&w);
-    w.set_spec(json!({ "replicas": 8 }));
-    w.until_ready(80).await;
-    assert_eq!(pods_pool(&w), vec![9; 8], "8 pods with the smaller pool");
-    let (most, when) = peak(&w);
-    assert!(most <= 100, "over budget during 4 -> 8: {when}");
-    eprintln!("4 -> 8: peak {when}");
-    reset_peak(&w);
-    w.set_spec(json!({ "replicas": 2 }));
-    w.until_ready(80).await;
-    assert_eq!(pods_pool(&w), vec![29; 2], "2 pods with the larger pool");
-    let (most, when) = peak(&w);
-    assert!(most <= 100, "over budget during 8 -> 2: {when}");
-    eprintln!("8 -> 2: peak {when}");
+    scale(&w, 4, 17).await;
+    scale(&w, 8, 9).await;
+    scale(&w, 2, 29).await;
     clean(&w);
 
     // Rotate the signing key: every step waits for the pods; no live pod rejects a token.
