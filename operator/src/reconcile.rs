@@ -579,9 +579,9 @@ where
 {
     let name = desired.name_any();
     let digest = hash(&serde_json::to_string(&desired).expect("objects serialise"));
-    desired.annotations_mut().insert(APPLIED.into(), digest.clone());
+    desired.annotations_mut().insert(APPLIED.into(), digest);
+    // The applied hash is one of the fields held, so a changed desired object is applied too.
     if let Some(existing) = existing
-        && existing.annotations().get(APPLIED) == Some(&digest)
         && holds(&serde_json::to_value(&existing).expect("objects serialise"), &serde_json::to_value(&desired).expect("objects serialise"))
     {
         return Ok(existing);

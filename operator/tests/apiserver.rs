@@ -37,8 +37,8 @@ fn deployment(name: &str, image: &str) -> Value {
     })
 }
 
-fn apply(name: &str) -> PatchParams {
-    let _ = name;
+/// A server-side apply by the operator's field manager.
+fn apply() -> PatchParams {
     PatchParams::apply("jeex-operator")
 }
 
@@ -84,13 +84,12 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
     }
     let api = ApiServer::new(Authorizer::from_objects(&objects, "ops", "jeex-operator"));
     let deployments: Api<Deployment> = Api::namespaced(api.client(), "prod");
-    let (code, reason, message) =
-        refused(deployments.patch("jeex", &apply("jeex").force(), &Patch::Apply(deployment("jeex", "img:1"))).await);
+    let (code, reason, message) = refused(deployments.patch("jeex", &apply().force(), &Patch::Apply(deployment("jeex", "img:1"))).await);
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
     assert!(message.contains("cannot create resource \"deployments\""), "{message}");
     // Once it exists, the same apply is a patch and is allowed.
     api.put("/apis/apps/v1/namespaces/prod/deployments/jeex", deployment("jeex", "img:0"));
-    assert!(deployments.patch("jeex", &apply("jeex").force(), &Patch::Apply(deployment("jeex", "img:1"))).await.is_ok());
+    assert!(deployments.patch("jeex", &apply().force(), &Patch::Apply(deployment("jeex", "img:1"))).await.is_ok());
 }
 
 #[tokio::test]
@@ -105,28 +104,28 @@ async fn server_side_apply_needs_a_manager_matching_type_and_name_and_reports_co
     // Kind and name must match the path.
     let mut wrong_kind = deployment("jeex", "img:1");
     wrong_kind["kind"] = "StatefulSet".into();
-    assert_eq!(refused(deployments.patch("jeex", &apply("jeex"), &Patch::Apply(wrong_kind)).await).0, 400);
-    let (code, _, message) = refused(deployments.patch("jeex", &apply("jeex"), &Patch::Apply(deployment("other", "img:1"))).await);
+    assert_eq!(refused(deployments.patch("jeex", &apply(), &Patch::Apply(wrong_kind)).await).0, 400);
+    let (code, _, message) = refused(deployments.patch("jeex", &apply(), &Patch::Apply(deployment("other", "img:1"))).await);
     assert_eq!(code, 400);
     assert!(message.contains("does not match the name on the URL"), "{message}");
 
     // Created by the operator; then someone scales it by hand.
-    deployments.patch("jeex", &apply("jeex"), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
+    deployments.patch("jeex", &apply(), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
     let path = "/apis/apps/v1/namespaces/prod/deployments/jeex";
     api.edit(path, "kubectl-scale", json!({ "spec": { "replicas": 5 } }));
     // Without force the operator's apply conflicts on exactly that field ...
-    let (code, reason, message) = refused(deployments.patch("jeex", &apply("jeex"), &Patch::Apply(deployment("jeex", "img:1"))).await);
+    let (code, reason, message) = refused(deployments.patch("jeex", &apply(), &Patch::Apply(deployment("jeex", "img:1"))).await);
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert_eq!(message, "Apply failed with 1 conflict: conflict with \"kubectl-scale\": .spec.replicas");
     // ... a field it does not set stays the other manager's, and force takes it back.
-    let d = deployments.patch("jeex", &apply("jeex").force(), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
+    let d = deployments.patch("jeex", &apply().force(), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
     assert_eq!(d.spec.replicas, Some(1));
     assert!(api.owners(path)["jeex-operator"].contains(&vec!["spec".to_owned(), "replicas".to_owned()]));
     // A field the operator stops applying is removed, since nobody else owns it.
     let mut fewer = deployment("jeex", "img:1");
     fewer["metadata"]["labels"] = json!({ "team": "a" });
-    deployments.patch("jeex", &apply("jeex"), &Patch::Apply(fewer)).await.unwrap();
-    deployments.patch("jeex", &apply("jeex"), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
+    deployments.patch("jeex", &apply(), &Patch::Apply(fewer)).await.unwrap();
+    deployments.patch("jeex", &apply(), &Patch::Apply(deployment("jeex", "img:1"))).await.unwrap();
     assert!(api.get(path).unwrap()["metadata"]["labels"].get("team").is_none());
 }
 
@@ -157,15 +156,10 @@ async fn names_labels_and_immutable_fields_are_validated() {
     let services: Api<Service> = Api::namespaced(client.clone(), "prod");
     let service =
         |name: &str| json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name }, "spec": { "ports": [{ "port": 80 }] } });
-    let (code, reason, message) =
-        refused(services.patch(&"a".repeat(64), &apply("s").force(), &Patch::Apply(service(&"a".repeat(64)))).await);
+    let (code, reason, message) = refused(services.patch(&"a".repeat(64), &apply().force(), &Patch::Apply(service(&"a".repeat(64)))).await);
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     assert!(message.contains("metadata.name") && message.contains("no more than 63 characters"), "{message}");
-    assert_eq!(
-        refused(services.patch("1api", &apply("s").force(), &Patch::Apply(service("1api"))).await).0,
-        422,
-        "DNS-1035: a letter first"
-    );
+    assert_eq!(refused(services.patch("1api", &apply().force(), &Patch::Apply(service("1api"))).await).0, 422, "DNS-1035: a letter first");
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), "prod");
     let job = |name: &str, image: &str| {
@@ -177,22 +171,22 @@ async fn names_labels_and_immutable_fields_are_validated() {
     assert_eq!(code, 422, "{message}");
     jobs.create(&PostParams::default(), &serde_json::from_value(job("m", "img:1")).unwrap()).await.unwrap();
     // The operator may not patch Jobs at all (the chart grants no patch) ...
-    assert_eq!(refused(jobs.patch("m", &apply("j").force(), &Patch::Apply(job("m", "img:2"))).await).0, 403);
+    assert_eq!(refused(jobs.patch("m", &apply().force(), &Patch::Apply(job("m", "img:2"))).await).0, 403);
     // ... and nobody may change a Job's template.
     let admin_jobs: Api<Job> = Api::namespaced(api.as_user(Authorizer::from_objects(&admin_rbac(), "ops", "admin")).client(), "prod");
-    let (code, _, message) = refused(admin_jobs.patch("m", &apply("j").force(), &Patch::Apply(job("m", "img:2"))).await);
+    let (code, _, message) = refused(admin_jobs.patch("m", &apply().force(), &Patch::Apply(job("m", "img:2"))).await);
     assert_eq!(code, 422);
     assert!(message.contains("spec.template") && message.contains("field is immutable"), "{message}");
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "prod");
-    deployments.patch("d", &apply("d").force(), &Patch::Apply(deployment("d", "i"))).await.unwrap();
+    deployments.patch("d", &apply().force(), &Patch::Apply(deployment("d", "i"))).await.unwrap();
     let mut reselect = deployment("d", "i");
     reselect["spec"]["selector"]["matchLabels"]["tier"] = "x".into();
     reselect["spec"]["template"]["metadata"]["labels"]["tier"] = "x".into();
-    assert!(refused(deployments.patch("d", &apply("d").force(), &Patch::Apply(reselect)).await).2.contains("spec.selector"));
+    assert!(refused(deployments.patch("d", &apply().force(), &Patch::Apply(reselect)).await).2.contains("spec.selector"));
     let mut label = deployment("e", "i");
     label["metadata"]["labels"] = json!({ "team": "x".repeat(64) });
-    assert_eq!(refused(deployments.patch("e", &apply("e").force(), &Patch::Apply(label)).await).0, 422, "label values: 63 at most");
+    assert_eq!(refused(deployments.patch("e", &apply().force(), &Patch::Apply(label)).await).0, 422, "label values: 63 at most");
 }
 
 #[tokio::test]
@@ -216,7 +210,7 @@ async fn jeexbackend_writes_are_checked_by_the_crd_schema_and_cel() {
         (json!({ "replicas": -1 }), "spec.replicas must be at least 0"),
         (json!({ "unknown": 1 }), "spec.unknown is an unknown field"),
     ] {
-        let (code, reason, message) = refused(jbs.patch("jeex", &apply("jb").force(), &Patch::Apply(bad(patch.clone()))).await);
+        let (code, reason, message) = refused(jbs.patch("jeex", &apply().force(), &Patch::Apply(bad(patch.clone()))).await);
         assert_eq!((code, reason.as_str()), (422, "Invalid"), "{patch}");
         assert!(message.contains(expect), "{patch}: {message}");
     }
@@ -236,4 +230,34 @@ fn admin_rbac() -> Vec<Value> {
         json!({ "kind": "ClusterRoleBinding", "metadata": { "name": "admin" }, "roleRef": { "kind": "ClusterRole", "name": "admin" },
             "subjects": [{ "kind": "ServiceAccount", "name": "admin", "namespace": "ops" }] }),
     ]
+}
+
+#[tokio::test]
+async fn the_other_rules_it_models_refuse_too() {
+    let api = ApiServer::default();
+    let admin = api.as_user(Authorizer::from_objects(&admin_rbac(), "ops", "admin")).client();
+    // A name that is no DNS-1123 subdomain (422), and a label key that is no qualified name.
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "prod");
+    let (code, reason, message) = refused(deployments.patch("Jeex_API", &apply(), &Patch::Apply(deployment("Jeex_API", "i"))).await);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(message.contains("RFC 1123 subdomain"), "{message}");
+    let mut label = deployment("d", "i");
+    label["metadata"]["labels"] = json!({ "bad key!": "x" });
+    assert_eq!(refused(deployments.patch("d", &apply(), &Patch::Apply(label)).await).0, 422);
+    // A Secret key that is no config key.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "prod");
+    let bad_key: Secret = serde_json::from_value(support::world::secret("s", &[("a/b", "x")])).unwrap();
+    let (code, _, message) = refused(secrets.create(&PostParams::default(), &bad_key).await);
+    assert_eq!(code, 422, "{message}");
+    // An object for another namespace than the request's (400).
+    let mut elsewhere: Secret = serde_json::from_value(support::world::secret("t", &[])).unwrap();
+    elsewhere.metadata.namespace = Some("other".into());
+    let (code, reason, _) = refused(secrets.create(&PostParams::default(), &elsewhere).await);
+    assert_eq!((code, reason.as_str()), (400, "BadRequest"));
+    // Neither name nor generateName (422).
+    let mut nameless: Secret = serde_json::from_value(support::world::secret("u", &[])).unwrap();
+    nameless.metadata.name = None;
+    assert_eq!(refused(secrets.create(&PostParams::default(), &nameless).await).0, 422);
+    // A merge patch of what does not exist (404).
+    assert_eq!(refused(secrets.patch("missing", &PatchParams::default(), &Patch::Merge(json!({ "data": {} }))).await).0, 404);
 }

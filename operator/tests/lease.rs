@@ -11,11 +11,17 @@ use support::apiserver::ApiServer;
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/jeex-operator";
 
-#[tokio::test(start_paused = true)]
-async fn one_leader_at_a_time_and_a_takeover_only_after_expiry() {
+/// A server and two replicas competing for its Lease.
+fn candidates() -> (ApiServer, Elector, Elector) {
     let api = ApiServer::default();
     let a = Elector::new(api.client(), "ops", "jeex-operator", "operator-a");
     let b = Elector::new(api.client(), "ops", "jeex-operator", "operator-b");
+    (api, a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_leader_at_a_time_and_a_takeover_only_after_expiry() {
+    let (api, a, b) = candidates();
     let t0 = Timestamp::from_second(1_800_000_000).unwrap();
     let at = |s: i64| t0.checked_add(SignedDuration::from_secs(s)).unwrap();
 
@@ -40,9 +46,7 @@ async fn one_leader_at_a_time_and_a_takeover_only_after_expiry() {
 
 #[tokio::test(start_paused = true)]
 async fn expiry_is_judged_by_local_observation_not_by_the_holders_clock() {
-    let api = ApiServer::default();
-    let a = Elector::new(api.client(), "ops", "jeex-operator", "operator-a");
-    let b = Elector::new(api.client(), "ops", "jeex-operator", "operator-b");
+    let (_api, a, b) = candidates();
     // The leader's clock runs 10 minutes behind the standby's: its renewTime looks long expired.
     let standby_now = Timestamp::from_second(1_800_000_000).unwrap();
     let leader_now =

@@ -569,7 +569,7 @@ impl ApiServer {
                 let mut object: Value = parse_body(body)?;
                 check_type(&object, api_version, kind)?;
                 check_name(&object, &name)?;
-                check_version(&object, &existing, kind, &target.resource, &target.group, &name)?;
+                check_version(&object, &existing, &target.resource, &target.group, &name)?;
                 if kind == "JeexBackend" && object["metadata"]["resourceVersion"].is_null() {
                     return Err(invalid(
                         kind,
@@ -617,7 +617,7 @@ impl ApiServer {
                         state = self.state.lock().unwrap();
                     }
                     if let Some(existing) = &existing {
-                        check_version(&sent, existing, kind, &target.resource, &target.group, &name)?;
+                        check_version(&sent, existing, &target.resource, &target.group, &name)?;
                     }
                     let force = query_param(query, "force").is_some_and(|f| f == "true");
                     let mut owners = state.owners.remove(&key).unwrap_or_default();
@@ -680,7 +680,7 @@ impl ApiServer {
                     ));
                 }
                 let Some(existing) = existing else { return Err(not_found(&name)) };
-                check_version(&sent, &existing, kind, &target.resource, &target.group, &name)?;
+                check_version(&sent, &existing, &target.resource, &target.group, &name)?;
                 let mut object = existing.clone();
                 merge(&mut object, &sent);
                 object = subresource_view(object, &existing, has_status, sub);
@@ -752,11 +752,10 @@ fn check_name(object: &Value, name: &str) -> Result<(), (StatusCode, Value)> {
     }
 }
 
-fn check_version(sent: &Value, existing: &Value, kind: &str, resource: &str, group: &str, name: &str) -> Result<(), (StatusCode, Value)> {
+fn check_version(sent: &Value, existing: &Value, resource: &str, group: &str, name: &str) -> Result<(), (StatusCode, Value)> {
     match sent["metadata"]["resourceVersion"].as_str() {
         Some(rv) if Some(rv) != existing["metadata"]["resourceVersion"].as_str() => {
             let what = if group.is_empty() { resource.to_owned() } else { format!("{resource}.{group}") };
-            let _ = kind;
             Err(status(
                 StatusCode::CONFLICT,
                 "Conflict",

@@ -54,8 +54,6 @@ pub struct Sim {
     pub job_takes: Option<i64>,
     /// Images whose migration fails, with the log it leaves.
     pub failing_migrations: BTreeMap<String, String>,
-    /// Connections of the migration Job's pod.
-    pub migration_connections: i64,
     /// Facts of running pods, by path.
     pub pods: BTreeMap<String, PodFacts>,
     /// When each Deployment last made progress.
@@ -418,8 +416,7 @@ fn job(state: &mut State, path: &str) {
         let mut template = j["spec"]["template"].clone();
         template["metadata"]["labels"]["job-name"] = name.clone().into();
         template["metadata"]["labels"]["batch.kubernetes.io/job-name"] = name.clone().into();
-        let connections = if state.sim.migration_connections > 0 { state.sim.migration_connections } else { 2 };
-        create_pod(state, &ns, &name, &template, owner_ref("Job", "batch/v1", &j), Some(connections));
+        create_pod(state, &ns, &name, &template, owner_ref("Job", "batch/v1", &j), Some(jeex_operator::pools::MIGRATION.into()));
         let mut j = j.clone();
         j["status"]["startTime"] = now.to_string().into();
         j["status"]["active"] = 1.into();
@@ -441,20 +438,16 @@ fn job(state: &mut State, path: &str) {
             pod["status"]["phase"] = "Failed".into();
             j["status"]["failed"] = 1.into();
             j["status"]["failedTime"] = now.to_string().into();
-            j["status"]["conditions"] = json!([
-                { "type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" },
-                { "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" }
-            ]);
+            j["status"]["conditions"] =
+                terminal(["FailureTarget", "Failed"], "BackoffLimitExceeded", "Job has reached the specified backoff limit");
         }
         None => {
             state.logs.insert(pod_path.clone(), "migrations applied\n".into());
             pod["status"]["phase"] = "Succeeded".into();
             j["status"]["succeeded"] = 1.into();
             j["status"]["completionTime"] = now.to_string().into();
-            j["status"]["conditions"] = json!([
-                { "type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods" },
-                { "type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods" }
-            ]);
+            j["status"]["conditions"] =
+                terminal(["SuccessCriteriaMet", "Complete"], "CompletionsReached", "Reached expected number of succeeded pods");
         }
     }
     // A finished pod holds no connections.
@@ -464,6 +457,11 @@ fn job(state: &mut State, path: &str) {
     }
     state.store(&pod_path, pod);
     state.store(path, j);
+}
+
+/// A finished Job's two conditions (the interim one, then the final one), as the Job controller sets them.
+fn terminal(kinds: [&str; 2], reason: &str, message: &str) -> Value {
+    Value::Array(kinds.iter().map(|k| json!({ "type": k, "status": "True", "reason": reason, "message": message })).collect())
 }
 
 /// Deletes every object whose owners are all gone (background propagation).

@@ -90,11 +90,7 @@ pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Cause> {
         out.push(("metadata.name".into(), format!("Invalid value: {name:?}: {problem}")));
     }
     labels("metadata.labels", &object["metadata"]["labels"], &mut out);
-    let template = match kind {
-        "Deployment" | "ReplicaSet" => Some(&object["spec"]["template"]),
-        "Job" => Some(&object["spec"]["template"]),
-        _ => None,
-    };
+    let template = matches!(kind, "Deployment" | "ReplicaSet" | "Job").then(|| &object["spec"]["template"]);
     if let Some(t) = template {
         labels("spec.template.labels", &t["metadata"]["labels"], &mut out);
     }

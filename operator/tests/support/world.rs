@@ -121,14 +121,6 @@ impl World {
         format!("{JOBS}/{}", Names::of(&self.resource()).migration(image))
     }
 
-    /// The Job controller's verdict, written directly (for tests that script it by hand).
-    pub fn finish_job(&self, image: &str, kind: &str, reason: &str) {
-        self.api.patch(
-            &self.job_path(image),
-            json!({ "status": { "completionTime": self.api.now().to_string(), "conditions": [{ "type": kind, "status": "True", "reason": reason, "message": "as reported by the Job controller" }] } }),
-        );
-    }
-
     /// A spec change by the platform team (`kubectl apply` of a new manifest).
     pub fn set_spec(&self, patch: Value) {
         self.api.edit(JB, "kubectl-client-side-apply", json!({ "spec": patch }));
