@@ -72,7 +72,7 @@ pub struct Variable {
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "JEEX_ENV",
-        default: "development",
+        default: "production with DATABASE_URL set; development without (the private first-look cluster)",
         meaning: "development, staging or production; production refuses insecure settings",
     },
     Variable { name: "JEEX_HTTP_ADDR", default: "127.0.0.1:8080", meaning: "address and port the HTTP server listens on" },
@@ -609,7 +609,24 @@ impl Config {
     /// Reads through `lookup`, validating every value. Empty strings count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::parse(&get).map_err(|mut e| {
+            if get("JEEX_ENV").is_none() && get("DATABASE_URL").is_some() {
+                // Name the choice nobody made: the fix may be JEEX_ENV itself.
+                e.problem.push_str(
+                    "; note: JEEX_ENV is unset and DATABASE_URL is set, so production rules apply \
+                     (set JEEX_ENV=production to say so, or JEEX_ENV=development to develop against this database)",
+                );
+            }
+            e
+        })
+    }
+
+    fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Secure by default: development mode only when asked for, or for the first look
+        // (no DATABASE_URL: the private cluster). A deployment that names a database and
+        // forgets JEEX_ENV gets production rules, never dev-login or error details.
         let env = match get("JEEX_ENV").as_deref() {
+            None if get("DATABASE_URL").is_some() => Environment::Production,
             None | Some("development") => Environment::Development,
             Some("staging") => Environment::Staging,
             Some("production") => Environment::Production,

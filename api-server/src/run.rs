@@ -305,7 +305,7 @@ async fn schema_lines(config: &Config, url: &str) -> Vec<(String, bool)> {
     if let Ok(Ok(role)) = tokio::time::timeout(timeout, roles::inspect(pool)).await {
         match role.problem() {
             None => lines.push((format!("database role: {} (no superuser, no BYPASSRLS, owns no table)", role.role), true)),
-            Some(problem) => lines.push((format!("database role: UNSAFE: {problem}"), config.env != Environment::Production)),
+            Some(problem) => lines.push((format!("database role: UNSAFE: {problem}"), config.env == Environment::Development)),
         }
     }
     deps.close().await;

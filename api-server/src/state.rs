@@ -58,7 +58,7 @@ impl Drop for StreamSlot {
 impl AppState {
     /// Assembles the state.
     pub fn new(config: Config, deps: Dependencies, metrics: Metrics, tokens: AccessTokens) -> Self {
-        let gate = DatabaseGate::new(config.env == Environment::Production);
+        let gate = DatabaseGate::new(config.env != Environment::Development);
         let limiter = Limiter::new(
             config.rate_limit.clone(),
             config.redis_prefix.clone(),

@@ -128,10 +128,15 @@ async fn outside_development_health_errors_name_the_kind_not_the_details() {
 }
 
 #[tokio::test]
-async fn readiness_refuses_an_old_schema_and_in_production_a_role_that_bypasses_rls() {
+async fn readiness_refuses_an_old_schema_and_outside_development_a_role_that_bypasses_rls() {
     let db = support::db::TestDatabase::create().await;
     let owner = db.owner_pool().await;
     let app = start(config(&[("DATABASE_URL", &db.owner_url), ("JEEX_ENV", "production")])).await;
+    let (status, body) = support::session::split(client().get(app.url("/health/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert!(body["detail"].as_str().unwrap().contains("superuser"), "{body}");
+    // Staging too: a warning there would silently serve without row-level security.
+    let app = start(config(&[("DATABASE_URL", &db.owner_url), ("JEEX_ENV", "staging")])).await;
     let (status, body) = support::session::split(client().get(app.url("/health/ready")).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert!(body["detail"].as_str().unwrap().contains("superuser"), "{body}");

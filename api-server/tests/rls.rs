@@ -80,6 +80,13 @@ async fn raw_queries_under_the_app_role_see_only_the_scoped_project() {
     assert_eq!(safety.problem(), None, "{safety:?}");
     let owner_safety = jeex_api::db::roles::inspect(&owner).await.unwrap();
     assert!(owner_safety.problem().is_some(), "the check must flag a superuser");
+    // Every table counts, the later ones (operations, vector_outbox) included.
+    for table in ["operations", "vector_outbox"] {
+        sqlx::query(&format!("ALTER TABLE {table} OWNER TO {}", safety.role)).execute(&owner).await.unwrap();
+        let unsafe_role = jeex_api::db::roles::inspect(&app).await.unwrap();
+        assert!(unsafe_role.problem().is_some_and(|p| p.contains("owns the tables")), "{table}: {unsafe_role:?}");
+        sqlx::query(&format!("ALTER TABLE {table} OWNER TO CURRENT_USER")).execute(&owner).await.unwrap();
+    }
 }
 
 #[tokio::test]

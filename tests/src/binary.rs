@@ -70,6 +70,9 @@ fn next_id() -> u64 {
 fn command() -> Command {
     let mut cmd = Command::new(jeex_api());
     cmd.env("JEEX_DATA_DIR", data_dir());
+    // Tests run the server as a developer does; those about the environment set (or empty) it.
+    // Unset with a DATABASE_URL, the server would apply production rules.
+    cmd.env("JEEX_ENV", "development");
     // The embedded vector engine allows one process per folder; commands run in parallel.
     cmd.env("JEEX_VECTOR_DIR", std::env::temp_dir().join(format!("jeex-e2e-vectors-{}-{}", std::process::id(), next_id())));
     for (name, _) in std::env::vars_os() {

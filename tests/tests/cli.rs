@@ -20,6 +20,19 @@ fn a_bad_value_exits_non_zero_with_one_line_naming_the_variable() {
 }
 
 #[test]
+fn a_database_url_without_jeex_env_is_a_production_deployment() {
+    // What `docker run -e DATABASE_URL=… jeex-api` does: no JEEX_ENV. Production rules apply
+    // (no generated key, no dev-login), and the refusal names JEEX_ENV as well as the gap.
+    let (status, stdout, stderr) = run(&["serve"], &[("JEEX_ENV", ""), ("DATABASE_URL", &migrated_database_url())]);
+    assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("JEEX_JWT_PRIVATE_KEY") && stderr.contains("JEEX_ENV is unset"), "{stderr}");
+    let (status, stdout, _) = run(&["check"], &[("JEEX_ENV", ""), ("DATABASE_URL", &migrated_database_url())]);
+    assert_eq!(status.code(), Some(2), "{stdout}");
+    // Without DATABASE_URL it is the first look (README command 1); tests/serve.rs starts that
+    // with JEEX_ENV unset and signs in through dev-login.
+}
+
+#[test]
 fn production_refuses_insecure_settings() {
     let (status, _, stderr) = run(
         &["serve"],
@@ -117,4 +130,14 @@ fn serve_refuses_a_vector_index_of_another_dimension() {
     assert!(last.contains("8-dimensional cosine") && last.contains("JEEX_VECTOR_DIM=16") && last.contains("documents.reindex"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn both_images_are_production_deployments() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for file in ["api-server/Dockerfile", "operator/Dockerfile"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let env_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("ENV ")).collect();
+        assert!(env_lines.iter().any(|l| l.split_whitespace().any(|w| w == "JEEX_ENV=production")), "{file}: {env_lines:?}");
+    }
 }

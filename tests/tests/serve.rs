@@ -61,7 +61,8 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 fn first_look_runs_a_private_postgres_and_serves_swagger_ui() {
     let data = std::env::temp_dir().join(format!("jeex-first-look-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut server = Server::start(&[("JEEX_DATA_DIR", data.to_str().unwrap()), ("REDIS_URL", &redis_url())]);
+    // JEEX_ENV unset, as README command 1 runs it: no DATABASE_URL means the first look.
+    let mut server = Server::start(&[("JEEX_ENV", ""), ("JEEX_DATA_DIR", data.to_str().unwrap()), ("REDIS_URL", &redis_url())]);
     assert_eq!(get(&server.url("/health/live")).0, 200);
     let (status, docs) = get(&server.url("/docs"));
     assert_eq!(status, 200);

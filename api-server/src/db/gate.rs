@@ -1,5 +1,5 @@
-//! May this database be served? The schema must not be older than the binary, and in
-//! production the server's role must not bypass row-level security. Checked at start-up when
+//! May this database be served? The schema must not be older than the binary, and outside
+//! development the server's role must not bypass row-level security. Checked at start-up when
 //! the database answers; otherwise readiness keeps asking until it does, so a server started
 //! before its database never serves unchecked.
 
@@ -16,7 +16,7 @@ pub enum Refusal {
     /// Migrations are pending.
     #[error("{0}")]
     SchemaBehind(String),
-    /// The server's role bypasses row-level security or owns tables (production only).
+    /// The server's role bypasses row-level security or owns tables (outside development).
     #[error("{0}")]
     UnsafeRole(String),
 }
@@ -24,13 +24,14 @@ pub enum Refusal {
 /// The remembered verdict: `None` once checked and fine, `Some(refusal)` when refused.
 pub struct DatabaseGate {
     verdict: OnceCell<Option<Refusal>>,
-    production: bool,
+    strict: bool,
 }
 
 impl DatabaseGate {
-    /// A gate that refuses unsafe roles only in production (elsewhere they are logged).
-    pub fn new(production: bool) -> Self {
-        Self { verdict: OnceCell::new(), production }
+    /// A gate that refuses unsafe roles when `strict` (staging and production: either would
+    /// silently serve without row-level security); in development they are logged.
+    pub fn new(strict: bool) -> Self {
+        Self { verdict: OnceCell::new(), strict }
     }
 
     /// The verdict, checking the database (within `timeout`) until it has answered once.
@@ -39,12 +40,12 @@ impl DatabaseGate {
         if let Some(v) = self.verdict.get() {
             return Ok(v.clone());
         }
-        let checked = tokio::time::timeout(timeout, inspect(pool, self.production)).await.map_err(drop)?.map_err(drop)?;
+        let checked = tokio::time::timeout(timeout, inspect(pool, self.strict)).await.map_err(drop)?.map_err(drop)?;
         Ok(self.verdict.get_or_init(|| async { checked }).await.clone())
     }
 }
 
-async fn inspect(pool: &PgPool, production: bool) -> Result<Option<Refusal>, sqlx::Error> {
+async fn inspect(pool: &PgPool, strict: bool) -> Result<Option<Refusal>, sqlx::Error> {
     let pending = migrate::pending(pool).await?;
     if !pending.is_empty() {
         let versions: Vec<String> = pending.iter().map(i64::to_string).collect();
@@ -56,7 +57,7 @@ async fn inspect(pool: &PgPool, production: bool) -> Result<Option<Refusal>, sql
     }
     let role = roles::inspect(pool).await?;
     match role.problem() {
-        Some(problem) if production => Ok(Some(Refusal::UnsafeRole(problem))),
+        Some(problem) if strict => Ok(Some(Refusal::UnsafeRole(problem))),
         Some(problem) => {
             tracing::warn!("{problem}");
             Ok(None)

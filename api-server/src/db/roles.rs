@@ -12,7 +12,8 @@ pub struct RoleSafety {
     pub superuser: bool,
     /// BYPASSRLS: every policy is skipped.
     pub bypass_rls: bool,
-    /// Owns at least one JEEX table, itself or through a role it belongs to.
+    /// Owns at least one table of the schema (every table, a new one included), itself or
+    /// through a role it belongs to.
     pub owns_tables: bool,
 }
 
@@ -45,8 +46,7 @@ pub async fn inspect(pool: &PgPool) -> Result<RoleSafety, sqlx::Error> {
     sqlx::query_as::<_, RoleSafety>(
         "SELECT current_user::text AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls, \
                 EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() \
-                        AND pg_has_role(current_user, t.tableowner, 'USAGE') \
-                        AND t.tablename IN ('users', 'projects', 'project_members', 'documents', 'api_keys', 'refresh_tokens', 'audit_log')) \
+                        AND pg_has_role(current_user, t.tableowner, 'USAGE')) \
                   AS owns_tables \
          FROM pg_roles r WHERE r.rolname = current_user",
     )

@@ -126,6 +126,7 @@ pub fn key(name: &str) -> String {
 /// and `k2` (also accepted), plus `overrides` (an empty value removes a variable).
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([
+        ("JEEX_ENV".into(), "development".into()),
         ("DATABASE_URL".into(), jeex_e2e::services::migrated_database_url()),
         ("REDIS_URL".into(), jeex_e2e::services::redis_url()),
         ("JEEX_CORS_ORIGINS".into(), "https://app.example.com".into()),
