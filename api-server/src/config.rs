@@ -266,6 +266,16 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: "JEEX_DOCUMENT_MAX_SIZE", default: "512KiB", meaning: "largest document `content` accepted (UTF-8 bytes)" },
     Variable {
+        name: "JEEX_METADATA_MAX_SIZE",
+        default: "16KiB",
+        meaning: "largest document `metadata` accepted (bytes of its compact JSON); lists return up to 100 documents with theirs",
+    },
+    Variable {
+        name: "JEEX_METADATA_MAX_DEPTH",
+        default: "8",
+        meaning: "deepest nesting of arrays and objects inside `metadata` (1–32; the object itself is level 1)",
+    },
+    Variable {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
         default: "unset: no export",
         meaning: "OTLP/gRPC collector for traces and metrics, e.g. http://localhost:4317",
@@ -544,6 +554,16 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<TrustedNet>,
 }
 
+/// Limits on a document's `metadata`: every list response carries up to 100 of them, so
+/// one editor's metadata must not make every viewer's page huge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    /// Bytes of its compact JSON.
+    pub max_bytes: usize,
+    /// Nesting levels, the object itself being level 1.
+    pub max_depth: usize,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -571,6 +591,8 @@ pub struct Config {
     pub migrate_database_url: Option<Secret>,
     /// Largest document content, in bytes.
     pub document_max_bytes: usize,
+    /// Limits on a document's `metadata`.
+    pub metadata: MetadataLimits,
     /// Token settings.
     pub auth: AuthConfig,
     /// Pool settings.
@@ -683,6 +705,13 @@ impl Config {
             })
             .transpose()?;
         let document_max_bytes = parse_with(&get, "JEEX_DOCUMENT_MAX_SIZE", "512KiB", "1MiB", parse_size)?;
+        let metadata = MetadataLimits {
+            max_bytes: parse_with(&get, "JEEX_METADATA_MAX_SIZE", "16KiB", "16KiB", parse_size)?,
+            max_depth: parse_with(&get, "JEEX_METADATA_MAX_DEPTH", "8", "8", |v| match v.parse::<usize>() {
+                Ok(n) if (1..=32).contains(&n) => Ok(n),
+                _ => Err(format!("{v:?} is not a whole number from 1 to 32")),
+            })?,
+        };
         let auth = parse_auth(&get, dev, &data_dir)?;
         let pool = PoolConfig {
             size: parse_count(&get, "JEEX_DB_POOL_SIZE", 20, 1)?,
@@ -798,6 +827,7 @@ impl Config {
             database,
             migrate_database_url,
             document_max_bytes,
+            metadata,
             auth,
             pool,
             redis_url,

@@ -138,6 +138,115 @@ async fn without_redis_each_replica_limits_in_memory() {
     assert_eq!(statuses, [401, 401, 429]);
 }
 
+/// A GET of `path` as `ip` (through a trusted proxy) with extra headers.
+async fn get_as(app: &support::TestApp, path: &str, ip: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = support::client().get(app.url(path)).header("x-forwarded-for", ip);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+/// Reads at `reads` per minute, each client address its own (the peer is a trusted proxy).
+async fn behind_a_proxy(reads: &str) -> support::TestApp {
+    support::start(support::config(&[
+        ("JEEX_REDIS_PREFIX", &prefix()),
+        ("JEEX_RATE_LIMIT_READS", reads),
+        ("JEEX_TRUSTED_PROXIES", "127.0.0.0/8"),
+    ]))
+    .await
+}
+
+/// Issue 23, acceptance 3: the project's shared quota (10 × 3 here) is charged only after the
+/// membership check. Eleven strangers with valid tokens send 33 reads to the project's paths
+/// from addresses of their own: all 404, and the member's next read finds the quota whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_never_spend_a_projects_quota() {
+    let app = behind_a_proxy("3/60s").await;
+    let owner = support::session::login(&app, "quota-owner@example.com").await;
+    let project = owner.project("Quota").await;
+    let path = format!("/api/v1/projects/{project}/documents");
+    for n in 0..11 {
+        let stranger = support::session::login(&app, &format!("stranger-{n}@example.com")).await;
+        let bearer = format!("Bearer {}", stranger.token);
+        for _ in 0..3 {
+            let resp = get_as(&app, &path, &format!("198.51.100.{n}"), &[("authorization", &bearer)]).await;
+            assert_eq!(resp.status(), 404, "a stranger gets 404, never the project's 429");
+            assert!(!header(&resp, "ratelimit").contains("project"), "nothing of the project's quota is shown to a stranger");
+        }
+    }
+    let bearer = format!("Bearer {}", owner.token);
+    let resp = get_as(&app, &path, "192.0.2.1", &[("authorization", &bearer)]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "ratelimit-policy"), "\"reads\";q=3;w=60, \"reads-project\";q=30;w=60");
+    let limit = header(&resp, "ratelimit");
+    assert!(limit.starts_with("\"reads\";r=2;") && limit.contains("\"reads-project\";r=29;"), "{limit}");
+}
+
+/// `bearer` (any case) is one scheme: the limiter counts the user exactly as with `Bearer`,
+/// so changing the case does not escape the user's quota by moving address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_case_bearer_counts_against_its_user() {
+    let app = behind_a_proxy("3/60s").await;
+    let user = support::session::login(&app, "lower-case@example.com").await;
+    for (n, scheme) in ["Bearer", "bearer", "BEARER"].into_iter().enumerate() {
+        let resp =
+            get_as(&app, "/api/v1/projects", &format!("198.51.100.{n}"), &[("authorization", &format!("{scheme} {}", user.token))]).await;
+        assert_eq!(resp.status(), 200, "{scheme} authenticates");
+        assert!(header(&resp, "ratelimit").starts_with(&format!("\"reads\";r={};", 2 - n)), "{scheme}: {}", header(&resp, "ratelimit"));
+    }
+    let resp = get_as(&app, "/api/v1/projects", "198.51.100.9", &[("authorization", &format!("bearer {}", user.token))]).await;
+    assert_eq!(resp.status(), 429, "a fresh address does not buy the user a new quota");
+}
+
+/// API-key requests count per key and per project, and the `RateLimit` fields show both: a
+/// key's quota follows it from address to address, and the project's shared quota (10 × 2)
+/// refuses the key that would go over it, naming `reads-project`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_requests_count_per_key_and_per_project() {
+    let app = behind_a_proxy("2/60s").await;
+    let owner = support::session::login(&app, "key-owner@example.com").await;
+    let project = owner.project("Keys").await;
+    let mut keys = Vec::new();
+    for n in 0..11 {
+        let (status, key) = owner
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/projects/{project}/api-keys"),
+                Some(serde_json::json!({ "name": format!("k{n}"), "role": "viewer" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{key}");
+        keys.push(key["key"].as_str().unwrap().to_owned());
+    }
+    let path = format!("/api/v1/projects/{project}/documents");
+    for n in 0..2 {
+        let resp = get_as(&app, &path, &format!("198.51.100.{n}"), &[("x-api-key", &keys[0])]).await;
+        assert_eq!(resp.status(), 200);
+        let limit = header(&resp, "ratelimit");
+        assert!(limit.starts_with(&format!("\"reads\";r={};", 1 - n)), "the key's own count: {limit}");
+        assert!(limit.contains(&format!("\"reads-project\";r={};", 19 - n)), "the project's count: {limit}");
+        assert_eq!(header(&resp, "ratelimit-policy"), "\"reads\";q=2;w=60, \"reads-project\";q=20;w=60");
+    }
+    let resp = get_as(&app, &path, "198.51.100.50", &[("x-api-key", &keys[0])]).await;
+    assert_eq!(resp.status(), 429, "the key's quota follows it to a new address");
+    // Keys 1..=9 spend the rest of the project's 20, each from an address of its own.
+    for (n, key) in keys[1..10].iter().enumerate() {
+        for _ in 0..2 {
+            assert_eq!(get_as(&app, &path, &format!("203.0.113.{n}"), &[("x-api-key", key)]).await.status(), 200);
+        }
+    }
+    let resp = get_as(&app, &path, "203.0.113.99", &[("x-api-key", &keys[10])]).await;
+    assert_eq!(resp.status(), 429, "a fresh key and address, but the project's quota is spent");
+    assert!(header(&resp, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(header(&resp, "ratelimit").starts_with("\"reads-project\";r=0;"), "{}", header(&resp, "ratelimit"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["violated-policies"], serde_json::json!(["reads-project"]));
+    // A wrong key is counted under its own digest, spending nobody's quota but its sender's.
+    let resp = get_as(&app, &path, "203.0.113.98", &[("x-api-key", "jeex_wrong")]).await;
+    assert_eq!(resp.status(), 401);
+}
+
 /// Quota of the store-level tests below: four a minute.
 const QUOTA: Quota = Quota { limit: 4, window: std::time::Duration::from_secs(60) };
 /// Multiples of [`three_keys`]: IP, user, project.

@@ -347,6 +347,41 @@ pub struct RateLimitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(RATE_RULE).message(RATE_MESSAGE))]
     pub auth: Option<String>,
+    /// Addresses or CIDR ranges of the proxies in front of the pods (the ingress controller,
+    /// the load balancer), e.g. `10.0.0.0/8`. Only from these is `X-Forwarded-For` believed;
+    /// empty, every request counts against the proxy's address, so all clients behind an
+    /// ingress share one quota. Never list a range clients can send from: they could then
+    /// pick the address they are counted as.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(PROXY_RULE).message(PROXY_MESSAGE))]
+    #[schemars(length(max = 64))]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// The CEL rule for `trustedProxies`: each an IPv4 or IPv6 address, with an optional prefix
+/// length within its family's bits (the API server's parser accepts these; held to it by a
+/// test).
+pub const PROXY_RULE: &str = concat!(
+    "self.all(p, p.matches('^",
+    "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}",
+    "(/(3[0-2]|[12]?[0-9]))?$') || p.matches('^(",
+    "([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|",
+    "([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|",
+    "([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|",
+    "[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))",
+    "(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$'))"
+);
+
+/// The CRD's message for a proxy entry it refuses.
+pub const PROXY_MESSAGE: &str =
+    "rateLimit.trustedProxies entries are IPv4 or IPv6 addresses with an optional prefix length (10.0.0.0/8, 192.168.1.7, fd00::/8)";
+
+/// Does the CRD admit `proxies` as `rateLimit.trustedProxies` (the rule as the API server
+/// evaluates it)?
+pub fn proxies_admitted(proxies: &[&str]) -> bool {
+    let schema =
+        serde_json::json!({ "type": "array", "items": { "type": "string" }, "x-kubernetes-validations": [{ "rule": PROXY_RULE }] });
+    kube::core::cel::Validator::new().validate(&schema, &serde_json::json!(proxies), None).is_ok()
 }
 
 /// Telemetry.

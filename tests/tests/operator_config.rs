@@ -102,3 +102,45 @@ fn the_crd_admits_exactly_the_rate_limits_the_api_parses_in_canonical_form() {
     assert!(canonical_accepted > 40, "the matrix exercised the accepted side: {canonical_accepted}");
     assert!(!jeex_operator::crd::rate_admitted("1/25h") && !api_accepts("1/25h"), "both refuse a window over 24 h");
 }
+
+/// `rateLimit.trustedProxies`: every entry the CRD admits, the API parses, and the usual
+/// forms (addresses and ranges of both families) are admitted; what the API refuses, the CRD
+/// refuses first (a pod must never crash-loop on a value the API server let in).
+#[test]
+fn the_crd_admits_only_trusted_proxies_the_api_parses() {
+    let api_accepts = |value: &str| {
+        let mut env = pod_environment(&example("minimal.yaml"));
+        env.insert("JEEX_TRUSTED_PROXIES".into(), value.into());
+        Config::from_map(&env).is_ok()
+    };
+    let good =
+        ["10.0.0.0/8", "192.168.1.7", "0.0.0.0/0", "255.255.255.255/32", "fd00::/8", "::1", "2001:db8::1/128", "::/0", "fe80::1:2:3:4"];
+    let bad = [
+        "256.0.0.1",
+        "10.0.0.0/33",
+        "10.0.0",
+        "10.0.0.0/",
+        "fd00::/129",
+        "fd00:::1",
+        "2001:db8::g",
+        "example.com",
+        "10.0.0.0/8 ",
+        "",
+        "1.2.3.4/-1",
+        "01.2.3.4",
+    ];
+    for value in good {
+        assert!(jeex_operator::crd::proxies_admitted(&[value]), "the CRD refuses {value:?}");
+        assert!(api_accepts(value), "the API refuses {value:?}");
+    }
+    for value in bad {
+        assert!(!jeex_operator::crd::proxies_admitted(&[value]), "the CRD admits {value:?}");
+    }
+    for value in good.iter().chain(&bad) {
+        if jeex_operator::crd::proxies_admitted(&[value]) {
+            assert!(api_accepts(value), "the CRD admits {value:?} but the API refuses it");
+        }
+    }
+    assert!(jeex_operator::crd::proxies_admitted(&["10.0.0.0/8", "fd00::/8"]));
+    assert!(!jeex_operator::crd::proxies_admitted(&["10.0.0.0/8", "nope"]));
+}

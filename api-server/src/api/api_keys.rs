@@ -11,7 +11,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags,
+    ApiTags, access,
     responses::{ApiKeyList, Created, Deleted},
     validation::Check,
 };
@@ -20,7 +20,7 @@ use crate::{
     db::{
         api_keys::{self, ApiKeyInfo},
         page::Page,
-        scope::{Role, Scoped},
+        scope::Role,
     },
     error::{ApiError, FieldError},
     state::AppState,
@@ -84,7 +84,7 @@ impl ApiKeysApi {
                 errors: vec![FieldError { field: "/expires_at".into(), message: "must be in the future".into() }],
             });
         }
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         let key = keys::generate();
         let info = api_keys::create(&mut s, &name, role, body.expires_at, &key).await?;
@@ -106,7 +106,7 @@ impl ApiKeysApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<ApiKeyList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         let paged = api_keys::list(&mut s, &page).await?;
         s.commit().await?;
@@ -116,7 +116,7 @@ impl ApiKeysApi {
     /// Revoke a key (owner only); it stops working at once.
     #[oai(path = "/projects/:project_id/api-keys/:key_id", method = "delete")]
     async fn revoke(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, key_id: Path<Uuid>) -> Result<Deleted, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         api_keys::revoke(&mut s, key_id.0).await?;
         s.commit().await?;

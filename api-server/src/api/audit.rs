@@ -8,14 +8,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, responses::AuditList};
+use super::{ApiTags, access, responses::AuditList};
 use crate::{
     auth::principal::Auth,
-    db::{
-        audit,
-        page::Page,
-        scope::{Role, Scoped},
-    },
+    db::{audit, page::Page, scope::Role},
     error::ApiError,
     state::AppState,
 };
@@ -38,7 +34,7 @@ impl AuditApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         let paged = audit::list(&mut s, &page).await?;
         s.commit().await?;

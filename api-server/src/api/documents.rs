@@ -9,7 +9,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, etag,
+    ApiTags, access, etag,
     responses::{Created, Deleted, DocumentList, Tagged},
     validation::Check,
 };
@@ -18,7 +18,7 @@ use crate::{
     db::{
         documents::{self, Document, DocumentChanges, NewDocument},
         page::Page,
-        scope::{Role, Scoped},
+        scope::Role,
     },
     error::ApiError,
     state::AppState,
@@ -95,7 +95,7 @@ impl DocumentsApi {
         let content = body.content.clone().unwrap_or_default();
         check.max_bytes("/content", &content, max);
         let metadata = body.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
-        check.object("/metadata", &metadata);
+        check.metadata("/metadata", &metadata, state.config().metadata);
         let new = NewDocument {
             title: check.text("/title", &body.title, TITLE_MAX),
             content,
@@ -104,7 +104,7 @@ impl DocumentsApi {
             embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),
         };
         check.finish()?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         let doc = documents::create(&mut s, &new).await?;
         s.commit().await?;
@@ -137,7 +137,7 @@ impl DocumentsApi {
                 Some(q)
             }
         };
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let paged = documents::list(&mut s, q.as_deref(), &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -152,7 +152,7 @@ impl DocumentsApi {
         project_id: Path<Uuid>,
         document_id: Path<Uuid>,
     ) -> Result<Tagged<Document>, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let doc = documents::get(&mut s, document_id.0).await?;
         s.commit().await?;
         let tag = etag::of(doc.version);
@@ -178,7 +178,7 @@ impl DocumentsApi {
             check.max_bytes("/content", content, max);
         }
         if let Some(metadata) = &body.metadata {
-            check.object("/metadata", metadata);
+            check.metadata("/metadata", metadata, state.config().metadata);
         }
         let changes = DocumentChanges {
             title: body.title.as_deref().map(|t| check.text("/title", t, TITLE_MAX)),
@@ -189,7 +189,7 @@ impl DocumentsApi {
         };
         check.finish()?;
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         let doc = documents::update(&mut s, document_id.0, &changes, expected.as_deref()).await?;
         s.commit().await?;
@@ -210,7 +210,7 @@ impl DocumentsApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError> {
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         documents::delete(&mut s, document_id.0, expected.as_deref()).await?;
         s.commit().await?;

@@ -25,10 +25,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::ApiTags;
+use super::{ApiTags, access};
 use crate::{
     auth::principal::{Auth, Caller, Principal},
-    db::{operations, scope::Scoped},
+    db::operations,
     error::{ApiError, ErrorCode, FieldError},
     events::{
         BusError, Event, EventBus, History, Subscription, compare_ids, parse_id,
@@ -389,7 +389,7 @@ impl EventsApi {
     /// never go into URLs.
     #[oai(path = "/projects/:project_id/events/ticket", method = "post")]
     async fn ticket(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Json<StreamTicket>, ApiError> {
-        Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?.commit().await?;
+        access::scoped(&state, &auth, project_id.0).await?.commit().await?;
         let ticket = state
             .tickets()
             .issue(&Grant::new(&auth.0.principal, project_id.0))
@@ -416,7 +416,7 @@ impl EventsApi {
         _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
-        Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?.commit().await?;
+        access::scoped(&state, &auth, project_id.0).await?.commit().await?;
         let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
         Ok(Events(Feed::new(state.events(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new(), slot)))
@@ -443,7 +443,7 @@ impl EventsApi {
         _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
         s.commit().await?;
         let mut first = Vec::new();

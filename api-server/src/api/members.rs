@@ -9,7 +9,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags,
+    ApiTags, access,
     responses::{Created, Deleted, MemberList},
     validation::Check,
 };
@@ -18,7 +18,7 @@ use crate::{
     db::{
         members::{self, Member},
         page::Page,
-        scope::{Role, Scoped},
+        scope::Role,
     },
     error::ApiError,
     state::AppState,
@@ -67,7 +67,7 @@ impl MembersApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let paged = members::list(&mut s, &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -86,7 +86,7 @@ impl MembersApi {
         let mut check = Check::default();
         let email = check.email("/email", &body.email);
         check.finish()?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         let member = members::add(&mut s, &email, body.role).await?;
         s.commit().await?;
@@ -104,7 +104,7 @@ impl MembersApi {
         user_id: Path<Uuid>,
         body: Json<UpdateMember>,
     ) -> Result<Json<Member>, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         let member = members::set_role(&mut s, user_id.0, body.role).await?;
         s.commit().await?;
@@ -114,7 +114,7 @@ impl MembersApi {
     /// Remove a member (owner only); the last owner cannot be removed (409).
     #[oai(path = "/projects/:project_id/members/:user_id", method = "delete")]
     async fn remove(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, user_id: Path<Uuid>) -> Result<Deleted, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         members::remove(&mut s, user_id.0).await?;
         s.commit().await?;

@@ -1,5 +1,6 @@
 //! HTTP endpoints (poem-openapi): parse, call the domain, map the result.
 
+pub mod access;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

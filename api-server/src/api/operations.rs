@@ -12,7 +12,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags,
+    ApiTags, access,
     responses::{OperationList, Passed, RawJson},
 };
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
     db::{
         operations::{self, Operation, OperationKind, OperationStatus},
         page::Page,
-        scope::{Role, Scoped},
+        scope::Role,
     },
     error::{ApiError, FieldError},
     ops::import,
@@ -164,10 +164,10 @@ impl OperationsApi {
                 // Checked now, so a bad document is a 400 rather than a failed operation; the
                 // parsed copy is dropped before the text goes to PostgreSQL. Tens of MiB take
                 // a while to parse: off the async workers, which serve everyone else.
-                let (max_bytes, dim) = (state.config().document_max_bytes, state.config().vectors.dim);
+                let (max_bytes, metadata, dim) = (state.config().document_max_bytes, state.config().metadata, state.config().vectors.dim);
                 let checked;
                 (body, checked) = tokio::task::spawn_blocking(move || {
-                    let checked = import::parse(body.input(), max_bytes, dim).map(drop);
+                    let checked = import::parse(body.input(), max_bytes, metadata, dim).map(drop);
                     (body, checked)
                 })
                 .await
@@ -187,7 +187,7 @@ impl OperationsApi {
                 }
             }
         }
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         let op = operations::create(&mut s, body.kind, body.input(), state.config().operations.max_attempts).await?;
         s.commit().await?;
@@ -218,7 +218,7 @@ impl OperationsApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<OperationList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let paged = operations::list(&mut s, status.0, &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -233,7 +233,7 @@ impl OperationsApi {
         project_id: Path<Uuid>,
         operation_id: Path<Uuid>,
     ) -> Result<Json<Operation>, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
         s.commit().await?;
         Ok(Json(op))
@@ -249,7 +249,7 @@ impl OperationsApi {
         project_id: Path<Uuid>,
         operation_id: Path<Uuid>,
     ) -> Result<Accepted, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         let op = operations::cancel(&mut s, operation_id.0).await?;
         s.commit().await?;
@@ -276,7 +276,7 @@ impl OperationsApi {
         project_id: Path<Uuid>,
         operation_id: Path<Uuid>,
     ) -> Result<Passed, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let result = operations::result(&mut s, operation_id.0).await?;
         s.commit().await?;
         Ok(Passed::Ok(RawJson(result)))

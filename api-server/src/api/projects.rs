@@ -9,7 +9,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, etag,
+    ApiTags, access, etag,
     responses::{Created, Deleted, ProjectList, Tagged},
     validation::Check,
 };
@@ -18,7 +18,7 @@ use crate::{
     db::{
         page::Page,
         projects::{self, NewProject, Project, ProjectChanges, ProjectStatus},
-        scope::{Role, Scoped, UserTx},
+        scope::{Role, UserTx},
     },
     error::ApiError,
     state::AppState,
@@ -107,7 +107,7 @@ impl ProjectsApi {
     /// One project.
     #[oai(path = "/projects/:project_id", method = "get")]
     async fn get(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Tagged<Project>, ApiError> {
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let project = projects::get(&mut s).await?;
         s.commit().await?;
         let tag = etag::of(project.version);
@@ -135,7 +135,7 @@ impl ProjectsApi {
         };
         check.finish()?;
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Editor)?;
         let project = projects::update(&mut s, &changes, expected.as_deref()).await?;
         s.commit().await?;
@@ -155,7 +155,7 @@ impl ProjectsApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError> {
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = Scoped::begin(&state.deps().postgres, &auth.0, project_id.0).await?;
+        let mut s = access::scoped(&state, &auth, project_id.0).await?;
         s.scope().require(Role::Owner)?;
         projects::delete(&mut s, expected.as_deref()).await?;
         s.commit().await?;

@@ -7,10 +7,10 @@ use poem::web::Data;
 use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, documents::QUERY_MAX, validation::Check};
+use super::{ApiTags, access, documents::QUERY_MAX, validation::Check};
 use crate::{
     auth::principal::Auth,
-    db::{documents, scope::Scoped},
+    db::documents,
     error::{ApiError, FieldError},
     state::AppState,
     vectors::{
@@ -168,11 +168,10 @@ impl SearchApi {
         body: Json<SearchDocuments>,
     ) -> Result<Json<SearchResults>, ApiError> {
         let request = validate(&body, state.config().vectors.dim)?;
-        let pool = &state.deps().postgres;
         // Membership first; the index call then runs with no database connection held, so a
         // slow or unreachable index (up to JEEX_QDRANT_TIMEOUT) cannot drain the pool every
         // other request needs. A second scope reads the ranking and details afterwards.
-        let s = Scoped::begin(pool, &auth.0, project_id.0).await?;
+        let s = access::scoped(&state, &auth, project_id.0).await?;
         let hybrid = request.vector.is_some() && request.text.is_some();
         let depth = if hybrid { (request.limit * FUSION_DEPTH).min(300) } else { request.limit };
         let mut warnings = Vec::new();
@@ -194,7 +193,7 @@ impl SearchApi {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                (hits, Scoped::begin(pool, &auth.0, project_id.0).await?)
+                (hits, access::scoped(&state, &auth, project_id.0).await?)
             }
         };
         let text_hits = match &request.text {

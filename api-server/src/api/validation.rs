@@ -1,7 +1,10 @@
 //! Request validation beyond the schema: Unicode-aware lengths (characters, not bytes),
 //! trimming, formats. Collects every problem so one 400 names all bad fields.
 
-use crate::error::{ApiError, FieldError};
+use crate::{
+    config::MetadataLimits,
+    error::{ApiError, FieldError},
+};
 
 /// Accumulates field errors.
 #[derive(Default)]
@@ -68,10 +71,20 @@ impl Check {
         vector
     }
 
-    /// A JSON object.
-    pub fn object(&mut self, field: &str, value: &serde_json::Value) {
+    /// A metadata value: a JSON object within `limits` (size of its compact JSON, depth).
+    pub fn metadata(&mut self, field: &str, value: &serde_json::Value, limits: MetadataLimits) {
         if !value.is_object() {
-            self.fail(field, "must be a JSON object");
+            return self.fail(field, "must be a JSON object");
+        }
+        let depth = depth(value);
+        if depth > limits.max_depth {
+            return self.fail(field, format!("must nest at most {} levels (JEEX_METADATA_MAX_DEPTH); has {depth}", limits.max_depth));
+        }
+        // Counted without building the text.
+        let mut counter = ByteCount(0);
+        let _ = serde_json::to_writer(&mut counter, value);
+        if counter.0 > limits.max_bytes {
+            self.fail(field, format!("must be at most {} bytes as JSON (JEEX_METADATA_MAX_SIZE); has {}", limits.max_bytes, counter.0));
         }
     }
 
@@ -99,6 +112,36 @@ impl Check {
     }
 }
 
+/// Nesting levels of a value (a scalar is 0, `{}` is 1); iterative, so no value overflows it.
+fn depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Object(m) => Box::new(m.values()),
+            serde_json::Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        stack.extend(children.map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
+/// A writer that only counts.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +157,22 @@ mod tests {
         let Err(ApiError::Validation { errors, .. }) = c.finish() else { panic!("expected errors") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["/name", "/title", "/language", "/email"]);
+    }
+
+    #[test]
+    fn metadata_is_held_to_its_size_and_depth() {
+        let limits = MetadataLimits { max_bytes: 32, max_depth: 3 };
+        let mut c = Check::default();
+        c.metadata("/a", &serde_json::json!({"x": {"y": [1]}}), limits);
+        assert!(c.finish().is_ok());
+        let mut c = Check::default();
+        c.metadata("/deep", &serde_json::json!({"x": {"y": [[1]]}}), limits);
+        c.metadata("/big", &serde_json::json!({"x": "y".repeat(30)}), limits);
+        c.metadata("/array", &serde_json::json!([]), limits);
+        let Err(ApiError::Validation { errors, .. }) = c.finish() else { panic!("expected errors") };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/deep", "/big", "/array"]);
+        assert!(errors[0].message.contains("has 4") && errors[1].message.contains("JEEX_METADATA_MAX_SIZE"), "{errors:?}");
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod cookies;
 pub mod jwt;
 pub mod keys;
 pub mod principal;
+pub mod scheme;
 pub mod secrets;
 pub mod tokens;

@@ -10,11 +10,12 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::cookies;
+use super::{cookies, scheme::Authorization};
 use crate::{
     db::scope::Role,
     error::{ApiError, ErrorCode},
     middleware::correlation::CorrelationId,
+    ratelimit::meter::ProjectMeter,
     state::AppState,
 };
 
@@ -72,8 +73,9 @@ pub fn unauthorized() -> ApiError {
     ApiError::Status(ErrorCode::Unauthorized, "missing or invalid credentials".into())
 }
 
-/// An authenticated caller; add it as a parameter to require authentication.
-pub struct Auth(pub Caller);
+/// An authenticated caller; add it as a parameter to require authentication. Carries the
+/// request's project meter, which the membership check charges ([`crate::api::access`]).
+pub struct Auth(pub Caller, pub ProjectMeter);
 
 /// Like [`Auth`] but only a user (an access token), never an API key.
 pub struct UserAuth(pub Caller, pub Uuid);
@@ -179,13 +181,12 @@ async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure>
             super::api_keys::LookupError::Database(e) => Failure::Unavailable(e),
         });
     }
-    if let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) {
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or(Failure::Rejected("Authorization is not a Bearer token"))?;
-        return state.access_tokens().verify(token.trim()).await.map(|user_id| Principal::User { user_id }).map_err(Failure::Rejected);
+    match super::scheme::authorization(req.headers()) {
+        Authorization::Bearer(token) => {
+            return state.access_tokens().verify(token).await.map(|user_id| Principal::User { user_id }).map_err(Failure::Rejected);
+        }
+        Authorization::Other => return Err(Failure::Rejected("Authorization is not a Bearer token")),
+        Authorization::Absent => {}
     }
     if let Some(token) = cookies::get(req.headers(), cookies::ACCESS) {
         if !is_safe(req.method()) && !origin_allowed(state, req) {
@@ -223,7 +224,8 @@ impl<'a> ApiExtractor<'a> for Auth {
     }
 
     async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        Ok(Self(authenticate(req).await?))
+        let meter = req.extensions().get::<ProjectMeter>().cloned().unwrap_or_default();
+        Ok(Self(authenticate(req).await?, meter))
     }
 }
 

@@ -30,6 +30,11 @@ mod sqlstate {
     pub const TRANSIENT_CLASSES: [&str; 3] = ["08", "53", "57"];
     /// Read-only transaction (a standby after failover).
     pub const READ_ONLY: &str = "25006";
+    /// Classes input alone can reach: 22 (data exception: invalid text representation,
+    /// numeric out of range, untranslatable character, …) and 54 (program limit exceeded:
+    /// stack depth, too many columns, …). The input guard and validation refuse what they
+    /// know of first; these are the net below them.
+    pub const INPUT_CLASSES: [&str; 2] = ["22", "54"];
 }
 
 /// What a client may be told about a unique constraint it ran into.
@@ -58,6 +63,18 @@ impl From<sqlx::Error> for ApiError {
                 },
                 Some(sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED) => {
                     ApiError::Status(ErrorCode::Conflict, "a concurrent change interfered; retry the request".into())
+                }
+                Some(code) if sqlstate::INPUT_CLASSES.iter().any(|c| code.starts_with(c)) => {
+                    // Logged (as a warning: a client's input, but also a rule the checks
+                    // before SQL missed); the answer names the body, not the database message.
+                    tracing::warn!(sqlstate = code, error = %db.message(), "input refused by the database");
+                    ApiError::Validation {
+                        detail: "the request holds a value the database cannot store".into(),
+                        errors: vec![FieldError {
+                            field: "body".into(),
+                            message: "holds a value out of range or not representable".into(),
+                        }],
+                    }
                 }
                 Some(code) if code == sqlstate::READ_ONLY || sqlstate::TRANSIENT_CLASSES.iter().any(|c| code.starts_with(c)) => {
                     ApiError::Status(ErrorCode::Unavailable, "the database is unavailable; retry shortly".into())

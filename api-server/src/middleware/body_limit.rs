@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use poem::{
     Body, Request, Result,
     error::ReadBodyError,
@@ -98,18 +100,19 @@ fn declared_length(req: &Request) -> Option<u64> {
 /// Reads the body into memory if it fits `limit`; errors with 413 if it does not. Callers box
 /// this future: it holds a read buffer, and keeping it out of the request future keeps that
 /// future small for the common body-less request.
-pub async fn buffer(limit: usize, req: &mut Request) -> Result<()> {
+/// The bytes are returned too (a shared handle, not a copy) for the input guard to scan.
+pub async fn buffer(limit: usize, req: &mut Request) -> Result<Bytes> {
     if declared_length(req).is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit));
     }
-    {
-        match req.take_body().into_bytes_limit(limit).await {
-            Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
-            Err(ReadBodyError::PayloadTooLarge) => return Err(too_large(limit)),
-            Err(e) => return Err(ApiError::Validation { detail: format!("could not read the request body: {e}"), errors: vec![] }.into()),
+    match req.take_body().into_bytes_limit(limit).await {
+        Ok(bytes) => {
+            req.set_body(Body::from_bytes(bytes.clone()));
+            Ok(bytes)
         }
+        Err(ReadBodyError::PayloadTooLarge) => Err(too_large(limit)),
+        Err(e) => Err(ApiError::Validation { detail: format!("could not read the request body: {e}"), errors: vec![] }.into()),
     }
-    Ok(())
 }
 
 fn too_large(limit: usize) -> poem::Error {

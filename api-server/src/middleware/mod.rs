@@ -17,7 +17,9 @@
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
 //! 8. [`panic`] — a handler panic becomes a 500 error;
 //! 9. [`body_limit`] — an oversized body becomes a 413 error (an import's route has a larger
-//!    limit, read only for the project's editors and a few bodies at a time);
+//!    limit, read only for the project's editors and a few bodies at a time); then
+//!    [`input_guard`] refuses NUL, lone surrogates, deep nesting and duplicate keys anywhere in
+//!    a JSON body, and NUL in the query, with a 400 naming the field;
 //!
 //! then the routes.
 //!
@@ -32,6 +34,7 @@ pub mod body_limit;
 pub mod compression;
 pub mod correlation;
 pub mod cors;
+pub mod input_guard;
 pub mod observe;
 pub mod options;
 pub mod panic;
@@ -49,7 +52,7 @@ use tracing::Instrument;
 use self::{correlation::CorrelationId, cors::Decision};
 use crate::{
     config::CorsConfig,
-    ratelimit::Verdict,
+    ratelimit::{Verdict, meter::ProjectMeter},
     routes::{RouteEntry, RouteTable},
     state::AppState,
 };
@@ -92,7 +95,7 @@ impl<E: Endpoint> Endpoint for Chain<E> {
 impl<E: Endpoint> Chain<E> {
     /// Layers 2–9 and the routes, as one `async fn` so the request is held once: each nested
     /// `async fn` would keep its own copy of its arguments.
-    async fn respond(&self, req: Request, id: CorrelationId) -> Response {
+    async fn respond(&self, mut req: Request, id: CorrelationId) -> Response {
         let observation = self.observer.start(&self.routes, &req);
         let path = observation.path();
         let mut resp = match cors::decide(&self.cors, &req) {
@@ -105,10 +108,15 @@ impl<E: Endpoint> Chain<E> {
                     // The limiter's future (a Redis round trip) is boxed, and built only for
                     // limited routes: inline, its size would be copied with this future on
                     // every request.
-                    let verdict = match rate_limit::class_to_check(&self.state, observation.route(), &req) {
-                        Some(class) => Box::pin(rate_limit::decide(&self.state, class, &req, path)).await,
+                    let class = rate_limit::class_to_check(&self.state, observation.route(), &req);
+                    let meter = class.map(ProjectMeter::new).unwrap_or_default();
+                    let verdict = match class {
+                        Some(class) => Box::pin(rate_limit::decide(&self.state, class, &req)).await,
                         None => Verdict::Unlimited,
                     };
+                    // The membership check charges the project's quota through it (auth's
+                    // extractor hands it over); read back below.
+                    req.extensions_mut().insert(meter.clone());
                     match verdict {
                         Verdict::Refused(class, quota, outcome) => break 'handled rate_limit::refused(class, quota, outcome, path, &id),
                         Verdict::Unavailable => break 'handled rate_limit::unavailable(path, &id),
@@ -120,10 +128,14 @@ impl<E: Endpoint> Chain<E> {
                     if let Some(algo) = algo {
                         resp = Box::pin(compression::compress(resp, algo)).await.unwrap_or_else(to_problem);
                     }
-                    if let Verdict::Allowed(class, quota, outcome) = verdict {
-                        rate_limit::annotate(&mut resp, class, quota, outcome);
+                    match (verdict, meter.verdict()) {
+                        (_, Some(Verdict::Refused(class, quota, outcome))) => rate_limit::project_refused(class, quota, outcome, path, &id),
+                        (Verdict::Allowed(class, quota, outcome), project) => {
+                            rate_limit::annotate(&mut resp, class, quota, outcome, project);
+                            resp
+                        }
+                        _ => resp,
                     }
-                    resp
                 };
                 cors::finish(&mut resp, grant.as_ref());
                 resp
@@ -151,7 +163,13 @@ impl<E: Endpoint> Chain<E> {
                     _upload = Some(self.uploads.permit()?);
                     limit = self.uploads.limit;
                 }
-                Box::pin(body_limit::buffer(limit, &mut req)).await?;
+                let bytes = Box::pin(body_limit::buffer(limit, &mut req)).await?;
+                if req.content_type().is_some_and(input_guard::is_json) {
+                    Box::pin(input_guard::check_body(bytes)).await?;
+                }
+            }
+            if let Some(query) = req.uri().query() {
+                input_guard::check_query(query)?;
             }
             self.inner.call(req).await.map(IntoResponse::into_response)
         };

@@ -2,13 +2,18 @@
 //! names who is asking, asks the limiter, and answers 429 problem JSON — or adds the
 //! `RateLimit-Policy` / `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
 //!
-//! Every request counts against its client IP. Only a verified access token adds its user,
-//! and with it the project in the path (at [`PROJECT_MULTIPLE`] times the quota, since a
-//! project's members share it): nobody can spend someone else's budget by naming their key
-//! or project without credentials. API-key requests count against their IP only (checking a
-//! key costs a database round trip, which the limiter must not add).
+//! Every request counts against its client IP, and against who it claims to be when that
+//! claim costs nothing to check and cannot be made for someone else: a verified access token
+//! (its user) or a presented API key (a digest of the whole key: only its holder can present
+//! it, so nobody spends a key's quota without the key; checking the key itself costs a
+//! database round trip, which the limiter must not add). The project's shared quota is not
+//! counted here but by the membership check ([`crate::ratelimit::meter`]): a stranger's
+//! requests never spend it. The `Authorization` header is read by the same parser
+//! authentication uses ([`crate::auth::scheme`]), so `bearer` counts like `Bearer`.
 
 use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
 
 use poem::{
     Request, Response,
@@ -17,16 +22,17 @@ use poem::{
 
 use super::correlation::CorrelationId;
 use crate::{
-    auth::{cookies, principal::API_KEY_HEADER},
+    auth::{
+        cookies,
+        principal::API_KEY_HEADER,
+        scheme::{self, Authorization},
+    },
     config::{Quota, TrustedNet},
     error::{ErrorCode, Problem},
-    ratelimit::{Class, Verdict, gcra::Outcome},
+    ratelimit::{Class, Verdict, gcra::Outcome, meter::PROJECT_MULTIPLE},
     routes::RouteEntry,
     state::AppState,
 };
-
-/// How many times the class quota a project gets (its members share it).
-pub const PROJECT_MULTIPLE: u32 = 10;
 
 /// The problem type of a refused request (registered with the rate-limit headers draft).
 pub const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
@@ -84,36 +90,36 @@ fn ip_key(ip: IpAddr) -> String {
 }
 
 /// Who the request counts against, each with its multiple of the quota.
-async fn identities(state: &AppState, req: &Request, path: &str) -> Vec<(String, u32)> {
-    let mut ids = Vec::with_capacity(3);
+async fn identities(state: &AppState, req: &Request) -> Vec<(String, u32)> {
+    let mut ids = Vec::with_capacity(2);
     if let Some(ip) = client_ip(req, &state.limiter().config().trusted_proxies) {
         ids.push((ip_key(ip), 1));
     }
-    if !req.headers().contains_key(API_KEY_HEADER) {
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::to_owned)
-            .or_else(|| cookies::get(req.headers(), cookies::ACCESS));
-        // Verified tokens are cached, so this costs a hash lookup; an invalid token simply
-        // adds no user key (authentication refuses it later).
-        if let Some(token) = bearer
-            && let Ok(user) = state.access_tokens().verify(token.trim()).await
-        {
-            ids.push((format!("user:{user}"), 1));
-            if let Some(id) = crate::routes::project_of(path) {
-                ids.push((format!("project:{id}"), PROJECT_MULTIPLE));
-            }
-        }
+    if let Some(key) = req.headers().get(API_KEY_HEADER) {
+        // The digest, never the key: limiter keys are visible to anyone who can read Redis.
+        let digest = Sha256::digest(key.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        ids.push((format!("key:{hex}"), 1));
+        return ids;
+    }
+    let bearer = match scheme::authorization(req.headers()) {
+        Authorization::Bearer(token) => Some(token.to_owned()),
+        Authorization::Other => None,
+        Authorization::Absent => cookies::get(req.headers(), cookies::ACCESS),
+    };
+    // Verified tokens are cached, so this costs a hash lookup; an invalid token simply adds
+    // no user key (authentication refuses it later).
+    if let Some(token) = bearer
+        && let Ok(user) = state.access_tokens().verify(token.trim()).await
+    {
+        ids.push((format!("user:{user}"), 1));
     }
     ids
 }
 
 /// Asks the limiter about `req` under `class` (from [`class_to_check`]).
-pub async fn decide(state: &AppState, class: Class, req: &Request, path: &str) -> Verdict {
-    let ids = identities(state, req, path).await;
+pub async fn decide(state: &AppState, class: Class, req: &Request) -> Verdict {
+    let ids = identities(state, req).await;
     state.limiter().check(class, &ids).await
 }
 
@@ -123,20 +129,72 @@ pub fn class_to_check(state: &AppState, route: Option<&RouteEntry>, req: &Reques
     classify(route, req).filter(|class| state.limiter().quota(*class).is_some())
 }
 
-fn policy_header(class: Class, quota: Quota) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{}\";q={};w={}", class.name(), quota.limit, quota.window.as_secs()))
-        .unwrap_or(HeaderValue::from_static(""))
+/// One policy's items: the class quota per client, and the project's shared quota when the
+/// membership check charged it (named `<class>-project`).
+struct Items {
+    policy: String,
+    limit: String,
 }
 
-fn limit_header(class: Class, outcome: Outcome) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{}\";r={};t={}", class.name(), outcome.remaining, outcome.reset_secs))
-        .unwrap_or(HeaderValue::from_static(""))
+impl Items {
+    fn new(class: Class, quota: Quota, outcome: Outcome) -> Self {
+        Self {
+            policy: format!("\"{}\";q={};w={}", class.name(), quota.limit, quota.window.as_secs()),
+            limit: format!("\"{}\";r={};t={}", class.name(), outcome.remaining, outcome.reset_secs),
+        }
+    }
+
+    fn add_project(&mut self, class: Class, quota: Quota, outcome: Outcome) {
+        let q = u64::from(quota.limit) * u64::from(PROJECT_MULTIPLE);
+        self.policy.push_str(&format!(", \"{}-project\";q={q};w={}", class.name(), quota.window.as_secs()));
+        self.limit.push_str(&format!(", \"{}-project\";r={};t={}", class.name(), outcome.remaining, outcome.reset_secs));
+    }
+
+    fn apply(self, resp: &mut Response) {
+        for (name, value) in [("ratelimit-policy", self.policy), ("ratelimit", self.limit)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+    }
 }
 
-/// Adds the rate-limit fields to a served response.
-pub fn annotate(resp: &mut Response, class: Class, quota: Quota, outcome: Outcome) {
-    resp.headers_mut().insert("ratelimit-policy", policy_header(class, quota));
-    resp.headers_mut().insert("ratelimit", limit_header(class, outcome));
+/// Adds the rate-limit fields to a served response: the chain's verdict, and the project
+/// meter's when it charged.
+pub fn annotate(resp: &mut Response, class: Class, quota: Quota, outcome: Outcome, project: Option<Verdict>) {
+    let mut items = Items::new(class, quota, outcome);
+    if let Some(Verdict::Allowed(class, quota, outcome)) = project {
+        items.add_project(class, quota, outcome);
+    }
+    items.apply(resp);
+}
+
+/// The 429 of a project whose shared quota the membership check found used up.
+pub fn project_refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &CorrelationId) -> Response {
+    let policy = format!("{}-project", class.name());
+    let mut problem = Problem::new(
+        ErrorCode::RateLimited,
+        format!(
+            "the project's shared {} quota of {} requests per {} s is used up; retry after {} s",
+            class.name(),
+            u64::from(quota.limit) * u64::from(PROJECT_MULTIPLE),
+            quota.window.as_secs(),
+            outcome.reset_secs
+        ),
+    )
+    .for_request(path, &id.0);
+    problem.type_ = QUOTA_EXCEEDED.into();
+    problem.violated_policies = Some(vec![policy]);
+    let mut resp = problem.into_response();
+    let mut items = Items::new(class, quota, Outcome { allowed: false, remaining: 0, reset_secs: outcome.reset_secs });
+    items.policy.clear();
+    items.limit.clear();
+    items.add_project(class, quota, outcome);
+    items.policy = items.policy.trim_start_matches(", ").to_owned();
+    items.limit = items.limit.trim_start_matches(", ").to_owned();
+    items.apply(&mut resp);
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(outcome.reset_secs));
+    resp
 }
 
 /// The 429 answer: problem JSON naming the violated policy, `Retry-After` equal to `t`.
@@ -155,7 +213,7 @@ pub fn refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &Co
     problem.type_ = QUOTA_EXCEEDED.into();
     problem.violated_policies = Some(vec![class.name().into()]);
     let mut resp = problem.into_response();
-    annotate(&mut resp, class, quota, outcome);
+    annotate(&mut resp, class, quota, outcome, None);
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(outcome.reset_secs));
     resp
 }

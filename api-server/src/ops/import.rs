@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     api::validation::Check,
+    config::MetadataLimits,
     db::operations::ImportRows,
     error::{ApiError, FieldError},
 };
@@ -94,7 +95,7 @@ fn invalid(field: &str, message: String) -> ApiError {
 /// Parses and validates an import input (JSON text, read straight into typed documents: no
 /// `serde_json::Value` of a large input is ever built) against the configured limits; every
 /// problem names its JSON pointer.
-pub fn parse(input: &str, max_content_bytes: usize, dim: u64) -> Result<Import, ApiError> {
+pub fn parse(input: &str, max_content_bytes: usize, metadata: MetadataLimits, dim: u64) -> Result<Import, ApiError> {
     let mut parsed: ImportInput = serde_json::from_str(input).map_err(|e| invalid("/input", e.to_string()))?;
     if parsed.documents.is_empty() || parsed.documents.len() > MAX_DOCUMENTS {
         return Err(invalid("/input/documents", format!("must hold 1 to {MAX_DOCUMENTS} documents")));
@@ -108,7 +109,7 @@ pub fn parse(input: &str, max_content_bytes: usize, dim: u64) -> Result<Import, 
         check.text(&format!("/input/documents/{i}/title"), &doc.title, crate::api::documents::TITLE_MAX);
         check.max_bytes(&format!("/input/documents/{i}/content"), &doc.content, max_content_bytes);
         check.language(&format!("/input/documents/{i}/language"), &doc.language);
-        check.object(&format!("/input/documents/{i}/metadata"), &doc.metadata);
+        check.metadata(&format!("/input/documents/{i}/metadata"), &doc.metadata, metadata);
         // Taken out as 32-bit floats: the f64 copy would double what a large import holds.
         embeddings.push(doc.embedding.take().map(|e| check.embedding(&format!("/input/documents/{i}/embedding"), &e, dim)));
     }
@@ -143,6 +144,8 @@ pub fn rows(operation: Uuid, input: &Import, range: std::ops::Range<usize>) -> I
 mod tests {
     use super::*;
 
+    const LIMITS: MetadataLimits = MetadataLimits { max_bytes: 1024, max_depth: 4 };
+
     #[test]
     fn ids_are_stable_per_operation_and_position() {
         let op = Uuid::now_v7();
@@ -158,14 +161,14 @@ mod tests {
             { "title": " ", "language": "xx-yy", "embedding": [1.0] },
             { "title": "too big", "embedding": [1.0, 1e39] },
         ] });
-        let Err(ApiError::Validation { errors, .. }) = parse(&input.to_string(), 100, 2) else { panic!("expected errors") };
+        let Err(ApiError::Validation { errors, .. }) = parse(&input.to_string(), 100, LIMITS, 2) else { panic!("expected errors") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             ["/input/documents/1/title", "/input/documents/1/language", "/input/documents/1/embedding", "/input/documents/2/embedding/1"]
         );
-        assert!(parse(&serde_json::json!({ "documents": [] }).to_string(), 100, 2).is_err());
-        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }).to_string(), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [] }).to_string(), 100, LIMITS, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "x", "extra": 1 }] }).to_string(), 100, LIMITS, 2).is_err());
     }
 
     #[test]
@@ -175,15 +178,17 @@ mod tests {
             "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z", "version": 3,
         });
         let bundle = serde_json::json!({ "format": EXPORT_FORMAT, "project": { "name": "p" }, "documents": [document] });
-        let import = parse(&bundle.to_string(), 100, 2).unwrap();
+        let import = parse(&bundle.to_string(), 100, LIMITS, 2).unwrap();
         assert_eq!((import.documents[0].title.as_str(), import.embeddings[0].as_deref()), ("t", Some(&[0.5f32, 0.25][..])));
 
         let newer = serde_json::json!({ "format": "jeex.export.v9", "documents": [{ "title": "t" }] });
-        let Err(ApiError::Validation { errors, .. }) = parse(&newer.to_string(), 100, 2) else { panic!("an unknown format is refused") };
+        let Err(ApiError::Validation { errors, .. }) = parse(&newer.to_string(), 100, LIMITS, 2) else {
+            panic!("an unknown format is refused")
+        };
         assert_eq!(errors[0].field, "/input/format");
         assert!(errors[0].message.contains("jeex.export.v9"), "{}", errors[0].message);
         // Only the bundle's own fields are let through.
-        assert!(parse(&serde_json::json!({ "documents": [{ "title": "t" }], "projects": {} }).to_string(), 100, 2).is_err());
+        assert!(parse(&serde_json::json!({ "documents": [{ "title": "t" }], "projects": {} }).to_string(), 100, LIMITS, 2).is_err());
     }
 
     #[test]
@@ -194,7 +199,7 @@ mod tests {
             { "title": "c", "embedding": null },
             { "title": "d", "embedding": [-1.0, 2.0] },
         ] });
-        let import = parse(&input.to_string(), 100, 2).unwrap();
+        let import = parse(&input.to_string(), 100, LIMITS, 2).unwrap();
         let op = Uuid::now_v7();
         let rows = rows(op, &import, 1..4);
         assert_eq!(rows.ids, [document_id(op, 1), document_id(op, 2), document_id(op, 3)]);

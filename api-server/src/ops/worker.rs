@@ -258,7 +258,7 @@ async fn run_import(
     signal: &watch::Receiver<Heartbeat>,
 ) -> Result<Ending, ApiError> {
     let pool = &state.deps().postgres;
-    let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes, state.config().vectors.dim)?);
+    let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes, state.config().metadata, state.config().vectors.dim)?);
     let total = input.documents.len();
     let batch = state.config().operations.import_batch as usize;
     let mut inserted = 0u64;

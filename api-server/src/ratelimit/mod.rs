@@ -1,9 +1,10 @@
 //! Rate limiting: GCRA per route class, keyed per client IP, per user (or API key) and per
-//! project, evaluated atomically in Redis when configured (one script round trip), in memory
+//! project (charged by the membership check: [`meter`]), evaluated atomically in Redis when configured (one script round trip), in memory
 //! otherwise.
 
 pub mod gcra;
 pub mod memory;
+pub mod meter;
 pub mod redis;
 
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use self::{gcra::Outcome, memory::MemoryStore, redis::RedisStore};
 use crate::config::{Quota, RateLimitConfig};
 
 /// Route classes, each with its own quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
     /// GET/HEAD API requests.
     Reads,
@@ -51,6 +52,7 @@ pub struct Limiter {
 }
 
 /// What the chain does with a request.
+#[derive(Debug, Clone)]
 pub enum Verdict {
     /// Serve it, with these figures for the headers.
     Allowed(Class, Quota, Outcome),

@@ -80,6 +80,9 @@ pub fn settings(jb: &JeexBackend, inputs: &Inputs) -> BTreeMap<String, String> {
                 set(var, v.clone());
             }
         }
+        if !limits.trusted_proxies.is_empty() {
+            set("JEEX_TRUSTED_PROXIES", limits.trusted_proxies.join(","));
+        }
     }
     set("OTEL_SERVICE_NAME", "jeex-api".into());
     if let Some(telemetry) = &spec.telemetry {
