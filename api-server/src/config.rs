@@ -51,7 +51,9 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {} (example: {}={})", self.variable, self.problem, self.variable, self.example)
+        // The problem may quote the value, and the value may be a URL with a password.
+        let problem = crate::telemetry::redact::redact(&self.problem);
+        write!(f, "invalid configuration: {}: {problem} (example: {}={})", self.variable, self.variable, self.example)
     }
 }
 

@@ -356,8 +356,13 @@ impl Problem {
         self
     }
 
-    /// Renders as an `application/problem+json` response.
-    pub fn into_response(self) -> Response {
+    /// Renders as an `application/problem+json` response. The detail and field messages pass
+    /// the redaction point: a dependency's error text may embed a credential.
+    pub fn into_response(mut self) -> Response {
+        self.detail = crate::telemetry::redact::redact(&self.detail).into_owned();
+        for e in self.errors.iter_mut().flatten() {
+            e.message = crate::telemetry::redact::redact(&e.message).into_owned();
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&self)).unwrap_or_default();
         Response::builder().status(status).content_type(PROBLEM_JSON).body(body).into_response()

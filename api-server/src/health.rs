@@ -114,7 +114,8 @@ where
             name,
             status: ComponentStatus::Unhealthy,
             response_time_ms: elapsed,
-            error: Some(error),
+            // A client library's error may embed its URL, credentials and all.
+            error: Some(crate::telemetry::redact::redact(&error).into_owned()),
             engine: None,
             outbox: None,
         },

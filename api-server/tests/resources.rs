@@ -104,13 +104,20 @@ async fn members_keys_and_audit() {
 
     let (status, added) = a.call(Method::POST, &members, Some(json!({ "email": "BOB@example.com", "role": "editor" }))).await;
     assert_eq!((status, added["role"].as_str()), (201, Some("editor")));
+    let fields = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let (status, dup) = a.call(Method::POST, &members, Some(json!({ "email": "bob@example.com", "role": "viewer" }))).await;
     assert_eq!((status, dup["code"].as_str()), (409, Some("CONFLICT")), "a unique violation is 409, never 500");
     // Unknown addresses are invited, answering exactly like known ones (no account oracle).
     let (status, invited) = a.call(Method::POST, &members, Some(json!({ "email": "newcomer@example.com", "role": "viewer" }))).await;
     assert_eq!((status, invited["email"].as_str()), (201, Some("newcomer@example.com")));
+    // Issue 23, acceptance 6: the same fields, and none that tells an account apart (no id
+    // that dates it, no name).
+    assert_eq!(fields(&added), fields(&invited));
+    assert_eq!(fields(&added), ["added_at", "email", "role"]);
     let newcomer = session::login(&app, "newcomer@example.com").await;
-    assert_eq!(newcomer.id, invited["user_id"].as_str().unwrap(), "signing in later joins the invited account");
+    let (_, listed) = a.call(Method::GET, &members, None).await;
+    let listed_newcomer = listed["items"].as_array().unwrap().iter().find(|m| m["email"] == "newcomer@example.com").unwrap().clone();
+    assert_eq!(newcomer.id, listed_newcomer["user_id"].as_str().unwrap(), "signing in later joins the invited account");
     assert_eq!(newcomer.call(Method::GET, &format!("/api/v1/projects/{p}"), None).await.0, 200);
     assert_eq!(b.call(Method::POST, &format!("/api/v1/projects/{p}/documents"), Some(json!({ "title": "by bob" }))).await.0, 201);
 

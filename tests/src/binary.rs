@@ -163,9 +163,16 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server, then holds its whole log to [`crate::leaks`]: no test's server may
+    /// have logged a credential.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking()
+            && let Some((kind, line)) = crate::leaks::find(&self.logs())
+        {
+            panic!("the server logged {kind}: {line}");
+        }
     }
 }
 

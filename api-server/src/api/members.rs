@@ -1,5 +1,6 @@
 //! `/api/v1/projects/{project_id}/members`: listing for every member, changes for owners.
 
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,
@@ -40,6 +41,26 @@ impl poem_openapi::types::Example for AddMember {
     }
 }
 
+/// The answer to adding a member: the same fields whether or not the address had an account.
+/// Neither the user's id (a UUIDv7 dates the account) nor their name is told here, so adding
+/// is no way to learn who has signed up; the member list shows the member from now on.
+#[derive(Object)]
+#[oai(example)]
+pub struct AddedMember {
+    /// The address, normalised to lower case.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+    /// When they were added.
+    pub added_at: DateTime<Utc>,
+}
+
+impl poem_openapi::types::Example for AddedMember {
+    fn example() -> Self {
+        Self { email: "bea@example.com".into(), role: Role::Editor, added_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default() }
+    }
+}
+
 /// A role change.
 #[derive(Object)]
 #[oai(example)]
@@ -74,7 +95,8 @@ impl MembersApi {
     }
 
     /// Add a member by email (owner only), inviting them if they have no account yet; 409 when
-    /// already a member.
+    /// already a member. The answer is the same for an address with and without an account;
+    /// `Location` is the member list, where the member now appears.
     #[oai(path = "/projects/:project_id/members", method = "post")]
     async fn add(
         &self,
@@ -82,7 +104,7 @@ impl MembersApi {
         auth: Auth,
         project_id: Path<Uuid>,
         body: Json<AddMember>,
-    ) -> Result<Created<Member>, ApiError> {
+    ) -> Result<Created<AddedMember>, ApiError> {
         let mut check = Check::default();
         let email = check.email("/email", &body.email);
         check.finish()?;
@@ -90,8 +112,9 @@ impl MembersApi {
         s.scope().require(Role::Owner)?;
         let member = members::add(&mut s, &email, body.role).await?;
         s.commit().await?;
-        let location = format!("/api/v1/projects/{}/members/{}", project_id.0, member.user_id);
-        Ok(Created::Created(Json(member), location, None))
+        let location = format!("/api/v1/projects/{}/members", project_id.0);
+        let added = AddedMember { email: member.email, role: member.role, added_at: member.created_at };
+        Ok(Created::Created(Json(added), location, None))
     }
 
     /// Change a member's role (owner only); the last owner cannot be demoted (409).

@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod metrics;
+pub mod redact;
 mod span_fields;
 
 use std::time::Duration;
@@ -59,13 +60,14 @@ impl Telemetry {
         let filter = EnvFilter::try_new(format!("{QUIET},{}", cfg.log_filter)).map_err(|e| format!("RUST_LOG: {e}"))?;
         let fmt_layer = match cfg.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
+                .with_writer(redact::RedactingWriter(std::io::stdout))
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
                 .fmt_fields(span_fields::JsonSpanFields)
                 .boxed(),
-            LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+            LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(redact::RedactingWriter(std::io::stdout)).boxed(),
         };
         // Spans become OpenTelemetry spans only when they are exported: building them costs
         // several microseconds a request for nothing otherwise.
