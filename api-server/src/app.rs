@@ -37,15 +37,17 @@ pub fn build(state: AppState) -> App {
 /// exercise the chain with handlers that panic, sleep or take bodies).
 pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> App {
     let service = api::service(extra);
-    let spec_json = service.spec();
-    let spec_yaml = service.spec_yaml();
-    let docs_html = service.swagger_ui_html();
+    let api::contract::Rendered { json: spec_json, yaml: spec_yaml, docs_html } =
+        api::contract::render(&service, state.config().vectors.dim);
     let spec_value: serde_json::Value = serde_json::from_str(&spec_json).unwrap_or_default();
     let routes = RouteTable::from_spec(&spec_value, EXTRA_ROUTES);
     let config = state.config().clone();
 
     let site = Site {
-        docs: Route::new().nest(DOCS_PATH, service.swagger_ui()).boxed(),
+        docs: {
+            let html = docs_html.clone();
+            Route::new().at(DOCS_PATH, make_sync(move |_| poem::web::Html(html.clone()))).boxed()
+        },
         api: service.into_endpoint(),
         spec_json: poem::get(make_sync(move |_| spec_json.clone().with_content_type("application/json"))).boxed(),
         spec_yaml: poem::get(make_sync(move |_| spec_yaml.clone().with_content_type("application/yaml"))).boxed(),

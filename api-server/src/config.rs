@@ -556,6 +556,9 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<TrustedNet>,
 }
 
+/// `JEEX_VECTOR_DIM` unless set.
+pub const DEFAULT_VECTOR_DIM: u64 = 384;
+
 /// Limits on a document's `metadata`: every list response carries up to 100 of them, so
 /// one editor's metadata must not make every viewer's page huge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,12 +77,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Openapi { format } => {
-            let service = api::service(());
+            // The committed document shows the default vector size; a server serves its own.
+            let rendered = api::contract::render(&api::service(()), jeex_api::config::DEFAULT_VECTOR_DIM);
             println!(
                 "{}",
                 match format {
-                    Format::Json => service.spec(),
-                    Format::Yaml => service.spec_yaml(),
+                    Format::Json => rendered.json,
+                    Format::Yaml => rendered.yaml,
                 }
             );
             ExitCode::SUCCESS

@@ -83,18 +83,22 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
         (Method::GET, ops.clone()),
         (Method::GET, location.clone()),
         (Method::GET, format!("{location}/result")),
-        (Method::DELETE, location.clone()),
+        (Method::POST, format!("{location}/cancel")),
     ] {
         assert_eq!(b.call(method.clone(), &path, None).await.0, 404, "{method} {path}");
     }
     assert_eq!(b.call(Method::POST, &ops, Some(docs(1))).await.0, 404);
+    // Cancelling is no DELETE: that method is not served on an operation (405, with Allow).
+    let resp = a.req(Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
 
     // Cancel: a running import stops within a second, between batches.
     let (_, big) = a.call(Method::POST, &ops, Some(docs(10_000))).await;
     let big_path = format!("{ops}/{}", big["id"].as_str().unwrap());
     a.wait_for(&big_path, Duration::from_secs(20), |op| op["status"] == "running" && op["progress"].as_i64() > Some(0)).await;
     let asked = Instant::now();
-    let (status, cancelling) = a.call(Method::DELETE, &big_path, None).await;
+    let (status, cancelling) = a.call(Method::POST, &format!("{big_path}/cancel"), None).await;
     assert_eq!(status, 202, "{cancelling}");
     let ended = a.wait_for(&big_path, Duration::from_secs(5), |op| op["status"] == "cancelled").await;
     assert!(asked.elapsed() < Duration::from_secs(1), "cancelled after {:?}", asked.elapsed());
@@ -278,7 +282,7 @@ async fn ended_operations_drop_their_input_and_go_after_their_retention() {
     let (_, cancelled) = a.call(Method::POST, &ops, Some(docs(3))).await;
     let cancelled = cancelled["id"].as_str().unwrap().to_owned();
     assert!(input_kept(cancelled.clone()).await, "a queued operation keeps its input for its worker");
-    assert_eq!(a.call(Method::DELETE, &format!("{ops}/{cancelled}"), None).await.0, 202);
+    assert_eq!(a.call(Method::POST, &format!("{ops}/{cancelled}/cancel"), None).await.0, 202);
     assert!(!input_kept(cancelled.clone()).await, "a cancelled operation's input is gone");
     let (_, queued) = a.call(Method::POST, &ops, Some(docs(3))).await;
     let queued = queued["id"].as_str().unwrap().to_owned();

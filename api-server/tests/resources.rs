@@ -113,7 +113,7 @@ async fn members_keys_and_audit() {
     // Issue 23, acceptance 6: the same fields, and none that tells an account apart (no id
     // that dates it, no name).
     assert_eq!(fields(&added), fields(&invited));
-    assert_eq!(fields(&added), ["added_at", "email", "role"]);
+    assert_eq!(fields(&added), ["email", "role", "added_at"]);
     let newcomer = session::login(&app, "newcomer@example.com").await;
     let (_, listed) = a.call(Method::GET, &members, None).await;
     let listed_newcomer = listed["items"].as_array().unwrap().iter().find(|m| m["email"] == "newcomer@example.com").unwrap().clone();

@@ -340,7 +340,7 @@ async fn cancelling_a_running_operation_ends_its_stream_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let asked = std::time::Instant::now();
-    assert_eq!(a.call(Method::DELETE, &path, None).await.0, 202);
+    assert_eq!(a.call(Method::POST, &format!("{path}/cancel"), None).await.0, 202);
     let (messages, ended) = reader.await.unwrap();
     assert!(ended, "the stream ends");
     assert!(asked.elapsed() < Duration::from_secs(1), "ended {:?} after the cancel", asked.elapsed());

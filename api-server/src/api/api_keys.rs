@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{
     ApiTags, access,
     responses::{ApiKeyList, Created, Deleted},
+    text::Text,
     validation::Check,
 };
 use crate::{
@@ -31,7 +32,12 @@ use crate::{
 #[oai(deny_unknown_fields, example)]
 pub struct CreateApiKey {
     /// What the key is for, 1–200 characters.
-    pub name: String,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub name: Text,
     /// `viewer` (default) or `editor`; keys never act as owners.
     pub role: Option<Role>,
     /// When the key stops working; absent means never.
@@ -101,6 +107,7 @@ impl ApiKeysApi {
         auth: Auth,
         project_id: Path<Uuid>,
         /// Page size, 1–100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

@@ -13,7 +13,7 @@ use poem_openapi::{
     types::Type,
 };
 
-use super::{ApiTags, responses::Deleted, validation::Check};
+use super::{ApiTags, responses::Deleted, text::Text, validation::Check};
 use crate::{
     auth::{
         cookies,
@@ -32,7 +32,7 @@ use crate::{
 #[oai(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Text>,
 }
 
 /// Development login.
@@ -40,9 +40,15 @@ pub struct RefreshRequest {
 #[oai(deny_unknown_fields, example)]
 pub struct DevLogin {
     /// Email; the user is created on first login.
-    pub email: String,
+    #[oai(validator(max_length = 254, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub email: Text,
     /// Display name (kept from earlier logins when omitted).
-    pub name: Option<String>,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub name: Option<Text>,
 }
 
 impl poem_openapi::types::Example for DevLogin {
@@ -106,7 +112,7 @@ fn session(state: &AppState, mut pair: TokenPair, cookie_only: bool) -> WithCook
 /// The presented refresh token and whether it came from the cookie.
 fn presented(body: &RefreshRequest, req: &poem::Request) -> Option<(String, bool)> {
     match &body.refresh_token {
-        Some(token) => Some((token.clone(), false)),
+        Some(token) => Some((token.0.clone(), false)),
         None => cookies::get(req.headers(), cookies::REFRESH).map(|t| (t, true)),
     }
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     ApiTags, access, etag,
     responses::{Created, Deleted, DocumentList, Tagged},
+    text::Text,
     validation::Check,
 };
 use crate::{
@@ -34,11 +35,17 @@ pub const QUERY_MAX: usize = 200;
 #[oai(deny_unknown_fields, example)]
 pub struct CreateDocument {
     /// Title, 1–500 characters (trimmed).
-    pub title: String,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub title: Text,
     /// Body text, up to `JEEX_DOCUMENT_MAX_SIZE` bytes (default 512 KiB).
-    pub content: Option<String>,
+    pub content: Option<Text>,
     /// Language code (default `en`); selects stemming for search.
-    pub language: Option<String>,
+    #[oai(validator(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: Option<Text>,
     /// Free-form JSON object.
     pub metadata: Option<serde_json::Value>,
     /// Embedding of the content: exactly `JEEX_VECTOR_DIM` (default 384) finite numbers.
@@ -64,11 +71,17 @@ impl poem_openapi::types::Example for CreateDocument {
 #[oai(deny_unknown_fields)]
 pub struct UpdateDocument {
     /// New title.
-    pub title: Option<String>,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub title: Option<Text>,
     /// New content.
-    pub content: Option<String>,
+    pub content: Option<Text>,
     /// New language code.
-    pub language: Option<String>,
+    #[oai(validator(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: Option<Text>,
     /// New metadata object (replaces the old one).
     pub metadata: Option<serde_json::Value>,
     /// New embedding. Changing `content` without one drops the old embedding from the index
@@ -92,7 +105,7 @@ impl DocumentsApi {
     ) -> Result<Created<Document>, ApiError> {
         let max = state.config().document_max_bytes;
         let mut check = Check::default();
-        let content = body.content.clone().unwrap_or_default();
+        let content = body.content.clone().unwrap_or_default().0;
         check.max_bytes("/content", &content, max);
         let metadata = body.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
         check.metadata("/metadata", &metadata, state.config().metadata);
@@ -120,9 +133,11 @@ impl DocumentsApi {
         state: Data<&AppState>,
         auth: Auth,
         project_id: Path<Uuid>,
-        /// Search terms (web-search syntax: words, "phrases", -exclusions, or).
+        /// Search terms (web-search syntax: words, "phrases", -exclusions, or); blank lists all.
+        #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
         q: Query<Option<String>>,
         /// Page size, 1–100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -182,7 +197,7 @@ impl DocumentsApi {
         }
         let changes = DocumentChanges {
             title: body.title.as_deref().map(|t| check.text("/title", t, TITLE_MAX)),
-            content: body.content.clone(),
+            content: body.content.as_ref().map(|c| c.0.clone()),
             language: body.language.as_deref().map(|l| check.language("/language", l)),
             metadata: body.metadata.clone(),
             embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),

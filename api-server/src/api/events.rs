@@ -406,10 +406,10 @@ impl EventsApi {
         auth: Auth,
         project_id: Path<Uuid>,
         /// Resume after this event.
-        #[oai(name = "Last-Event-ID")]
+        #[oai(name = "Last-Event-ID", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
         last_event_id: Header<Option<String>>,
         /// Resume after this event (for clients that cannot set headers).
-        #[oai(name = "last_event_id")]
+        #[oai(name = "last_event_id", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
         last_event_id_query: Query<Option<String>>,
         /// A stream ticket (`POST …/events/ticket`), instead of a header credential.
         #[oai(name = "ticket")]
@@ -433,10 +433,10 @@ impl EventsApi {
         project_id: Path<Uuid>,
         operation_id: Path<Uuid>,
         /// Resume after this event.
-        #[oai(name = "Last-Event-ID")]
+        #[oai(name = "Last-Event-ID", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
         last_event_id: Header<Option<String>>,
         /// Resume after this event (for clients that cannot set headers).
-        #[oai(name = "last_event_id")]
+        #[oai(name = "last_event_id", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
         last_event_id_query: Query<Option<String>>,
         /// A stream ticket (`POST …/events/ticket`), instead of a header credential.
         #[oai(name = "ticket")]

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     ApiTags, access,
     responses::{Created, Deleted, MemberList},
+    text::Text,
     validation::Check,
 };
 use crate::{
@@ -30,7 +31,8 @@ use crate::{
 #[oai(deny_unknown_fields, example)]
 pub struct AddMember {
     /// Email of the user; someone without an account yet is invited (they join on first sign-in).
-    pub email: String,
+    #[oai(validator(max_length = 254, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub email: Text,
     /// Their role.
     pub role: Role,
 }
@@ -83,6 +85,7 @@ impl MembersApi {
         auth: Auth,
         project_id: Path<Uuid>,
         /// Page size, 1–100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

@@ -4,6 +4,7 @@ pub mod access;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod contract;
 pub mod documents;
 pub mod etag;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod operations;
 pub mod projects;
 pub mod responses;
 pub mod search;
+pub mod text;
 pub mod validation;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};

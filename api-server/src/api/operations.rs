@@ -213,6 +213,7 @@ impl OperationsApi {
         /// Only operations in this status.
         status: Query<Option<OperationStatus>>,
         /// Page size, 1–100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -240,8 +241,10 @@ impl OperationsApi {
     }
 
     /// Cancel (editor or owner): a queued operation ends at once, a running one within a
-    /// second; an ended one is returned unchanged.
-    #[oai(path = "/projects/:project_id/operations/:operation_id", method = "delete")]
+    /// second; an ended one is returned unchanged. A `POST` to a sub-resource, as
+    /// long-running-operation APIs do: the operation stays readable (status `cancelled`), so
+    /// this is no `DELETE`. Repeating it is harmless.
+    #[oai(path = "/projects/:project_id/operations/:operation_id/cancel", method = "post")]
     async fn cancel(
         &self,
         state: Data<&AppState>,

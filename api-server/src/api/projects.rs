@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     ApiTags, access, etag,
     responses::{Created, Deleted, ProjectList, Tagged},
+    text::Text,
     validation::Check,
 };
 use crate::{
@@ -32,9 +33,15 @@ pub const NAME_MAX: usize = 200;
 #[oai(deny_unknown_fields, example)]
 pub struct CreateProject {
     /// Name, 1–200 characters (trimmed).
-    pub name: String,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub name: Text,
     /// Language code, default `en`.
-    pub language: Option<String>,
+    #[oai(validator(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: Option<Text>,
 }
 
 impl poem_openapi::types::Example for CreateProject {
@@ -48,13 +55,20 @@ impl poem_openapi::types::Example for CreateProject {
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateProject {
     /// New name.
-    pub name: Option<String>,
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub name: Option<Text>,
     /// New status.
     pub status: Option<ProjectStatus>,
     /// New workflow step (1–100).
+    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
     pub current_step: Option<i32>,
     /// New language code.
-    pub language: Option<String>,
+    #[oai(validator(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: Option<Text>,
 }
 
 impl poem_openapi::types::Example for UpdateProject {
@@ -93,6 +107,7 @@ impl ProjectsApi {
         /// Only projects in this status.
         status: Query<Option<ProjectStatus>>,
         /// Page size, 1–100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

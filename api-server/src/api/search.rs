@@ -7,7 +7,7 @@ use poem::web::Data;
 use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, access, documents::QUERY_MAX, validation::Check};
+use super::{ApiTags, access, documents::QUERY_MAX, text::Text, validation::Check};
 use crate::{
     auth::principal::Auth,
     db::documents,
@@ -34,13 +34,17 @@ pub struct SearchDocuments {
     /// Query embedding: exactly `JEEX_VECTOR_DIM` (default 384) finite numbers.
     pub vector: Option<Vec<f64>>,
     /// Search terms (web-search syntax), ranked by PostgreSQL full text.
-    pub text: Option<String>,
+    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
+    pub text: Option<Text>,
     /// Only documents in this language (`en`, `de-AT`).
-    pub language: Option<String>,
+    #[oai(validator(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: Option<Text>,
     /// Results, 1–100 (default 10).
+    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
     pub limit: Option<u32>,
     /// With `vector`: drop neighbours scoring worse than this (below it for cosine and dot,
-    /// above it for euclid and manhattan distances).
+    /// above it for euclid and manhattan distances). A finite 32-bit float.
+    #[oai(validator(minimum(value = "-3.4028234663852886e38"), maximum(value = "3.4028234663852886e38")))]
     pub score_threshold: Option<f64>,
 }
 
@@ -103,7 +107,6 @@ pub struct SearchResults {
     /// The results.
     pub results: Vec<SearchHit>,
     /// What limited this answer (the vector index unavailable during a hybrid search).
-    #[oai(skip_serializing_if_is_empty)]
     pub warnings: Vec<String>,
 }
 

@@ -17,18 +17,19 @@ impl Check {
         self.errors.push(FieldError { field: field.into(), message: message.into() });
     }
 
-    /// A trimmed single-line text of 1–`max` characters.
+    /// A single-line text of at most `max` characters with something besides whitespace, kept
+    /// trimmed. Checked as sent (the length counts the spaces a client sent), so the rule is
+    /// exactly the one the OpenAPI document declares (`maxLength` and a pattern).
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
-        let v = value.trim();
-        let n = v.chars().count();
-        if n == 0 {
+        let n = value.chars().count();
+        if value.trim().is_empty() {
             self.fail(field, "must not be empty");
         } else if n > max {
             self.fail(field, format!("must be at most {max} characters (has {n})"));
-        } else if v.chars().any(char::is_control) {
+        } else if value.chars().any(char::is_control) {
             self.fail(field, "must not contain control characters");
         }
-        v.to_owned()
+        value.trim().to_owned()
     }
 
     /// A language code: `en`, `de-AT`.
@@ -149,14 +150,15 @@ mod tests {
     #[test]
     fn lengths_count_characters_not_bytes() {
         let mut c = Check::default();
-        assert_eq!(c.text("/name", "  ÄÖÜ  ", 3), "ÄÖÜ");
+        assert_eq!(c.text("/name", " ÄÖÜ ", 5), "ÄÖÜ");
         c.text("/name", "😀😀😀😀", 3);
+        c.text("/spaced", "  ab  ", 3);
         c.text("/title", "   ", 10);
         c.language("/language", "EN");
         c.email("/email", "no-at-sign");
         let Err(ApiError::Validation { errors, .. }) = c.finish() else { panic!("expected errors") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["/name", "/title", "/language", "/email"]);
+        assert_eq!(fields, ["/name", "/spaced", "/title", "/language", "/email"]);
     }
 
     #[test]

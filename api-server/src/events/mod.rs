@@ -56,6 +56,11 @@ pub enum History {
 /// A history ID as `(ms, seq)`, for ordering.
 pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
+    // Digits only (`parse` would take a sign): exactly the documented `<ms>-<seq>` form.
+    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
