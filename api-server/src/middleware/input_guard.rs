@@ -8,7 +8,8 @@
 //!   an ignored value without counting its depth, and `jsonb` would overflow its stack on it);
 //! - a key twice in one object: parsers disagree on which one wins, so the request has no
 //!   single meaning;
-//! - in a query string, a NUL in any name or value.
+//! - a number beyond the 64-bit float range (`1e400`), even in a field a handler ignores;
+//! - in a query string, a NUL or bytes that are not UTF-8 in any name or value.
 //!
 //! Each refusal is a 400 naming the JSON pointer (or parameter) where the problem is. A body
 //! that is not JSON at all is left to the payload parser, which says so.
@@ -31,10 +32,14 @@ pub fn is_json(content_type: &str) -> bool {
 pub fn check_query(query: &str) -> Result<(), ApiError> {
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name_bytes = decode(name);
-        if name_bytes.contains(&0) || decode(value).contains(&0) {
-            let name = String::from_utf8_lossy(&name_bytes).replace('\0', "\\u0000");
-            return Err(refuse(&name, "must not contain the NUL character (U+0000)", "a query parameter is not valid"));
+        let (name_bytes, value_bytes) = (decode(name), decode(value));
+        let shown = || String::from_utf8_lossy(&name_bytes).replace('\0', "\\u0000");
+        if name_bytes.contains(&0) || value_bytes.contains(&0) {
+            return Err(refuse(&shown(), "must not contain the NUL character (U+0000)", "a query parameter is not valid"));
+        }
+        // Not silently replaced with U+FFFD: the server would answer for input nobody sent.
+        if std::str::from_utf8(&name_bytes).is_err() || std::str::from_utf8(&value_bytes).is_err() {
+            return Err(refuse(&shown(), "must be percent-encoded UTF-8", "a query parameter is not valid"));
         }
     }
     Ok(())
@@ -232,7 +237,9 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// A number or literal: skipped to the next delimiter (the parser checks its form).
+    /// A number or literal, read to the next delimiter (the parser checks its form). A number
+    /// beyond the 64-bit float range is refused here even where a handler would ignore it: it
+    /// would reach storage as text no client can read back.
     fn scalar(&mut self) -> Result<(), Found> {
         let start = self.i;
         while self.i < self.b.len() && !matches!(self.b[self.i], b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
@@ -241,7 +248,17 @@ impl Scanner<'_> {
             }
             self.i += 1;
         }
-        if self.i == start { Err(Found::Malformed) } else { Ok(()) }
+        let token = &self.b[start..self.i];
+        if token.is_empty() {
+            return Err(Found::Malformed);
+        }
+        if matches!(token[0], b'-' | b'0'..=b'9')
+            && let Ok(number) = std::str::from_utf8(token).map(str::parse::<f64>)
+            && number.is_ok_and(f64::is_infinite)
+        {
+            return Err(self.problem("is a number beyond the 64-bit floating-point range"));
+        }
+        Ok(())
     }
 
     /// A string at `"`, decoded (keys are compared decoded: `"a"` and `"\u0061"` are one key).
@@ -347,6 +364,9 @@ mod tests {
         assert_eq!(field(r#"{"a": 1, "\u0061": 3}"#).unwrap().0, "/a");
         assert_eq!(field(r#"{"a/b~": {"x": 1, "x": 2}}"#).unwrap().0, "/a~1b~0/x");
         assert_eq!(field(r#"[{"a": 1}, {"a": 1}]"#), None, "the same key in two objects is fine");
+        assert_eq!(field(r#"{"a": [1e308, -1.5e-320, 123456789012345678901234567890]}"#), None);
+        assert_eq!(field(r#"{"a": [1, 1e400]}"#).unwrap().0, "/a/1");
+        assert_eq!(field(r#"{"a": -1e400}"#).unwrap().0, "/a");
     }
 
     #[test]
@@ -365,5 +385,7 @@ mod tests {
         assert!(check_query("a%00=1").is_err());
         assert!(check_query("limit=10&q=%E2%82%AC+x&cursor=%zz").is_ok());
         assert!(check_query("q=%0").is_ok());
+        assert!(check_query("q=%ED%A0%80").is_err(), "an encoded surrogate is not UTF-8");
+        assert!(check_query("q=%FF").is_err());
     }
 }

@@ -39,18 +39,19 @@ pub struct ImportDocument {
     /// Embedding of the content: exactly `JEEX_VECTOR_DIM` finite numbers, or absent/null.
     #[serde(default)]
     pub embedding: Option<Vec<f64>>,
-    /// An exported document's id: the copy gets a new one.
+    /// An exported document's id: the copy gets a new one. Typed as the export writes it, so
+    /// an ignored field is no place for arbitrary data.
     #[serde(default, rename = "id")]
-    pub exported_id: Option<IgnoredAny>,
+    pub exported_id: Option<Uuid>,
     /// An exported document's creation time: the copy is created now.
     #[serde(default, rename = "created_at")]
-    pub exported_created_at: Option<IgnoredAny>,
+    pub exported_created_at: Option<chrono::DateTime<chrono::Utc>>,
     /// An exported document's update time.
     #[serde(default, rename = "updated_at")]
-    pub exported_updated_at: Option<IgnoredAny>,
+    pub exported_updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// An exported document's version: the copy starts at 1.
     #[serde(default, rename = "version")]
-    pub exported_version: Option<IgnoredAny>,
+    pub exported_version: Option<i64>,
 }
 
 fn english() -> String {
