@@ -120,7 +120,7 @@ async fn raw(addr: &str, method: &str, path: &str, token: &str, content_type: &s
     let text = String::from_utf8_lossy(&answer).into_owned();
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = headers.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let problem = headers.lines().any(|l| l.to_ascii_lowercase() == "content-type: application/problem+json");
+    let problem = headers.lines().any(|l| l.eq_ignore_ascii_case("content-type: application/problem+json"));
     (status, problem, body.to_owned())
 }
 
