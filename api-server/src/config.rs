@@ -556,6 +556,11 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<TrustedNet>,
 }
 
+/// Appended to a configuration error when production rules apply only because `JEEX_ENV` is
+/// unset while `DATABASE_URL` is set.
+pub const PRODUCTION_BY_DEFAULT: &str = "; note: JEEX_ENV is unset and DATABASE_URL is set, so production rules apply \
+     (set JEEX_ENV=production to say so, or JEEX_ENV=development to develop against this database)";
+
 /// `JEEX_VECTOR_DIM` unless set.
 pub const DEFAULT_VECTOR_DIM: u64 = 384;
 
@@ -574,6 +579,9 @@ pub struct MetadataLimits {
 pub struct Config {
     /// Deployment environment.
     pub env: Environment,
+    /// Production only because `JEEX_ENV` is unset and `DATABASE_URL` is set: errors found
+    /// later (the signing key) then say so.
+    pub production_by_default: bool,
     /// Listen address.
     pub http_addr: SocketAddr,
     /// CORS policy.
@@ -636,16 +644,17 @@ impl Config {
     /// Reads through `lookup`, validating every value. Empty strings count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        Self::parse(&get).map_err(|mut e| {
-            if get("JEEX_ENV").is_none() && get("DATABASE_URL").is_some() {
-                // Name the choice nobody made: the fix may be JEEX_ENV itself.
-                e.problem.push_str(
-                    "; note: JEEX_ENV is unset and DATABASE_URL is set, so production rules apply \
-                     (set JEEX_ENV=production to say so, or JEEX_ENV=development to develop against this database)",
-                );
+        let defaulted = get("JEEX_ENV").is_none() && get("DATABASE_URL").is_some();
+        match Self::parse(&get) {
+            Ok(config) => Ok(Config { production_by_default: defaulted, ..config }),
+            Err(mut e) => {
+                if defaulted {
+                    // Name the choice nobody made: the fix may be JEEX_ENV itself.
+                    e.problem.push_str(PRODUCTION_BY_DEFAULT);
+                }
+                Err(e)
             }
-            e
-        })
+        }
     }
 
     fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -821,6 +830,7 @@ impl Config {
 
         let config = Config {
             env,
+            production_by_default: false,
             http_addr,
             cors,
             body_limit,

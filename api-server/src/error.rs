@@ -316,7 +316,7 @@ impl Problem {
         }
         if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
             let mut p = Problem::new(ErrorCode::ValidationFailed, "the request body is not valid");
-            p.errors = Some(vec![FieldError { field: "body".into(), message: e.reason.clone() }]);
+            p.errors = Some(vec![payload_field(&e.reason)]);
             return p;
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
@@ -369,6 +369,31 @@ impl Problem {
     }
 }
 
+/// The field a body parse error names, as a JSON pointer with a plain message. The
+/// framework says `failed to parse "T": field `title` verification failed. maxLength(500)`;
+/// the client reads `/title`: `must be at most 500 characters`.
+fn payload_field(reason: &str) -> FieldError {
+    let Some((name, tail)) = reason.split_once("field `").and_then(|(_, rest)| rest.split_once('`')) else {
+        return FieldError { field: "body".into(), message: reason.into() };
+    };
+    let rule = tail.trim_start_matches([':', ' ']).trim_start_matches("verification failed. ");
+    let arg = |prefix: &str| rule.strip_prefix(prefix).map(|r| r.trim_end_matches(')').split(',').next().unwrap_or("").trim().to_owned());
+    let message = if let Some(n) = arg("maxLength(") {
+        format!("must be at most {n} characters")
+    } else if let Some(n) = arg("minLength(") {
+        format!("must be at least {n} characters")
+    } else if let Some(n) = arg("maximum(") {
+        format!("must be at most {n}")
+    } else if let Some(n) = arg("minimum(") {
+        format!("must be at least {n}")
+    } else if let Some(p) = rule.strip_prefix("pattern(").map(|r| r.trim_end_matches(')').trim_matches('"')) {
+        format!("must match the pattern {p}")
+    } else {
+        rule.to_owned()
+    };
+    FieldError { field: format!("/{name}"), message }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +403,24 @@ mod tests {
         let err = poem::Error::from(ApiError::Internal("relation \"x\" does not exist".into()));
         assert_eq!(Problem::from_poem_error(&err, false).detail, "an unexpected error occurred");
         assert!(Problem::from_poem_error(&err, true).detail.contains("relation"));
+    }
+
+    #[test]
+    fn body_parse_errors_name_their_field() {
+        let field = |reason: &str| {
+            let e = payload_field(reason);
+            (e.field, e.message)
+        };
+        assert_eq!(
+            field("failed to parse \"CreateDocument\": field `title` verification failed. maxLength(500)"),
+            ("/title".into(), "must be at most 500 characters".into())
+        );
+        assert_eq!(
+            field("failed to parse \"SearchDocuments\": field `limit` verification failed. maximum(100, exclusive: false)"),
+            ("/limit".into(), "must be at most 100".into())
+        );
+        assert_eq!(field("failed to parse \"X\": field `name` verification failed. pattern(\"^a$\")").1, "must match the pattern ^a$");
+        assert_eq!(field("expected value at line 1 column 1"), ("body".into(), "expected value at line 1 column 1".into()));
     }
 
     #[test]

@@ -105,12 +105,14 @@ fn cli_logging() {
         .try_init();
 }
 
-fn failed(e: &run::RunError) -> ExitCode {
-    eprintln!("jeex-api: {e}");
+fn failed(e: &run::RunError, production_by_default: bool) -> ExitCode {
+    let note = if e.is_config() && production_by_default { jeex_api::config::PRODUCTION_BY_DEFAULT } else { "" };
+    eprintln!("jeex-api: {e}{note}");
     if e.is_config() { ExitCode::from(2) } else { ExitCode::FAILURE }
 }
 
 async fn migrate(config: Config) -> ExitCode {
+    let by_default = config.production_by_default;
     cli_logging();
     match run::migrate(&config).await {
         Ok(report) => {
@@ -125,11 +127,12 @@ async fn migrate(config: Config) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => failed(&e),
+        Err(e) => failed(&e, by_default),
     }
 }
 
 async fn issue_token(config: Config, email: String, name: Option<String>) -> ExitCode {
+    let by_default = config.production_by_default;
     cli_logging();
     let mut check = Check::default();
     let email = check.email("--email", &email);
@@ -148,7 +151,7 @@ async fn issue_token(config: Config, email: String, name: Option<String>) -> Exi
             println!("refresh_token={}", pair.refresh_token.unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => failed(&e),
+        Err(e) => failed(&e, by_default),
     }
 }
 
@@ -170,6 +173,7 @@ fn with_runtime(f: impl AsyncFnOnce(Config) -> ExitCode) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    let by_default = config.production_by_default;
     let telemetry = match Telemetry::init(&config.telemetry) {
         Ok(t) => t,
         Err(e) => {
@@ -184,7 +188,7 @@ async fn serve(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "jeex-api stopped");
-            failed(&e)
+            failed(&e, by_default)
         }
     }
 }

@@ -91,7 +91,7 @@ async fn imports_exports_cancels_and_stays_in_its_project() {
     // Cancelling is no DELETE: that method is not served on an operation (405, with Allow).
     let resp = a.req(Method::DELETE, &location).send().await.unwrap();
     assert_eq!(resp.status(), 405);
-    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
 
     // Cancel: a running import stops within a second, between batches.
     let (_, big) = a.call(Method::POST, &ops, Some(docs(10_000))).await;
