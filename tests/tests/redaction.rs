@@ -92,3 +92,29 @@ async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
     assert!(logs.iter().any(|l| l.to_lowercase().contains("redis")), "Redis errors were logged:\n{all}");
     assert!(logs.iter().any(|l| l.contains("jwks") || l.contains("JWKS")), "the JWKS fetch was logged:\n{all}");
 }
+
+/// sqlx's path: a database that refuses connections, reached with a password. Its errors are
+/// logged by readiness, the health report and every request that needs it.
+#[tokio::test]
+async fn a_database_error_never_logs_the_password() {
+    let keys = format!("{}/../api-server/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let database = format!("postgres://jeex:hunter2-db@127.0.0.1:{}/jeex", closed_port());
+    let server = Server::start(&[
+        ("DATABASE_URL", &database),
+        ("JEEX_JWT_PRIVATE_KEY", &format!("{keys}/k1.key.pem")),
+        ("JEEX_JWT_PUBLIC_KEYS", &format!("{keys}/k1.pub.pem")),
+        ("JEEX_HEALTH_TIMEOUT", "500ms"),
+        ("JEEX_DB_ACQUIRE_TIMEOUT", "500ms"),
+        ("RUST_LOG", "debug"),
+    ]);
+    let client = Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    for path in ["/health", "/health/ready", "/api/v1/projects"] {
+        let body = client.get(server.url(path)).bearer_auth("x").send().await.unwrap().text().await.unwrap();
+        assert!(!body.contains("hunter2"), "{path}: {body}");
+    }
+    client.post(server.url("/api/v1/auth/dev-login")).json(&serde_json::json!({ "email": "a@example.com" })).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let logs = server.logs();
+    assert!(logs.iter().any(|l| l.contains("postgres") || l.contains("database")), "database errors were logged:\n{}", logs.join("\n"));
+    assert!(!logs.join("\n").contains("hunter2"), "the password reached the log");
+}
