@@ -11,15 +11,17 @@
 //! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins; then [`options`]
 //!    answers a plain `OPTIONS` with `Allow`;
 //!    [`rate_limit`] then refuses a request over its quota (429) or notes the quota's state
-//!    for the response headers;
+//!    for the response headers (the project's shared quota is charged later, by the membership
+//!    check, through the request's [`ProjectMeter`]);
 //! 5. [`compression`] — brotli/gzip over 1 KiB, never event streams;
 //! 6. [`problem`] — every error below becomes RFC 9457 problem JSON;
 //! 7. [`timeout`] — a slow request becomes a 503 error with `Retry-After`;
 //! 8. [`panic`] — a handler panic becomes a 500 error;
 //! 9. [`body_limit`] — an oversized body becomes a 413 error (an import's route has a larger
 //!    limit, read only for the project's editors and a few bodies at a time); then
-//!    [`input_guard`] refuses NUL, lone surrogates, deep nesting and duplicate keys anywhere in
-//!    a JSON body, and NUL in the query, with a 400 naming the field;
+//!    [`input_guard`] refuses NUL, lone surrogates, deep nesting, duplicate keys and numbers
+//!    beyond f64 anywhere in a JSON body, and NUL or non-UTF-8 in the query, with a 400 naming
+//!    the field;
 //!
 //! then the routes.
 //!
@@ -116,7 +118,9 @@ impl<E: Endpoint> Chain<E> {
                     };
                     // The membership check charges the project's quota through it (auth's
                     // extractor hands it over); read back below.
-                    req.extensions_mut().insert(meter.clone());
+                    if class.is_some() {
+                        req.extensions_mut().insert(meter.clone());
+                    }
                     match verdict {
                         Verdict::Refused(class, quota, outcome) => break 'handled rate_limit::refused(class, quota, outcome, path, &id),
                         Verdict::Unavailable => break 'handled rate_limit::unavailable(path, &id),

@@ -16,29 +16,33 @@ use crate::error::{ApiError, ErrorCode};
 /// How many times the class quota a project gets (its members share it).
 pub const PROJECT_MULTIPLE: u32 = 10;
 
-/// One request's project meter. The default meter charges nothing (an unlimited route).
+/// One request's project meter. The default meter (an unlimited route) charges nothing and
+/// allocates nothing.
 #[derive(Clone, Default)]
-pub struct ProjectMeter {
-    class: Option<Class>,
-    charged: Arc<Mutex<Option<(Uuid, Verdict)>>>,
+pub struct ProjectMeter(Option<Arc<Charge>>);
+
+/// A limited request's class, and its charge once made.
+struct Charge {
+    class: Class,
+    made: Mutex<Option<(Uuid, Verdict)>>,
 }
 
 impl ProjectMeter {
     /// A meter for a request of `class`.
     pub fn new(class: Class) -> Self {
-        Self { class: Some(class), charged: Arc::default() }
+        Self(Some(Arc::new(Charge { class, made: Mutex::new(None) })))
     }
 
     /// Counts the request against `project`'s quota; a second charge for the same project
     /// (a handler opening two scopes) repeats the first verdict without counting again.
     pub async fn charge(&self, limiter: &Limiter, project: Uuid) -> Result<(), ApiError> {
-        let Some(class) = self.class else { return Ok(()) };
-        let earlier = self.lock().as_ref().filter(|(p, _)| *p == project).map(|(_, v)| v.clone());
+        let Some(charge) = &self.0 else { return Ok(()) };
+        let earlier = lock(charge).as_ref().filter(|(p, _)| *p == project).map(|(_, v)| v.clone());
         let verdict = match earlier {
             Some(verdict) => verdict,
             None => {
-                let verdict = limiter.check(class, &[(format!("project:{project}"), PROJECT_MULTIPLE)]).await;
-                *self.lock() = Some((project, verdict.clone()));
+                let verdict = limiter.check(charge.class, &[(format!("project:{project}"), PROJECT_MULTIPLE)]).await;
+                *lock(charge) = Some((project, verdict.clone()));
                 verdict
             }
         };
@@ -51,10 +55,10 @@ impl ProjectMeter {
 
     /// The verdict of the charge, if one was made.
     pub fn verdict(&self) -> Option<Verdict> {
-        self.lock().as_ref().map(|(_, v)| v.clone())
+        self.0.as_ref().and_then(|charge| lock(charge).as_ref().map(|(_, v)| v.clone()))
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Uuid, Verdict)>> {
-        self.charged.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock(charge: &Charge) -> std::sync::MutexGuard<'_, Option<(Uuid, Verdict)>> {
+    charge.made.lock().unwrap_or_else(|p| p.into_inner())
 }
