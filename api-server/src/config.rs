@@ -188,6 +188,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "10",
         meaning: "event streams one user (or API key) may hold open on one replica; more get 429",
     },
+    Variable {
+        name: "JEEX_SSE_ACCESS_CHECK",
+        default: "2s",
+        meaning: "how often each open event stream's access is checked again (100ms–60s): a removed member's, deleted project's or revoked key's streams end within it",
+    },
     Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
     Variable {
         name: "JEEX_OPERATION_LEASE",
@@ -520,6 +525,8 @@ pub struct EventsConfig {
     pub max_lifetime: Duration,
     /// Open streams per principal per replica.
     pub max_streams_per_user: u32,
+    /// How often open streams' access is checked again.
+    pub access_check: Duration,
     /// Events kept per project.
     pub max_len: u32,
     /// Lifetime of a quiet history.
@@ -747,6 +754,10 @@ impl Config {
         let events = EventsConfig {
             max_lifetime: parse_duration(&get, "JEEX_SSE_MAX_LIFETIME", "5m")?,
             max_streams_per_user: parse_count(&get, "JEEX_SSE_MAX_STREAMS_PER_USER", 10, 1)?,
+            access_check: parse_with(&get, "JEEX_SSE_ACCESS_CHECK", "2s", "2s", |v| match humantime::parse_duration(v) {
+                Ok(d) if (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&d) => Ok(d),
+                _ => Err(format!("{v:?} is not a duration from 100ms to 60s")),
+            })?,
             max_len: parse_count(&get, "JEEX_EVENTS_MAX_LEN", 10_000, 10)?,
             ttl: parse_duration(&get, "JEEX_EVENTS_TTL", "24h")?,
         };

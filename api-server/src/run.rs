@@ -228,6 +228,8 @@ async fn serve_on(
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
     tracing::info!("Swagger UI: http://{addr}/docs");
     let workers = crate::ops::worker::spawn(&state);
+    // Held until the server stops: open streams end when their caller's access does.
+    let _stream_watch = crate::api::access::StreamWatch::spawn(state.clone());
     let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
     let events = state.events().clone();
     let app = app::build(state);

@@ -348,3 +348,66 @@ async fn cancelling_a_running_operation_ends_its_stream_within_a_second() {
     assert_eq!(kinds.last(), Some(&"operation.cancelled"), "{kinds:?}");
     assert!(kinds.contains(&"operation.cancel_requested"));
 }
+
+/// Issue 24, acceptance 3: access is checked again while streaming. A member removed from the
+/// project loses an open stream within 5 s (`JEEX_SSE_ACCESS_CHECK` defaults to 2 s) and
+/// reconnecting is refused; a revoked API key's open stream ends likewise, and a ticket it
+/// minted earlier no longer opens one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_soon_after_access_does_and_reconnects_are_refused() {
+    let db = TestDatabase::create().await;
+    let app = support::start(support::config(&[("DATABASE_URL", &db.app_url)])).await;
+    let owner = session::login(&app, "stream-owner@example.com").await;
+    let member = session::login(&app, "stream-member@example.com").await;
+    let p = owner.project("Streams").await;
+    let events = format!("/api/v1/projects/{p}/events");
+    let (status, _) = owner
+        .call(
+            Method::POST,
+            &format!("/api/v1/projects/{p}/members"),
+            Some(json!({ "email": "stream-member@example.com", "role": "viewer" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // A member's stream, then the member is removed.
+    let open = member.req(Method::GET, &events).send().await.unwrap();
+    assert_eq!(open.status(), 200);
+    let reading = tokio::spawn(read(open, usize::MAX, Duration::from_secs(15)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let removed = Instant::now();
+    assert_eq!(owner.call(Method::DELETE, &format!("/api/v1/projects/{p}/members/{}", member.id), None).await.0, 204);
+    let (_, ended) = reading.await.unwrap();
+    assert!(ended && removed.elapsed() < Duration::from_secs(5), "the stream ended {:?} after the removal", removed.elapsed());
+    assert_eq!(member.req(Method::GET, &events).send().await.unwrap().status(), 404, "the reconnect is refused");
+
+    // An API key's stream through a ticket, and a second ticket kept for later; then the key
+    // is revoked.
+    let (status, key) =
+        owner.call(Method::POST, &format!("/api/v1/projects/{p}/api-keys"), Some(json!({ "name": "stream", "role": "viewer" }))).await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let ticket = || async {
+        let resp = support::client().post(app.url(&format!("{events}/ticket"))).header("x-api-key", &secret).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
+    };
+    let (first, second) = (ticket().await, ticket().await);
+    let open = support::client().get(app.url(&format!("{events}?ticket={first}"))).send().await.unwrap();
+    assert_eq!(open.status(), 200);
+    let reading = tokio::spawn(read(open, usize::MAX, Duration::from_secs(15)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let revoked = Instant::now();
+    let key_path = format!("/api/v1/projects/{p}/api-keys/{}", key["id"].as_str().unwrap());
+    assert_eq!(owner.call(Method::DELETE, &key_path, None).await.0, 204);
+    let (_, ended) = reading.await.unwrap();
+    assert!(ended && revoked.elapsed() < Duration::from_secs(5), "the key's stream ended {:?} after the revocation", revoked.elapsed());
+    let refused = support::client().get(app.url(&format!("{events}?ticket={second}"))).send().await.unwrap();
+    assert_eq!(refused.status(), 404, "a ticket of a revoked key opens nothing");
+
+    // The owner's own stream is untouched by all this.
+    let open = owner.req(Method::GET, &events).send().await.unwrap();
+    assert_eq!(open.status(), 200);
+    let (_, ended) = read(open, usize::MAX, Duration::from_secs(3)).await;
+    assert!(!ended, "a stream whose caller keeps access stays open");
+}

@@ -209,6 +209,7 @@ struct Feed {
 }
 
 impl Feed {
+    #[allow(clippy::too_many_arguments)] // one stream's whole make-up, each part from its handler
     fn new(
         bus: &EventBus,
         project: Uuid,
@@ -217,10 +218,12 @@ impl Feed {
         lifetime: Duration,
         first: Vec<Event>,
         slot: StreamSlot,
+        holder: Principal,
     ) -> Self {
         // Subscribe before reading history: nothing published in between is missed.
         let live = bus.subscribe(project);
         live.hold(slot);
+        live.held_by(holder);
         // Keepalives and the end of the lifetime come from the bus's sweeper, which wakes the
         // stream: no timer per connection.
         live.schedule(KEEPALIVE, std::time::Instant::now() + lifetime);
@@ -269,6 +272,11 @@ impl Stream for Feed {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.done {
+            return Poll::Ready(None);
+        }
+        // Access gone (the access re-check ended it): end now; a reconnect is refused.
+        if this.live.revoked() {
+            this.finish();
             return Poll::Ready(None);
         }
         // Lifetime over (the sweeper woke us): end now; the client resumes where it was.
@@ -419,7 +427,16 @@ impl EventsApi {
         access::scoped(&state, &auth, project_id.0).await?.commit().await?;
         let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(Events(Feed::new(state.events(), project_id.0, after, Filter { operation: None }, lifetime, Vec::new(), slot)))
+        Ok(Events(Feed::new(
+            state.events(),
+            project_id.0,
+            after,
+            Filter { operation: None },
+            lifetime,
+            Vec::new(),
+            slot,
+            auth.0.principal.clone(),
+        )))
     }
 
     /// One operation's events; ends after its terminal event. For an operation that already
@@ -461,6 +478,7 @@ impl EventsApi {
         }
         let slot = slot(&state, &auth.0)?;
         let lifetime = state.config().events.max_lifetime;
-        Ok(Events(Feed::new(state.events(), project_id.0, after, Filter { operation: Some(operation_id.0) }, lifetime, first, slot)))
+        let filter = Filter { operation: Some(operation_id.0) };
+        Ok(Events(Feed::new(state.events(), project_id.0, after, filter, lifetime, first, slot, auth.0.principal.clone())))
     }
 }

@@ -122,15 +122,22 @@ impl Scoped {
                 .fetch_optional(&mut *tx)
                 .await?
             }
-            Principal::ApiKey { project_id: key_project, role, .. } => {
+            Principal::ApiKey { key_id, project_id: key_project, role } => {
                 if *key_project != project_id {
                     return Err(project_not_found());
                 }
                 set_rls(&mut tx, None, Some(project_id)).await?;
-                let live = sqlx::query_scalar::<_, i32>("SELECT 1 FROM projects WHERE id = $1 AND deleted_at IS NULL")
-                    .bind(project_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                // The key itself too: a stream ticket or an open stream outlives the request
+                // that authenticated the key, and a revoked key must stop there as well.
+                let live = sqlx::query_scalar::<_, i32>(
+                    "SELECT 1 FROM projects p JOIN api_keys k ON k.project_id = p.id \
+                     WHERE p.id = $1 AND p.deleted_at IS NULL AND k.id = $2 AND k.deleted_at IS NULL \
+                       AND (k.expires_at IS NULL OR k.expires_at > now())",
+                )
+                .bind(project_id)
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 live.map(|_| *role)
             }
         };

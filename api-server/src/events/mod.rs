@@ -22,6 +22,8 @@ use futures_util::task::AtomicWaker;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::principal::Principal;
+
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -108,6 +110,10 @@ struct Watch {
     timing: std::sync::Mutex<Timing>,
     /// Dropped the moment the subscriber ends or is cut off (e.g. a per-user stream slot).
     guard: std::sync::Mutex<Option<Box<dyn Send>>>,
+    /// Who the stream serves, for the access re-check ([`Fanout::holders`]).
+    holder: std::sync::Mutex<Option<Principal>>,
+    /// The holder lost access: the stream ends, and is not told to retry.
+    revoked: AtomicBool,
 }
 
 /// When the sweeper flags a keepalive and the end of the subscription's lifetime.
@@ -128,6 +134,8 @@ impl Watch {
             expired: AtomicBool::new(false),
             timing: std::sync::Mutex::new(Timing::default()),
             guard: std::sync::Mutex::new(None),
+            holder: std::sync::Mutex::new(None),
+            revoked: AtomicBool::new(false),
         }
     }
 
@@ -233,9 +241,19 @@ impl Subscription {
         self.watch.keepalive_due.swap(false, AtomicOrdering::AcqRel)
     }
 
-    /// Whether the lifetime given to [`Self::schedule`] is over.
+    /// Whether the lifetime given to [`Self::schedule`] is over (or access was revoked).
     pub fn expired(&self) -> bool {
         self.watch.expired.load(AtomicOrdering::Acquire)
+    }
+
+    /// Records who the stream serves, so the access re-check can end it.
+    pub fn held_by(&self, principal: Principal) {
+        *lock(&self.watch.holder) = Some(principal);
+    }
+
+    /// Whether the holder lost access to the project ([`Fanout::revoke`]).
+    pub fn revoked(&self) -> bool {
+        self.watch.revoked.load(AtomicOrdering::Acquire)
     }
 
     fn next_event(&self) -> Option<Result<Arc<Event>, Lagged>> {
@@ -313,6 +331,37 @@ impl Fanout {
             watch.expired.store(true, AtomicOrdering::Release);
             watch.waker.wake();
         }
+    }
+
+    /// Each distinct (project, holder) of the open subscriptions.
+    pub fn holders(&self) -> Vec<(Uuid, Principal)> {
+        let channels = lock(&self.channels);
+        let mut out: Vec<(Uuid, Principal)> = Vec::new();
+        for (project, watches) in channels.iter() {
+            for watch in watches {
+                if let Some(holder) = lock(&watch.holder).clone()
+                    && !out.iter().any(|(p, h)| p == project && *h == holder)
+                {
+                    out.push((*project, holder));
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends every subscription of `holder` to `project` now: its access is gone.
+    pub fn revoke(&self, project: Uuid, holder: &Principal) -> usize {
+        let channels = lock(&self.channels);
+        let mut ended = 0;
+        for watch in channels.get(&project).into_iter().flatten() {
+            if lock(&watch.holder).as_ref() == Some(holder) {
+                watch.revoked.store(true, AtomicOrdering::Release);
+                watch.expired.store(true, AtomicOrdering::Release);
+                watch.waker.wake();
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// Ends expired subscriptions, flags keepalives, forgets subscribers that are gone.
@@ -401,6 +450,16 @@ impl EventBus {
     /// Live events of `project` from now on.
     pub fn subscribe(&self, project: Uuid) -> Subscription {
         self.fanout.subscribe(project)
+    }
+
+    /// Each distinct (project, holder) streaming from this replica.
+    pub fn holders(&self) -> Vec<(Uuid, Principal)> {
+        self.fanout.holders()
+    }
+
+    /// Ends `holder`'s streams of `project` on this replica; returns how many.
+    pub fn revoke(&self, project: Uuid, holder: &Principal) -> usize {
+        self.fanout.revoke(project, holder)
     }
 
     /// Ends the lifetime of every local subscription now (and of any opened later): their

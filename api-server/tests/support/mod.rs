@@ -72,6 +72,7 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     workers: Option<jeex_api::ops::worker::Workers>,
     outbox: Option<jeex_api::vectors::outbox::OutboxWorker>,
+    _stream_watch: jeex_api::api::access::StreamWatch,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -172,6 +173,7 @@ pub async fn start(config: Config) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let workers = jeex_api::ops::worker::spawn(&state);
     let outbox = jeex_api::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    let stream_watch = jeex_api::api::access::StreamWatch::spawn(state.clone());
     let stopping = jeex_api::run::draining(state.events().clone(), async move { drop(stopped.await) });
     let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), stopping, grace));
     TestApp {
@@ -181,6 +183,7 @@ pub async fn start(config: Config) -> TestApp {
         stop: Some(stop),
         workers: Some(workers),
         outbox: Some(outbox),
+        _stream_watch: stream_watch,
         served: Some(served),
     }
 }
