@@ -228,13 +228,14 @@ async fn serve_on(
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
     tracing::info!("Swagger UI: http://{addr}/docs");
     let workers = crate::ops::worker::spawn(&state);
-    // Held until the server stops: open streams end when their caller's access does.
-    let _stream_watch = crate::api::access::StreamWatch::spawn(state.clone());
+    // Until the server stops: open streams end when their caller's access does.
+    let stream_watch = crate::api::access::StreamWatch::spawn(state.clone());
     let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
     let events = state.events().clone();
     let app = app::build(state);
     started();
     let served = server::serve(bound, app, draining(events, server::shutdown_signal()), config.shutdown_grace).await;
+    stream_watch.stop().await;
     outbox.stop().await;
     workers.stop().await;
     deps.close().await;

@@ -44,6 +44,16 @@ impl StreamWatch {
     }
 }
 
+impl StreamWatch {
+    /// Stops watching and waits until the task has let go of the state (and with it the
+    /// connections and the vector index it holds).
+    pub async fn stop(mut self) {
+        let task = std::mem::replace(&mut self.0, tokio::spawn(async {}));
+        task.abort();
+        let _ = task.await;
+    }
+}
+
 impl Drop for StreamWatch {
     fn drop(&mut self) {
         self.0.abort();

@@ -72,7 +72,7 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     workers: Option<jeex_api::ops::worker::Workers>,
     outbox: Option<jeex_api::vectors::outbox::OutboxWorker>,
-    _stream_watch: jeex_api::api::access::StreamWatch,
+    stream_watch: Option<jeex_api::api::access::StreamWatch>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -92,6 +92,9 @@ impl TestApp {
         }
         if let Some(served) = self.served.take() {
             let _ = served.await;
+        }
+        if let Some(watch) = self.stream_watch.take() {
+            watch.stop().await;
         }
         self.stop_workers().await;
         if let Some(outbox) = self.outbox.take() {
@@ -183,7 +186,7 @@ pub async fn start(config: Config) -> TestApp {
         stop: Some(stop),
         workers: Some(workers),
         outbox: Some(outbox),
-        _stream_watch: stream_watch,
+        stream_watch: Some(stream_watch),
         served: Some(served),
     }
 }
