@@ -651,25 +651,22 @@ impl Config {
     /// Reads through `lookup`, validating every value. Empty strings count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let defaulted = get("JEEX_ENV").is_none() && get("DATABASE_URL").is_some();
-        match Self::parse(&get) {
-            Ok(config) => Ok(Config { production_by_default: defaulted, ..config }),
-            Err(mut e) => {
-                if defaulted {
-                    // Name the choice nobody made: the fix may be JEEX_ENV itself.
-                    e.problem.push_str(PRODUCTION_BY_DEFAULT);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         // Secure by default: development mode only when asked for, or for the first look
         // (no DATABASE_URL: the private cluster). A deployment that names a database and
         // forgets JEEX_ENV gets production rules, never dev-login or error details.
+        let production_by_default = get("JEEX_ENV").is_none() && get("DATABASE_URL").is_some();
+        Self::parse(&get, production_by_default).map_err(|mut e| {
+            if production_by_default {
+                // Name the choice nobody made: the fix may be JEEX_ENV itself.
+                e.problem.push_str(PRODUCTION_BY_DEFAULT);
+            }
+            e
+        })
+    }
+
+    fn parse(get: &impl Fn(&str) -> Option<String>, production_by_default: bool) -> Result<Self, ConfigError> {
         let env = match get("JEEX_ENV").as_deref() {
-            None if get("DATABASE_URL").is_some() => Environment::Production,
+            None if production_by_default => Environment::Production,
             None | Some("development") => Environment::Development,
             Some("staging") => Environment::Staging,
             Some("production") => Environment::Production,
@@ -841,7 +838,7 @@ impl Config {
 
         let config = Config {
             env,
-            production_by_default: false,
+            production_by_default,
             http_addr,
             cors,
             body_limit,
@@ -1122,6 +1119,7 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.env, Environment::Development);
+        assert_eq!(c.vectors.dim, DEFAULT_VECTOR_DIM, "the committed OpenAPI document shows this default");
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit, 1 << 20);
         assert_eq!(c.import_body_limit, 65 << 20);

@@ -169,28 +169,11 @@ async fn stalled_upload(base: &str, path: &str, token: Option<&str>) -> tokio::n
     stream
 }
 
-/// POSTs `body` over a connection of its own, reading the answer while the body is written:
-/// a server that refuses an oversized body answers (413) and closes before reading it all,
-/// which a client that writes the whole body first sees as a broken connection.
+/// POSTs an oversized `body`, reading the early 413 while writing.
 async fn oversized_post(base: &str, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let writing = tokio::spawn(async move {
-        let _ = writer.write_all(head.as_bytes()).await;
-        let _ = writer.write_all(&body).await;
-        writer
-    });
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer)).await;
-    drop(writing);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::Null))
+    let headers = [format!("Authorization: Bearer {token}"), "Content-Type: application/json".to_owned()];
+    let (status, _, body) = jeex_e2e::http::exchange(base.trim_start_matches("http://"), "POST", path, &headers, body).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

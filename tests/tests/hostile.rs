@@ -8,12 +8,12 @@
 
 use jeex_e2e::{
     binary::{Server, run},
+    http::{exchange, json as answer},
     services::{database_url, redis_url},
 };
 use reqwest::Client;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bodies the endpoints accept, with `__V__` where a string value goes.
 const BODIES: &[(&str, &str, &str)] = &[
@@ -95,33 +95,14 @@ fn variants(template: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
-/// One HTTP/1.1 request over its own connection. The body is written while the answer is
-/// read: a server that refuses an oversized body answers (413) and closes before reading it
-/// all, which a client that first writes the whole body would see as a broken pipe.
-async fn raw(addr: &str, method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> (u16, bool, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+/// Status, whether the answer is problem JSON, and its body.
+async fn send(addr: &str, method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> (u16, bool, String) {
+    let mut headers = vec![format!("Authorization: Bearer {token}")];
     if !content_type.is_empty() {
-        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        headers.push(format!("Content-Type: {content_type}"));
     }
-    head.push_str("\r\n");
-    let writing = tokio::spawn(async move {
-        let _ = writer.write_all(head.as_bytes()).await;
-        let _ = writer.write_all(&body).await;
-        writer
-    });
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut answer)).await;
-    drop(writing);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = headers.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let problem = headers.lines().any(|l| l.eq_ignore_ascii_case("content-type: application/problem+json"));
-    (status, problem, body.to_owned())
+    let (status, head, body) = exchange(addr, method, path, &headers, body).await;
+    (status, head.lines().any(|l| l.eq_ignore_ascii_case("content-type: application/problem+json")), body)
 }
 
 async fn counts(db: &str) -> Vec<i64> {
@@ -153,40 +134,16 @@ async fn hostile_input_is_a_4xx_problem_and_changes_nothing() {
         ("JEEX_VECTOR_DIM", "4"),
     ]);
     let client = Client::new();
-    let pair: Value = client
-        .post(server.url("/api/v1/auth/dev-login"))
-        .json(&json!({ "email": "owner@example.com" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair = answer(client.post(server.url("/api/v1/auth/dev-login")).json(&json!({ "email": "owner@example.com" }))).await;
     let token = pair["access_token"].as_str().unwrap().to_owned();
-    let created = |path: String, body: Value| {
-        let (client, token) = (client.clone(), token.clone());
-        let url = server.url(&path);
-        async move {
-            let resp = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
-            assert!(resp.status().is_success(), "{path}: {}", resp.status());
-            resp.json::<Value>().await.unwrap()
-        }
-    };
+    let created = |path: String, body: Value| answer(client.post(server.url(&path)).bearer_auth(&token).json(&body));
     let p = created("/api/v1/projects".into(), json!({ "name": "Target" })).await["id"].as_str().unwrap().to_owned();
     let d = created(format!("/api/v1/projects/{p}/documents"), json!({ "title": "Doc" })).await["id"].as_str().unwrap().to_owned();
     let o =
         created(format!("/api/v1/projects/{p}/operations"), json!({ "kind": "project.export" })).await["id"].as_str().unwrap().to_owned();
     // The export runs in the background; let it finish before counting.
     for _ in 0..100 {
-        let op: Value = client
-            .get(server.url(&format!("/api/v1/projects/{p}/operations/{o}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let op = answer(client.get(server.url(&format!("/api/v1/projects/{p}/operations/{o}"))).bearer_auth(&token)).await;
         if op["status"] == "succeeded" {
             break;
         }
@@ -200,7 +157,7 @@ async fn hostile_input_is_a_4xx_problem_and_changes_nothing() {
     let addr = server.url("").trim_start_matches("http://").to_owned();
     for (method, path, template) in BODIES {
         for (what, content_type, body) in variants(template) {
-            let (status, problem, text) = raw(&addr, method, &fill(path), &token, content_type, body).await;
+            let (status, problem, text) = send(&addr, method, &fill(path), &token, content_type, body).await;
             cases += 1;
             if !(400..500).contains(&status) || !problem || serde_json::from_str::<Value>(&text).is_err() {
                 failures.push(format!("{method} {path} with {what}: {status} {}", &text[..text.len().min(200)]));

@@ -5,8 +5,14 @@
 //! of them — at debug level. [`jeex_e2e::leaks`] then checks its whole log again on drop, as
 //! it does for every server of the suite.
 
-use jeex_e2e::{binary::Server, net::closed_port, services::migrated_database_url};
+use jeex_e2e::{binary::Server, http::json as answer, net::closed_port, services::migrated_database_url};
 use reqwest::Client;
+
+/// The API server's test key pair: outside development no key is generated.
+fn signing_keys() -> (String, String) {
+    let keys = format!("{}/../api-server/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    (format!("{keys}/k1.key.pem"), format!("{keys}/k1.pub.pem"))
+}
 
 #[tokio::test]
 async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
@@ -15,8 +21,7 @@ async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
     let redis = format!("redis://:hunter2-redis@127.0.0.1:{}/0", closed_port());
     let qdrant = format!("http://qdrant:hunter2-qdrant@127.0.0.1:{}", closed_port());
     let jwks = format!("http://idp:hunter2-jwks@127.0.0.1:{}/jwks.json?access_token=hunter2-jwks-token", closed_port());
-    let keys = format!("{}/../api-server/tests/keys", env!("CARGO_MANIFEST_DIR"));
-    let (private, public) = (format!("{keys}/k1.key.pem"), format!("{keys}/k1.pub.pem"));
+    let (private, public) = signing_keys();
     let server = Server::start(&[
         ("JEEX_JWT_PRIVATE_KEY", &private),
         ("JEEX_JWT_PUBLIC_KEYS", &public),
@@ -32,15 +37,7 @@ async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
     // Health: every dependency is asked, Redis and Qdrant fail with their clients' errors.
     let health = client.get(server.url("/health")).send().await.unwrap().text().await.unwrap();
     // Sign in; the tokens travel in headers and bodies the server must not echo to its log.
-    let pair: serde_json::Value = client
-        .post(server.url("/api/v1/auth/dev-login"))
-        .json(&serde_json::json!({ "email": "leak@example.com" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair = answer(client.post(server.url("/api/v1/auth/dev-login")).json(&serde_json::json!({ "email": "leak@example.com" }))).await;
     let access = pair["access_token"].as_str().expect("dev-login answers tokens").to_owned();
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
     for scheme in ["Bearer", "bearer"] {
@@ -60,16 +57,7 @@ async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
         .unwrap();
     client.get(server.url("/api/v1/projects?token=hunter2-query&password=hunter2-query")).bearer_auth(&access).send().await.unwrap();
     // A document whose content would be embedded, reaching for the unreachable Qdrant.
-    let project: serde_json::Value = client
-        .post(server.url("/api/v1/projects"))
-        .bearer_auth(&access)
-        .json(&serde_json::json!({ "name": "p" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project = answer(client.post(server.url("/api/v1/projects")).bearer_auth(&access).json(&serde_json::json!({ "name": "p" }))).await;
     if let Some(id) = project["id"].as_str() {
         client
             .post(server.url(&format!("/api/v1/projects/{id}/documents/search")))
@@ -97,12 +85,12 @@ async fn no_credential_reaches_the_log_whichever_library_wrote_it() {
 /// logged by readiness, the health report and every request that needs it.
 #[tokio::test]
 async fn a_database_error_never_logs_the_password() {
-    let keys = format!("{}/../api-server/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let (private, public) = signing_keys();
     let database = format!("postgres://jeex:hunter2-db@127.0.0.1:{}/jeex", closed_port());
     let server = Server::start(&[
         ("DATABASE_URL", &database),
-        ("JEEX_JWT_PRIVATE_KEY", &format!("{keys}/k1.key.pem")),
-        ("JEEX_JWT_PUBLIC_KEYS", &format!("{keys}/k1.pub.pem")),
+        ("JEEX_JWT_PRIVATE_KEY", &private),
+        ("JEEX_JWT_PUBLIC_KEYS", &public),
         ("JEEX_HEALTH_TIMEOUT", "500ms"),
         ("JEEX_DB_ACQUIRE_TIMEOUT", "500ms"),
         ("RUST_LOG", "debug"),

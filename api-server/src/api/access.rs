@@ -27,20 +27,20 @@ pub async fn scoped(state: &AppState, auth: &Auth, project_id: Uuid) -> Result<S
 /// end within that interval (plus one check), and their reconnects are refused by the same
 /// check. A database that cannot answer ends nothing (its outage is not a revocation).
 /// Stops when dropped.
-pub struct StreamWatch(tokio::task::JoinHandle<()>);
+pub struct StreamWatch(Option<tokio::task::JoinHandle<()>>);
 
 impl StreamWatch {
     /// Starts watching `state`'s streams.
     pub fn spawn(state: AppState) -> Self {
         let every = state.config().events.access_check;
-        Self(tokio::spawn(async move {
+        Self(Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 recheck(&state).await;
             }
-        }))
+        })))
     }
 }
 
@@ -48,15 +48,18 @@ impl StreamWatch {
     /// Stops watching and waits until the task has let go of the state (and with it the
     /// connections and the vector index it holds).
     pub async fn stop(mut self) {
-        let task = std::mem::replace(&mut self.0, tokio::spawn(async {}));
-        task.abort();
-        let _ = task.await;
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for StreamWatch {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 

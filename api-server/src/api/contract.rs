@@ -57,6 +57,11 @@ pub fn document(spec: &str, dim: u64) -> Value {
                 merge(schema, rules);
             }
         }
+        // An import's documents are created documents: their rules are `CreateDocument`'s.
+        let create = schemas.get("CreateDocument").cloned().unwrap_or_default();
+        if let Some(start) = schemas.get_mut("StartOperation") {
+            merge(start, start_operation(&create));
+        }
     }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|ops| ops.values_mut()) {
@@ -115,23 +120,6 @@ fn extra_rules(schema: &str, dim: u64) -> Option<Value> {
             "type": "string", "enum": ["viewer", "editor"], "nullable": true,
             "description": "The key's role: viewer (default) or editor; keys never own a project.",
         } } })),
-        // The input belongs to the kind: an import's documents, or nothing.
-        "StartOperation" => Some(json!({
-            "type": null, "properties": null, "required": null, "additionalProperties": null,
-            "oneOf": [
-                {
-                    "type": "object", "required": ["kind", "input"], "additionalProperties": false,
-                    "properties": { "kind": { "type": "string", "enum": ["documents.import"] }, "input": import_input(dim) },
-                },
-                {
-                    "type": "object", "required": ["kind"], "additionalProperties": false,
-                    "properties": {
-                        "kind": { "type": "string", "enum": ["project.export", "documents.reindex"] },
-                        "input": { "type": "object", "maxProperties": 0, "additionalProperties": false, "nullable": true },
-                    },
-                },
-            ],
-        })),
         // Vector, text or both (a blank text counts as none); `score_threshold` only with a
         // vector (null counts as absent).
         "SearchDocuments" => Some(json!({
@@ -163,9 +151,37 @@ fn metadata(nullable: bool) -> Value {
     })
 }
 
+/// The body of `POST …/operations`: the input belongs to the kind, an import's documents
+/// (each with `create`'s rules, `CreateDocument` completed) or nothing.
+fn start_operation(create: &Value) -> Value {
+    json!({
+        "type": null, "properties": null, "required": null, "additionalProperties": null,
+        "oneOf": [
+            {
+                "type": "object", "required": ["kind", "input"], "additionalProperties": false,
+                "properties": { "kind": { "type": "string", "enum": ["documents.import"] }, "input": import_input(create) },
+            },
+            {
+                "type": "object", "required": ["kind"], "additionalProperties": false,
+                "properties": {
+                    "kind": { "type": "string", "enum": ["project.export", "documents.reindex"] },
+                    "input": { "type": "object", "maxProperties": 0, "additionalProperties": false, "nullable": true },
+                },
+            },
+        ],
+    })
+}
+
 /// The input of `documents.import` (or a `project.export` bundle as it stands).
-fn import_input(dim: u64) -> Value {
-    let text = |min: u64, max: u64| json!({ "type": "string", "minLength": min, "maxLength": max, "pattern": TEXT_PATTERN });
+fn import_input(create: &Value) -> Value {
+    // An imported field may be left out but not be null, except an embedding.
+    let field = |name: &str| {
+        let mut f = create["properties"][name].clone();
+        if let Some(f) = f.as_object_mut() {
+            f.remove("nullable");
+        }
+        f
+    };
     json!({
         "type": "object", "required": ["documents"], "additionalProperties": false,
         "properties": {
@@ -174,14 +190,11 @@ fn import_input(dim: u64) -> Value {
                 "items": {
                     "type": "object", "required": ["title"], "additionalProperties": false,
                     "properties": {
-                        "title": text(1, 500),
-                        "content": { "type": "string", "description": "At most JEEX_DOCUMENT_MAX_SIZE bytes of UTF-8." },
-                        "language": { "type": "string", "pattern": LANGUAGE_PATTERN },
+                        "title": field("title"),
+                        "content": field("content"),
+                        "language": field("language"),
                         "metadata": metadata(false),
-                        "embedding": {
-                            "type": "array", "nullable": true, "minItems": dim, "maxItems": dim,
-                            "items": { "type": "number", "minimum": -f64::from(f32::MAX), "maximum": f64::from(f32::MAX) },
-                        },
+                        "embedding": create["properties"]["embedding"],
                         "id": { "type": "string", "format": "uuid", "nullable": true, "description": "An exported document's id: ignored (the copy gets a new one)." },
                         "created_at": { "type": "string", "format": "date-time", "nullable": true, "description": "Ignored: the copy is created now." },
                         "updated_at": { "type": "string", "format": "date-time", "nullable": true, "description": "Ignored." },
@@ -194,13 +207,6 @@ fn import_input(dim: u64) -> Value {
         },
     })
 }
-
-/// A single-line text with something besides whitespace and no control character (the
-/// request structs' validators use the same pattern).
-const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
-
-/// A language code such as `en` or `de-AT`.
-const LANGUAGE_PATTERN: &str = r"^[a-z]{2}(-[A-Z]{2})?$";
 
 /// Deep-merges `extra` into `target` (objects merge, `null` removes, anything else replaces).
 fn merge(target: &mut Value, extra: Value) {

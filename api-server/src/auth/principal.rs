@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The authenticated identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// A user, from an access token.
     User {

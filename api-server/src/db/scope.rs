@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// A member's role, weakest first (so `>=` means "at least").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Enum, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Enum, sqlx::Type)]
 #[oai(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Role {

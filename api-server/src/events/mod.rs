@@ -336,17 +336,11 @@ impl Fanout {
     /// Each distinct (project, holder) of the open subscriptions.
     pub fn holders(&self) -> Vec<(Uuid, Principal)> {
         let channels = lock(&self.channels);
-        let mut out: Vec<(Uuid, Principal)> = Vec::new();
+        let mut out = std::collections::HashSet::new();
         for (project, watches) in channels.iter() {
-            for watch in watches {
-                if let Some(holder) = lock(&watch.holder).clone()
-                    && !out.iter().any(|(p, h)| p == project && *h == holder)
-                {
-                    out.push((*project, holder));
-                }
-            }
+            out.extend(watches.iter().filter_map(|watch| lock(&watch.holder).clone()).map(|holder| (*project, holder)));
         }
-        out
+        out.into_iter().collect()
     }
 
     /// Ends every subscription of `holder` to `project` now: its access is gone.

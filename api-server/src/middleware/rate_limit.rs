@@ -129,32 +129,39 @@ pub fn class_to_check(state: &AppState, route: Option<&RouteEntry>, req: &Reques
     classify(route, req).filter(|class| state.limiter().quota(*class).is_some())
 }
 
-/// One policy's items: the class quota per client, and the project's shared quota when the
-/// membership check charged it (named `<class>-project`).
-struct Items {
-    policy: String,
-    limit: String,
+/// One policy of the `RateLimit` fields: a class quota per client (named for the class), or a
+/// project's shared one (`<class>-project`, [`PROJECT_MULTIPLE`] times the quota).
+struct Policy {
+    name: String,
+    /// How the refusal names it: `reads`, `project's shared reads`.
+    described: String,
+    limit: u64,
+    window: u64,
 }
 
-impl Items {
-    fn new(class: Class, quota: Quota, outcome: Outcome) -> Self {
+impl Policy {
+    fn client(class: Class, quota: Quota) -> Self {
+        Self { name: class.name().into(), described: class.name().into(), limit: quota.limit.into(), window: quota.window.as_secs() }
+    }
+
+    fn project(class: Class, quota: Quota) -> Self {
         Self {
-            policy: format!("\"{}\";q={};w={}", class.name(), quota.limit, quota.window.as_secs()),
-            limit: format!("\"{}\";r={};t={}", class.name(), outcome.remaining, outcome.reset_secs),
+            name: format!("{}-project", class.name()),
+            described: format!("project's shared {}", class.name()),
+            limit: u64::from(quota.limit) * u64::from(PROJECT_MULTIPLE),
+            window: quota.window.as_secs(),
         }
     }
+}
 
-    fn add_project(&mut self, class: Class, quota: Quota, outcome: Outcome) {
-        let q = u64::from(quota.limit) * u64::from(PROJECT_MULTIPLE);
-        self.policy.push_str(&format!(", \"{}-project\";q={q};w={}", class.name(), quota.window.as_secs()));
-        self.limit.push_str(&format!(", \"{}-project\";r={};t={}", class.name(), outcome.remaining, outcome.reset_secs));
-    }
-
-    fn apply(self, resp: &mut Response) {
-        for (name, value) in [("ratelimit-policy", self.policy), ("ratelimit", self.limit)] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                resp.headers_mut().insert(name, value);
-            }
+/// Sets `RateLimit-Policy` and `RateLimit` to `items`, in order.
+fn set_fields(resp: &mut Response, items: &[(Policy, Outcome)]) {
+    let join = |item: &dyn Fn(&Policy, &Outcome) -> String| items.iter().map(|(p, o)| item(p, o)).collect::<Vec<_>>().join(", ");
+    let policy = join(&|p, _| format!("\"{}\";q={};w={}", p.name, p.limit, p.window));
+    let limit = join(&|p, o| format!("\"{}\";r={};t={}", p.name, o.remaining, o.reset_secs));
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", limit)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
         }
     }
 }
@@ -162,58 +169,33 @@ impl Items {
 /// Adds the rate-limit fields to a served response: the chain's verdict, and the project
 /// meter's when it charged.
 pub fn annotate(resp: &mut Response, class: Class, quota: Quota, outcome: Outcome, project: Option<Verdict>) {
-    let mut items = Items::new(class, quota, outcome);
+    let mut items = vec![(Policy::client(class, quota), outcome)];
     if let Some(Verdict::Allowed(class, quota, outcome)) = project {
-        items.add_project(class, quota, outcome);
+        items.push((Policy::project(class, quota), outcome));
     }
-    items.apply(resp);
-}
-
-/// The 429 of a project whose shared quota the membership check found used up.
-pub fn project_refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &CorrelationId) -> Response {
-    let policy = format!("{}-project", class.name());
-    let mut problem = Problem::new(
-        ErrorCode::RateLimited,
-        format!(
-            "the project's shared {} quota of {} requests per {} s is used up; retry after {} s",
-            class.name(),
-            u64::from(quota.limit) * u64::from(PROJECT_MULTIPLE),
-            quota.window.as_secs(),
-            outcome.reset_secs
-        ),
-    )
-    .for_request(path, &id.0);
-    problem.type_ = QUOTA_EXCEEDED.into();
-    problem.violated_policies = Some(vec![policy]);
-    let mut resp = problem.into_response();
-    let mut items = Items::new(class, quota, Outcome { allowed: false, remaining: 0, reset_secs: outcome.reset_secs });
-    items.policy.clear();
-    items.limit.clear();
-    items.add_project(class, quota, outcome);
-    items.policy = items.policy.trim_start_matches(", ").to_owned();
-    items.limit = items.limit.trim_start_matches(", ").to_owned();
-    items.apply(&mut resp);
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(outcome.reset_secs));
-    resp
+    set_fields(resp, &items);
 }
 
 /// The 429 answer: problem JSON naming the violated policy, `Retry-After` equal to `t`.
 pub fn refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &CorrelationId) -> Response {
-    let mut problem = Problem::new(
-        ErrorCode::RateLimited,
-        format!(
-            "the {} quota of {} requests per {} s is used up; retry after {} s",
-            class.name(),
-            quota.limit,
-            quota.window.as_secs(),
-            outcome.reset_secs
-        ),
-    )
-    .for_request(path, &id.0);
+    refusal(Policy::client(class, quota), outcome, path, id)
+}
+
+/// The 429 of a project whose shared quota the membership check found used up.
+pub fn project_refused(class: Class, quota: Quota, outcome: Outcome, path: &str, id: &CorrelationId) -> Response {
+    refusal(Policy::project(class, quota), outcome, path, id)
+}
+
+fn refusal(policy: Policy, outcome: Outcome, path: &str, id: &CorrelationId) -> Response {
+    let detail = format!(
+        "the {} quota of {} requests per {} s is used up; retry after {} s",
+        policy.described, policy.limit, policy.window, outcome.reset_secs
+    );
+    let mut problem = Problem::new(ErrorCode::RateLimited, detail).for_request(path, &id.0);
     problem.type_ = QUOTA_EXCEEDED.into();
-    problem.violated_policies = Some(vec![class.name().into()]);
+    problem.violated_policies = Some(vec![policy.name.clone()]);
     let mut resp = problem.into_response();
-    annotate(&mut resp, class, quota, outcome, None);
+    set_fields(&mut resp, &[(policy, outcome)]);
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(outcome.reset_secs));
     resp
 }
