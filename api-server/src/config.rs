@@ -193,6 +193,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "2s",
         meaning: "how often each open event stream's access is checked again (100ms–60s): a removed member's, deleted project's or revoked key's streams end within it",
     },
+    Variable {
+        name: "JEEX_SSE_TICKET_TTL",
+        default: "1h",
+        meaning: "how long a stream ticket (`POST …/events/ticket`) opens and reopens its project's event streams (1m–24h); access is checked on every use",
+    },
     Variable { name: "JEEX_WORKERS", default: "2", meaning: "operations this process runs at once (0: this replica runs none)" },
     Variable {
         name: "JEEX_OPERATION_LEASE",
@@ -527,6 +532,8 @@ pub struct EventsConfig {
     pub max_streams_per_user: u32,
     /// How often open streams' access is checked again.
     pub access_check: Duration,
+    /// How long a stream ticket stays valid for (re)connecting.
+    pub ticket_ttl: Duration,
     /// Events kept per project.
     pub max_len: u32,
     /// Lifetime of a quiet history.
@@ -754,6 +761,10 @@ impl Config {
             access_check: parse_with(&get, "JEEX_SSE_ACCESS_CHECK", "2s", "2s", |v| match humantime::parse_duration(v) {
                 Ok(d) if (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&d) => Ok(d),
                 _ => Err(format!("{v:?} is not a duration from 100ms to 60s")),
+            })?,
+            ticket_ttl: parse_with(&get, "JEEX_SSE_TICKET_TTL", "1h", "1h", |v| match humantime::parse_duration(v) {
+                Ok(d) if (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&d) => Ok(d),
+                _ => Err(format!("{v:?} is not a duration from 1m to 24h")),
             })?,
             max_len: parse_count(&get, "JEEX_EVENTS_MAX_LEN", 10_000, 10)?,
             ttl: parse_duration(&get, "JEEX_EVENTS_TTL", "24h")?,

@@ -7,7 +7,7 @@ use crate::{
     config::{Config, Environment},
     db::gate::DatabaseGate,
     deps::Dependencies,
-    events::{EventBus, Retention, tickets::TicketStore},
+    events::{EventBus, Retention},
     ratelimit::Limiter,
     telemetry::metrics::Metrics,
 };
@@ -26,7 +26,6 @@ struct Inner {
     gate: DatabaseGate,
     limiter: Limiter,
     events: EventBus,
-    tickets: TicketStore,
     streams: StreamCounter,
     started: Instant,
 }
@@ -67,17 +66,8 @@ impl AppState {
         );
         let retention = Retention { max_len: config.events.max_len as usize, ttl: config.events.ttl };
         let events = EventBus::new(deps.redis.as_ref().map(|r| (r.client(), r.connection())), &config.redis_prefix, retention);
-        let tickets = match &deps.redis {
-            Some(r) => TicketStore::Redis { conn: r.connection(), prefix: config.redis_prefix.clone() },
-            None => TicketStore::Memory(Default::default()),
-        };
         let streams = StreamCounter::default();
-        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, events, tickets, streams, started: Instant::now() }) }
-    }
-
-    /// Stream tickets.
-    pub fn tickets(&self) -> &TicketStore {
-        &self.inner.tickets
+        Self { inner: Arc::new(Inner { config, deps, metrics, tokens, gate, limiter, events, streams, started: Instant::now() }) }
     }
 
     /// Takes one of `who`'s stream slots, or `None` when they already hold `max`.

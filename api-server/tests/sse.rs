@@ -171,7 +171,7 @@ async fn an_operation_started_on_one_instance_streams_completely_from_another() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tickets_open_one_stream_once_and_open_streams_per_user_are_capped() {
+async fn tickets_reopen_their_projects_streams_only_and_open_streams_per_user_are_capped() {
     let db = TestDatabase::create().await;
     let app = support::start(support::config(&[
         ("DATABASE_URL", &db.app_url),
@@ -196,8 +196,18 @@ async fn tickets_open_one_stream_once_and_open_streams_per_user_are_capped() {
     let opened = anonymous.get(app.url(&format!("/api/v1/projects/{p}/events?ticket={t1}"))).send().await.unwrap();
     assert_eq!(opened.status(), 200, "a ticket opens the stream without any header");
     drop(opened);
+    // EventSource reconnects with the very same URL: the ticket opens the stream again.
     let again = anonymous.get(app.url(&format!("/api/v1/projects/{p}/events?ticket={t1}"))).send().await.unwrap();
-    assert_eq!(again.status(), 401, "single use");
+    assert_eq!(again.status(), 200, "a reconnect with the same ticket");
+    drop(again);
+    let as_bearer = anonymous.get(app.url(&format!("/api/v1/projects/{p}"))).bearer_auth(&t1).send().await.unwrap();
+    assert_eq!(as_bearer.status(), 401, "a ticket is no access token");
+    // One signature character changed (well inside it: the last one carries padding bits).
+    let at = t1.len() - 10;
+    let swap = if &t1[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swap}{}", &t1[..at], &t1[at + 1..]);
+    let forged = anonymous.get(app.url(&format!("/api/v1/projects/{p}/events?ticket={forged}"))).send().await.unwrap();
+    assert_eq!(forged.status(), 401, "a ticket whose signature does not hold");
     let (_, t2) = ticket(&a, p.clone()).await;
     let elsewhere = anonymous.get(app.url(&format!("/api/v1/projects/{pb}/events?ticket={t2}"))).send().await.unwrap();
     assert_eq!(elsewhere.status(), 401, "a ticket opens only its own project's streams");
@@ -369,6 +379,9 @@ async fn streams_end_soon_after_access_does_and_reconnects_are_refused() {
         )
         .await;
     assert_eq!(status, 201);
+    let (status, member_ticket) = member.call(Method::POST, &format!("{events}/ticket"), None).await;
+    assert_eq!(status, 200);
+    let member_ticket = member_ticket["ticket"].as_str().unwrap().to_owned();
 
     // A member's stream, then the member is removed.
     let open = member.req(Method::GET, &events).send().await.unwrap();
@@ -380,6 +393,8 @@ async fn streams_end_soon_after_access_does_and_reconnects_are_refused() {
     let (_, ended) = reading.await.unwrap();
     assert!(ended && removed.elapsed() < Duration::from_secs(5), "the stream ended {:?} after the removal", removed.elapsed());
     assert_eq!(member.req(Method::GET, &events).send().await.unwrap().status(), 404, "the reconnect is refused");
+    let with_ticket = support::client().get(app.url(&format!("{events}?ticket={member_ticket}"))).send().await.unwrap();
+    assert_eq!(with_ticket.status(), 404, "and so is a reconnect with the ticket minted while a member");
 
     // An API key's stream through a ticket, and a second ticket kept for later; then the key
     // is revoked.
@@ -404,6 +419,8 @@ async fn streams_end_soon_after_access_does_and_reconnects_are_refused() {
     assert!(ended && revoked.elapsed() < Duration::from_secs(5), "the key's stream ended {:?} after the revocation", revoked.elapsed());
     let refused = support::client().get(app.url(&format!("{events}?ticket={second}"))).send().await.unwrap();
     assert_eq!(refused.status(), 404, "a ticket of a revoked key opens nothing");
+    let reconnect = support::client().get(app.url(&format!("{events}?ticket={first}"))).send().await.unwrap();
+    assert_eq!(reconnect.status(), 404, "not even the ticket of the stream that just ended");
 
     // The owner's own stream is untouched by all this.
     let open = owner.req(Method::GET, &events).send().await.unwrap();

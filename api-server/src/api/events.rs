@@ -30,17 +30,15 @@ use crate::{
     auth::principal::{Auth, Caller, Principal},
     db::operations,
     error::{ApiError, ErrorCode, FieldError},
-    events::{
-        BusError, Event, EventBus, History, Subscription, compare_ids, parse_id,
-        tickets::{Grant, TICKET_TTL},
-    },
+    events::{BusError, Event, EventBus, History, Subscription, compare_ids, parse_id, tickets::Grant},
     state::{AppState, StreamSlot},
 };
 
-/// A single-use stream ticket.
+/// A stream ticket.
 #[derive(Debug, Object)]
 pub struct StreamTicket {
-    /// Pass as `?ticket=` to one of the project's event streams, once, within `expires_in`.
+    /// Pass as `?ticket=` to this project's event streams. The same URL keeps working for
+    /// `EventSource`'s reconnects until `expires_in` runs out, while the caller's access lasts.
     pub ticket: String,
     /// Seconds the ticket stays valid.
     pub expires_in: u64,
@@ -392,18 +390,17 @@ pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
 impl EventsApi {
-    /// A single-use ticket for `EventSource`, which cannot send headers: pass it as
-    /// `?ticket=` to one of this project's event streams within a minute. Long-lived tokens
-    /// never go into URLs.
+    /// A ticket for `EventSource`, which cannot send headers: pass it as `?ticket=` to this
+    /// project's event streams. `EventSource` reconnects with the same URL (and
+    /// `Last-Event-ID`), so the ticket opens streams again until it expires
+    /// (`JEEX_SSE_TICKET_TTL`, one hour by default) — as this caller, and only while the
+    /// caller still has access. Long-lived tokens never go into URLs.
     #[oai(path = "/projects/:project_id/events/ticket", method = "post")]
     async fn ticket(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Json<StreamTicket>, ApiError> {
         access::scoped(&state, &auth, project_id.0).await?.commit().await?;
-        let ticket = state
-            .tickets()
-            .issue(&Grant::new(&auth.0.principal, project_id.0))
-            .await
-            .map_err(|_| ApiError::Status(ErrorCode::Unavailable, "stream tickets are unavailable; retry shortly".into()))?;
-        Ok(Json(StreamTicket { ticket, expires_in: TICKET_TTL.as_secs() }))
+        let ttl = state.config().events.ticket_ttl;
+        let ticket = state.access_tokens().issue_ticket(Grant::new(&auth.0.principal, project_id.0), ttl)?;
+        Ok(Json(StreamTicket { ticket, expires_in: ttl.as_secs() }))
     }
 
     /// Every event of the project, live (`text/event-stream`).

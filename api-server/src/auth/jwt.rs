@@ -11,7 +11,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::keys::{KeyError, KeySet};
-use crate::{config::AuthConfig, error::ApiError};
+use crate::{
+    config::AuthConfig,
+    error::ApiError,
+    events::tickets::{AUDIENCE_SUFFIX, Grant, TicketClaims},
+};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +58,8 @@ struct Verified {
 pub struct AccessTokens {
     keys: KeySet,
     validation: Validation,
+    /// Stream tickets' rules: the same but for their own audience.
+    ticket_validation: Validation,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -72,10 +78,14 @@ impl AccessTokens {
         validation.validate_nbf = true;
         validation.set_issuer(&[&cfg.issuer]);
         validation.set_audience(&[&cfg.audience]);
+        let mut ticket_validation = validation.clone();
+        ticket_validation.set_audience(&[format!("{}{AUDIENCE_SUFFIX}", cfg.audience)]);
+        ticket_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Ok(Self {
             keys,
             validation,
+            ticket_validation,
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
             ttl: cfg.access_ttl,
@@ -107,6 +117,29 @@ impl AccessTokens {
         jsonwebtoken::encode(&header, &claims, &signer.key).map_err(|e| ApiError::Internal(format!("signing a token failed: {e}")))
     }
 
+    /// Signs a stream ticket for `grant`, valid for `ttl`.
+    pub fn issue_ticket(&self, grant: Grant, ttl: Duration) -> Result<String, ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = TicketClaims {
+            iss: self.issuer.clone(),
+            aud: format!("{}{AUDIENCE_SUFFIX}", self.audience),
+            exp: now + ttl.as_secs(),
+            iat: now,
+            jti: Uuid::now_v7().to_string(),
+            grant,
+        };
+        let signer = self.keys.signer();
+        let mut header = Header::new(self.keys.algorithm());
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &signer.key).map_err(|e| ApiError::Internal(format!("signing a ticket failed: {e}")))
+    }
+
+    /// What a stream ticket grants, or why it is rejected (for the log only).
+    pub async fn verify_ticket(&self, ticket: &str) -> Result<Grant, &'static str> {
+        let claims: TicketClaims = self.decode(ticket, &self.ticket_validation).await?;
+        Ok(claims.grant)
+    }
+
     /// The user a token speaks for, or why it is rejected (for the log only).
     pub async fn verify(&self, token: &str) -> Result<Uuid, &'static str> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -130,13 +163,23 @@ impl AccessTokens {
     }
 
     async fn verify_signed(&self, token: &str) -> Result<Verified, &'static str> {
+        let claims: Claims = self.decode(token, &self.validation).await?;
+        if claims.jti.is_empty() {
+            return Err("token lacks a required claim");
+        }
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| "token subject is not a user id")?;
+        Ok(Verified { user_id, exp: claims.exp, nbf: claims.nbf, at: 0 })
+    }
+
+    /// Checks the signature (with the pinned algorithm and a known `kid`) and `rules`.
+    async fn decode<C: serde::de::DeserializeOwned + Issued>(&self, token: &str, rules: &Validation) -> Result<C, &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "token is malformed or names an unknown algorithm")?;
         if header.alg != self.keys.algorithm() {
             return Err("token algorithm is not the configured one");
         }
         let kid = header.kid.ok_or("token has no kid")?;
         let key = self.keys.decoding_key(&kid).await.ok_or("token kid is unknown")?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<C>(token, &key, rules).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => "token has expired",
             ErrorKind::ImmatureSignature => "token is not valid yet",
             ErrorKind::InvalidIssuer => "token issuer is wrong",
@@ -146,15 +189,27 @@ impl AccessTokens {
             ErrorKind::InvalidAlgorithm => "token algorithm does not fit the key",
             _ => "token is invalid",
         })?;
-        let claims = data.claims;
-        if claims.iat > jsonwebtoken::get_current_timestamp() + self.leeway {
+        if data.claims.issued_at() > jsonwebtoken::get_current_timestamp() + self.leeway {
             return Err("token was issued in the future");
         }
-        if claims.jti.is_empty() {
-            return Err("token lacks a required claim");
-        }
-        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| "token subject is not a user id")?;
-        Ok(Verified { user_id, exp: claims.exp, nbf: claims.nbf, at: 0 })
+        Ok(data.claims)
+    }
+}
+
+/// Claims that say when they were issued.
+trait Issued {
+    fn issued_at(&self) -> u64;
+}
+
+impl Issued for Claims {
+    fn issued_at(&self) -> u64 {
+        self.iat
+    }
+}
+
+impl Issued for TicketClaims {
+    fn issued_at(&self) -> u64 {
+        self.iat
     }
 }
 

@@ -161,14 +161,7 @@ fn ticket_of(req: &Request) -> Option<String> {
 
 async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure> {
     if let Some(ticket) = ticket_of(req) {
-        let grant = state
-            .tickets()
-            .redeem(&ticket)
-            .await
-            .map_err(|_| {
-                Failure::Unavailable(ApiError::Status(ErrorCode::Unavailable, "stream tickets are unavailable; retry shortly".into()))
-            })?
-            .ok_or(Failure::Rejected("stream ticket is unknown, used or expired"))?;
+        let grant = state.access_tokens().verify_ticket(&ticket).await.map_err(Failure::Rejected)?;
         if crate::routes::project_of(req.uri().path()) != Some(grant.project_id) {
             return Err(Failure::Rejected("stream ticket is for another project"));
         }

@@ -25,7 +25,7 @@ static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"(?i)(?P<k>\b(?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]{8,}=*", "${k}***"),
         // Named secrets in key=value, key: value, "key":"value", cookies and query strings.
         (
-            r#"(?i)(?P<k>(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|jeex_access|jeex_refresh|authorization|cookie)\\?["']?\s*[:=]\s*\\?["']?)[^"'\\\s&,;})\]]+"#,
+            r#"(?i)(?P<k>(?:password|passwd|pwd|secret|token|ticket|api[_\-]?key|apikey|jeex_access|jeex_refresh|authorization|cookie)\\?["']?\s*[:=]\s*\\?["']?)[^"'\\\s&,;})\]]+"#,
             "${k}***",
         ),
     ]
