@@ -231,13 +231,20 @@ async fn serve_on(
     // Until the server stops: open streams end when their caller's access does.
     let stream_watch = crate::api::access::StreamWatch::spawn(state.clone());
     let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    // Recorded operation events, from PostgreSQL to the event history.
+    let relay = crate::events::relay::spawn(deps.postgres.clone(), state.events().clone());
     let events = state.events().clone();
     let app = app::build(state);
     started();
-    let served = server::serve(bound, app, draining(events, server::shutdown_signal()), config.shutdown_grace).await;
+    let served = server::serve(bound, app, draining(events.clone(), server::shutdown_signal()), config.shutdown_grace).await;
     stream_watch.stop().await;
     outbox.stop().await;
     workers.stop().await;
+    relay.stop().await;
+    // After the workers: what they recorded while handing operations back goes out too.
+    if let Err(e) = crate::events::relay::pass(&deps.postgres, &events).await {
+        tracing::debug!(error = %e, "last relay pass failed; another replica or the next start relays the rest");
+    }
     deps.close().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

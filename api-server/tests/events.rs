@@ -22,7 +22,7 @@ fn redis_bus(prefix: &str, max_len: usize) -> EventBus {
 fn ids(history: &History) -> Vec<String> {
     match history {
         History::Events(events) => events.iter().map(|e| e.id.clone()).collect(),
-        History::Reset => panic!("unexpected reset"),
+        History::Reset(_) => panic!("unexpected reset"),
     }
 }
 
@@ -63,11 +63,39 @@ async fn an_id_older_than_the_history_gets_a_reset() {
         for _ in 0..500 {
             bus.publish(project, "test.tick", None, json!({})).await.unwrap();
         }
-        assert_eq!(bus.history(project, Some(&first)).await.unwrap(), History::Reset);
+        let History::Reset(kept) = bus.history(project, Some(&first)).await.unwrap() else { panic!("no reset") };
+        assert!(!kept.is_empty() && kept.len() <= 501, "the reset carries what the history holds: {}", kept.len());
     }
     // A history that expired entirely also resets a resuming client.
     let bus = redis_bus(&prefix, 10);
-    assert_eq!(bus.history(Uuid::now_v7(), Some("1-0")).await.unwrap(), History::Reset);
+    assert_eq!(bus.history(Uuid::now_v7(), Some("1-0")).await.unwrap(), History::Reset(Vec::new()));
+}
+
+/// Issue 24: a history Redis lost (here: its stream deleted, as a restart without persistence
+/// does) begins again with a new generation; an ID from the old one — older than the new
+/// stream's first entry, or newer than anything it generated — cannot prove continuity and
+/// gets a reset carrying the new history's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_from_a_lost_history_gets_a_reset_with_the_new_events() {
+    let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
+    let bus = redis_bus(&prefix, 10_000);
+    let project = Uuid::now_v7();
+    let seen = bus.publish(project, "test.old", None, json!({})).await.unwrap().id;
+    let mut conn = redis::Client::open(jeex_e2e::services::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::AsyncCommands::del(&mut conn, format!("{prefix}events:{project}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let new = bus.publish(project, "test.new", None, json!({})).await.unwrap();
+    let History::Reset(events) = bus.history(project, Some(&seen)).await.unwrap() else { panic!("no reset for an older generation") };
+    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["test.new"]);
+    let History::Reset(_) = bus.history(project, Some("99999999999999-0")).await.unwrap() else {
+        panic!("no reset for an ID never generated")
+    };
+    assert_eq!(bus.history(project, Some(&new.id)).await.unwrap(), History::Events(Vec::new()), "the new generation resumes exactly");
+    // In process, a restart is the same: a new bus has no history an earlier ID belongs to.
+    let before = EventBus::new(None, "", Retention { max_len: 10, ttl: Duration::from_secs(60) });
+    let seen = before.publish(project, "test.old", None, json!({})).await.unwrap().id;
+    let after = EventBus::new(None, "", Retention { max_len: 10, ttl: Duration::from_secs(60) });
+    assert_eq!(after.history(project, Some(&seen)).await.unwrap(), History::Reset(Vec::new()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

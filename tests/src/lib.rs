@@ -1,9 +1,11 @@
 //! Fixtures for end-to-end tests: the real `jeex-api` binary ([`binary`]), the real services
-//! ([`services`]), network faults to point it at ([`net`]) and the secrets no log may hold
+//! ([`services`]), network faults to point it at ([`net`]), a Redis of a test's own to stop and start
+//! ([`redis_server`]) and the secrets no log may hold
 //! ([`leaks`]).
 
 pub mod binary;
 pub mod http;
 pub mod leaks;
 pub mod net;
+pub mod redis_server;
 pub mod services;

@@ -1,15 +1,18 @@
 //! Server-Sent Events: a project's events, or one operation's. Each event carries `id:` (its
 //! history ID), `event:` (its type) and `data:` (JSON). `Last-Event-ID` (header or
-//! `last_event_id`) resumes right after that event with no gap and no duplicate; an ID older
-//! than the history gets `event: reset`. A keepalive comment after 15 s without an event; after
-//! `JEEX_SSE_MAX_LIFETIME` the stream ends with a `retry:` hint. A client that cannot keep up
-//! is disconnected (it resumes and loses nothing), so a connection's memory stays bounded.
+//! `last_event_id`) resumes right after that event with no gap and no duplicate; an ID whose
+//! continuity the history cannot prove (trimmed, expired, or from a history Redis lost) gets
+//! `event: reset`, then every event the history holds — and, on an operation's stream, the
+//! operation's current state. A keepalive comment after 15 s without an event; after
+//! `JEEX_SSE_MAX_LIFETIME` the stream ends with a `retry:` hint, and so does a stream that
+//! cannot be served without a gap now (Redis unreachable): the client comes back and resumes.
+//! A client that cannot keep up is disconnected (it resumes and loses nothing), so a
+//! connection's memory stays bounded.
 
 use std::{
     collections::VecDeque,
-    future::Future,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -30,7 +33,7 @@ use crate::{
     auth::principal::{Auth, Caller, Principal},
     db::operations,
     error::{ApiError, ErrorCode, FieldError},
-    events::{BusError, Event, EventBus, History, Subscription, compare_ids, parse_id, tickets::Grant},
+    events::{Event, History, Subscription, compare_ids, parse_id, tickets::Grant},
     state::{AppState, StreamSlot},
 };
 
@@ -61,6 +64,12 @@ fn slot(state: &AppState, caller: &Caller) -> Result<StreamSlot, ApiError> {
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Milliseconds a client should wait before reconnecting after the lifetime ends.
 const RETRY_MS: u64 = 1000;
+/// Milliseconds a client should wait before reconnecting when its stream could not be served
+/// without a gap (Redis unreachable).
+const RETRY_UNAVAILABLE_MS: u64 = 2000;
+/// How long a stream opening waits for the live feed (the Redis subscription) to come up
+/// before it asks the client to come back.
+const LIVE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes of ready events written as one chunk; a client that is behind gets its backlog in
 /// few large writes instead of one write per event.
 const MAX_CHUNK: usize = 16 * 1024;
@@ -68,7 +77,9 @@ const MAX_CHUNK: usize = 16 * 1024;
 /// One streamed event (the `data:` of an SSE message; `id:` and `event:` repeat `id` and `type`).
 #[derive(Debug, Clone, Object)]
 pub struct StreamEvent {
-    /// History ID; send it back as `Last-Event-ID` to resume. Empty for `reset`.
+    /// History ID; send it back as `Last-Event-ID` to resume. Empty for `reset` and for an
+    /// operation's current state sent after a reset or for an operation that already ended
+    /// (their SSE messages have no `id:`, so the client's resume point stays where it was).
     pub id: String,
     /// `operation.queued`, `operation.progress`, …, or `reset`.
     #[oai(rename = "type")]
@@ -185,16 +196,11 @@ impl Chunk {
     }
 }
 
-type HistoryRead = Pin<Box<dyn Future<Output = Result<History, BusError>> + Send>>;
-
 /// One event stream, polled directly by the connection that writes it: history after the
 /// resume point, then live events deduplicated by ID. No task or timer of its own: a
 /// connection costs its subscription (a queue of what it has not sent yet) and whatever the
 /// socket holds.
 struct Feed {
-    /// The history read, until it completes (the subscription is already open, so nothing
-    /// published meanwhile is missed).
-    history: Option<HistoryRead>,
     /// Events to send before live ones.
     backlog: VecDeque<Event>,
     live: Subscription,
@@ -202,60 +208,86 @@ struct Feed {
     /// the first live event past it: live events arrive in ID order, so later ones are newer.
     last: Option<String>,
     filter: Filter,
-    project: Uuid,
+    /// The stream cannot be served without a gap now: it only tells the client to come back.
+    come_back: bool,
     done: bool,
 }
 
+/// How a stream begins: what to send before live events, and where the client stands.
+struct Opening {
+    backlog: Vec<Event>,
+    last: Option<String>,
+    /// The history could not prove continuity (a reset was queued).
+    reset: bool,
+    /// The stream cannot be served without a gap now (Redis unreachable).
+    come_back: bool,
+}
+
+/// Subscribes to `project`'s live events and then reads its history after `after` (in that
+/// order: nothing published in between is missed).
+async fn open(state: &AppState, project: Uuid, after: Option<String>, filter: Filter, first: Vec<Event>) -> (Subscription, Opening) {
+    let bus = state.events();
+    // Without the live feed, what is published meanwhile would be missed: wait a moment for
+    // it, or ask the client to come back.
+    let live_up = bus.live(LIVE_WAIT).await;
+    let live = bus.subscribe(project);
+    let mut opening = Opening { backlog: first, last: after.clone(), reset: false, come_back: !live_up };
+    if opening.come_back || opening.backlog.iter().any(|e| filter.ends_after(e)) {
+        return (live, opening);
+    }
+    let events = match bus.history(project, after.as_deref()).await {
+        Ok(History::Events(events)) => events,
+        Ok(History::Reset(events)) => {
+            opening.reset = true;
+            opening.last = None;
+            opening.backlog.push(Event {
+                frame: Default::default(),
+                id: String::new(),
+                kind: "reset".into(),
+                project_id: project,
+                operation_id: filter.operation,
+                data: serde_json::json!({
+                    "reason": "the event history cannot show everything after Last-Event-ID; fetch the current state (the events it holds follow)"
+                }),
+                time: chrono::Utc::now(),
+            });
+            events
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "event history unavailable; the client is asked to come back");
+            opening.come_back = true;
+            return (live, opening);
+        }
+    };
+    for e in events.into_iter().filter(|e| filter.admits(e)) {
+        opening.last = Some(e.id.clone());
+        opening.backlog.push(e);
+    }
+    (live, opening)
+}
+
+/// An operation's current state as a stream event (no ID: it is no history entry).
+fn snapshot(op: &operations::Operation) -> Event {
+    let status = poem_openapi::types::ToJSON::to_json(&op.status).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    Event {
+        frame: Default::default(),
+        id: String::new(),
+        kind: format!("operation.{status}"),
+        project_id: op.project_id,
+        operation_id: Some(op.id),
+        data: poem_openapi::types::ToJSON::to_json(op).unwrap_or_default(),
+        time: chrono::Utc::now(),
+    }
+}
+
 impl Feed {
-    #[allow(clippy::too_many_arguments)] // one stream's whole make-up, each part from its handler
-    fn new(
-        bus: &EventBus,
-        project: Uuid,
-        after: Option<String>,
-        filter: Filter,
-        lifetime: Duration,
-        first: Vec<Event>,
-        slot: StreamSlot,
-        holder: Principal,
-    ) -> Self {
-        // Subscribe before reading history: nothing published in between is missed.
-        let live = bus.subscribe(project);
+    fn new(live: Subscription, opening: Opening, filter: Filter, lifetime: Duration, slot: StreamSlot, holder: Principal) -> Self {
         live.hold(slot);
         live.held_by(holder);
         // Keepalives and the end of the lifetime come from the bus's sweeper, which wakes the
         // stream: no timer per connection.
         live.schedule(KEEPALIVE, std::time::Instant::now() + lifetime);
-        let ends_early = first.iter().any(|e| filter.ends_after(e));
-        let history = (!ends_early).then(|| {
-            let (bus, after) = (bus.clone(), after.clone());
-            Box::pin(async move { bus.history(project, after.as_deref()).await }) as HistoryRead
-        });
-        Self { history, backlog: first.into(), live, last: after, filter, project, done: false }
-    }
-
-    /// Queues what the history read found.
-    fn absorb(&mut self, read: Result<History, BusError>) {
-        match read {
-            Ok(History::Reset) => {
-                self.backlog.push_back(Event {
-                    frame: Default::default(),
-                    id: String::new(),
-                    kind: "reset".into(),
-                    project_id: self.project,
-                    operation_id: self.filter.operation,
-                    data: serde_json::json!({ "reason": "events after Last-Event-ID are no longer kept; fetch the current state" }),
-                    time: chrono::Utc::now(),
-                });
-                self.last = None;
-            }
-            Ok(History::Events(events)) => {
-                for e in events.into_iter().filter(|e| self.filter.admits(e)) {
-                    self.last = Some(e.id.clone());
-                    self.backlog.push_back(e);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "event history unavailable; streaming live events only"),
-        }
+        Self { backlog: opening.backlog.into(), live, last: opening.last, filter, come_back: opening.come_back, done: false }
     }
 
     fn finish(&mut self) {
@@ -277,15 +309,16 @@ impl Stream for Feed {
             this.finish();
             return Poll::Ready(None);
         }
-        // Lifetime over (the sweeper woke us): end now; the client resumes where it was.
+        // Not servable without a gap now: the client comes back a little later.
+        if this.come_back {
+            this.finish();
+            return Poll::Ready(Some(Ok(Bytes::from(format!("retry: {RETRY_UNAVAILABLE_MS}\n\n")))));
+        }
+        // Lifetime over (the sweeper woke us, or the live feed was interrupted): end now; the
+        // client resumes where it was.
         if this.live.expired() {
             this.finish();
             return Poll::Ready(Some(Ok(Bytes::from(format!("retry: {RETRY_MS}\n\n")))));
-        }
-        if let Some(read) = this.history.as_mut() {
-            let read = ready!(read.as_mut().poll(cx));
-            this.history = None;
-            this.absorb(read);
         }
         let mut chunk = Chunk::default();
         while chunk.len() < MAX_CHUNK {
@@ -423,17 +456,9 @@ impl EventsApi {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
         access::scoped(&state, &auth, project_id.0).await?.commit().await?;
         let slot = slot(&state, &auth.0)?;
-        let lifetime = state.config().events.max_lifetime;
-        Ok(Events(Feed::new(
-            state.events(),
-            project_id.0,
-            after,
-            Filter { operation: None },
-            lifetime,
-            Vec::new(),
-            slot,
-            auth.0.principal.clone(),
-        )))
+        let filter = Filter { operation: None };
+        let (live, opening) = open(&state, project_id.0, after, filter, Vec::new()).await;
+        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, auth.0.principal.clone())))
     }
 
     /// One operation's events; ends after its terminal event. For an operation that already
@@ -460,22 +485,19 @@ impl EventsApi {
         let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
         s.commit().await?;
-        let mut first = Vec::new();
-        if op.status.is_terminal() {
-            let status = poem_openapi::types::ToJSON::to_json(&op.status).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            first.push(Event {
-                frame: Default::default(),
-                id: String::new(),
-                kind: format!("operation.{status}"),
-                project_id: op.project_id,
-                operation_id: Some(op.id),
-                data: poem_openapi::types::ToJSON::to_json(&op).unwrap_or_default(),
-                time: chrono::Utc::now(),
-            });
-        }
+        // An operation that ended: its final state, and the stream ends.
+        let first = if op.status.is_terminal() { vec![snapshot(&op)] } else { Vec::new() };
         let slot = slot(&state, &auth.0)?;
-        let lifetime = state.config().events.max_lifetime;
         let filter = Filter { operation: Some(operation_id.0) };
-        Ok(Events(Feed::new(state.events(), project_id.0, after, filter, lifetime, first, slot, auth.0.principal.clone())))
+        let (live, mut opening) = open(&state, project_id.0, after, filter, first).await;
+        if opening.reset && !opening.backlog.iter().any(|e| filter.ends_after(e)) {
+            // Some of its events may be gone: its current state follows what the history holds
+            // (read after subscribing, so it is no older than any event sent before it).
+            let mut s = access::scoped(&state, &auth, project_id.0).await?;
+            let now = operations::get(&mut s, operation_id.0).await?;
+            s.commit().await?;
+            opening.backlog.push(snapshot(&now));
+        }
+        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, auth.0.principal.clone())))
     }
 }

@@ -191,14 +191,7 @@ impl OperationsApi {
         s.scope().require(Role::Editor)?;
         let op = operations::create(&mut s, body.kind, body.input(), state.config().operations.max_attempts).await?;
         s.commit().await?;
-        crate::ops::events::emit(
-            &state,
-            op.project_id,
-            op.id,
-            "queued",
-            serde_json::json!({ "kind": poem_openapi::types::ToJSON::to_json(&op.kind) }),
-        )
-        .await;
+        state.events().recorded();
         let location = format!("/api/v1/projects/{}/operations/{}", op.project_id, op.id);
         Ok(Accepted::Accepted(Json(op), location))
     }
@@ -256,14 +249,7 @@ impl OperationsApi {
         s.scope().require(Role::Editor)?;
         let op = operations::cancel(&mut s, operation_id.0).await?;
         s.commit().await?;
-        let what = match op.status {
-            OperationStatus::Cancelled => Some("cancelled"),
-            OperationStatus::Running => Some("cancel_requested"),
-            _ => None,
-        };
-        if let Some(what) = what {
-            crate::ops::events::emit(&state, op.project_id, op.id, what, serde_json::json!({})).await;
-        }
+        state.events().recorded();
         let location = format!("/api/v1/projects/{}/operations/{}", op.project_id, op.id);
         Ok(Accepted::Accepted(Json(op), location))
     }

@@ -193,6 +193,8 @@ const GRANTS: &[&str] = &[
     "GRANT SELECT, INSERT ON audit_log TO {role}",
     // Written by triggers, drained (read, then deleted) by the outbox worker.
     "GRANT SELECT, INSERT, DELETE ON vector_outbox TO {role}",
+    // Written with operation changes, relayed (read, then deleted) by every replica.
+    "GRANT SELECT, INSERT, DELETE ON event_outbox TO {role}",
     "GRANT SELECT ON _sqlx_migrations TO {role}",
 ];
 

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod documents;
+pub mod event_outbox;
 pub mod gate;
 pub mod members;
 pub mod migrate;

@@ -2,6 +2,10 @@
 //! the worker side (claim, heartbeat, progress, finish) runs in transactions that declare
 //! themselves the worker (`jeex.worker = claim`), the one policy that spans projects — and
 //! every change it makes is conditioned on holding the lease.
+//!
+//! Every state change records its event (`operation.queued`, `.running`, `.progress`,
+//! `.cancel_requested`, `.succeeded`, `.failed`, `.cancelled`) in the event outbox in the same
+//! transaction: the operation's state and its events never disagree.
 
 use std::time::Duration;
 
@@ -11,7 +15,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    audit,
+    audit, event_outbox,
     page::{Page, Paged},
     scope::Scoped,
 };
@@ -116,6 +120,8 @@ pub async fn create(s: &mut Scoped, kind: OperationKind, input: &str, max_attemp
         .fetch_one(conn)
         .await?;
     audit::record(s, "operation.create", "operation", op.id, serde_json::json!({ "kind": kind_text(kind) })).await?;
+    let queued = serde_json::json!({ "kind": kind_text(kind) });
+    event_outbox::record(s.conn(), op.project_id, Some(op.id), "operation.queued", &queued).await?;
     Ok(op)
 }
 
@@ -176,6 +182,8 @@ pub async fn cancel(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
     match cancelled {
         Some(op) => {
             audit::record(s, "operation.cancel", "operation", id, serde_json::json!({})).await?;
+            let kind = if op.status == OperationStatus::Cancelled { "operation.cancelled" } else { "operation.cancel_requested" };
+            event_outbox::record(s.conn(), op.project_id, Some(op.id), kind, &serde_json::json!({})).await?;
             Ok(op)
         }
         None => get(s, id).await,
@@ -212,14 +220,14 @@ async fn worker_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx
 pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
     loop {
         let mut tx = worker_tx(pool).await?;
-        let next: Option<(Uuid, i32, i32, bool)> = sqlx::query_as(
-            "SELECT id, attempt, max_attempts, cancel_requested FROM operations \
+        let next: Option<(Uuid, Uuid, i32, i32, bool)> = sqlx::query_as(
+            "SELECT id, project_id, attempt, max_attempts, cancel_requested FROM operations \
              WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now()) \
              ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((id, attempt, max_attempts, cancel_requested)) = next else { return Ok(None) };
+        let Some((id, project, attempt, max_attempts, cancel_requested)) = next else { return Ok(None) };
         if cancel_requested {
             // Cancelled while its worker was gone: end it instead of running another step.
             sqlx::query(
@@ -229,18 +237,21 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            event_outbox::record(&mut tx, project, Some(id), "operation.cancelled", &serde_json::json!({})).await?;
             tx.commit().await?;
             continue;
         }
         if attempt >= max_attempts {
+            let error = format!("gave up after {attempt} attempts (the replicas running it stopped)");
             sqlx::query(
                 "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now() \
                  WHERE id = $1",
             )
             .bind(id)
-            .bind(format!("gave up after {attempt} attempts (the replicas running it stopped)"))
+            .bind(&error)
             .execute(&mut *tx)
             .await?;
+            event_outbox::record(&mut tx, project, Some(id), "operation.failed", &serde_json::json!({ "error": error })).await?;
             tx.commit().await?;
             continue;
         }
@@ -254,19 +265,25 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10)))
         .fetch_one(&mut *tx)
         .await?;
+        let running = serde_json::json!({ "attempt": claimed.attempt });
+        event_outbox::record(&mut tx, project, Some(id), "operation.running", &running).await?;
         tx.commit().await?;
         return Ok(Some(claimed));
     }
 }
 
-/// Hands back every running operation of `instance` (a graceful stop): queued again, and the
-/// attempt not counted, so rolling deploys never use up an operation's attempts.
+/// Hands back every running operation of `instance` (a graceful stop): queued again (an
+/// `operation.queued` event with `requeued: true`), and the attempt not counted, so rolling
+/// deploys never use up an operation's attempts.
 pub async fn release(pool: &PgPool, instance: &str) -> Result<u64, sqlx::Error> {
     let mut tx = worker_tx(pool).await?;
     let done = sqlx::query(
-        "UPDATE operations SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = now() \
-         WHERE status = 'running' AND lease_owner LIKE $1 || '/%'",
+        "WITH released AS ( \
+             UPDATE operations SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL, lease_expires_at = NULL, \
+                 updated_at = now() \
+             WHERE status = 'running' AND lease_owner LIKE $1 || '/%' RETURNING id, project_id) \
+         INSERT INTO event_outbox (project_id, operation_id, kind, data) \
+         SELECT project_id, id, 'operation.queued', '{\"requeued\": true}' FROM released",
     )
     .bind(instance)
     .execute(&mut *tx)
@@ -306,21 +323,32 @@ pub async fn heartbeat(pool: &PgPool, id: Uuid, owner: &str, lease: Duration) ->
     })
 }
 
-/// Records progress while holding the lease.
-pub async fn progress(pool: &PgPool, id: Uuid, owner: &str, percent: i16) -> Result<bool, sqlx::Error> {
+/// Records progress (and its `operation.progress` event, `data` plus `progress`) while
+/// holding the lease.
+pub async fn progress(pool: &PgPool, id: Uuid, owner: &str, percent: i16, mut data: serde_json::Value) -> Result<bool, sqlx::Error> {
+    let percent = percent.clamp(0, 100);
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("progress".into(), percent.into());
+    }
     let mut tx = worker_tx(pool).await?;
-    let done =
-        sqlx::query("UPDATE operations SET progress = $3, updated_at = now() WHERE id = $1 AND lease_owner = $2 AND status = 'running'")
-            .bind(id)
-            .bind(owner)
-            .bind(percent.clamp(0, 100))
-            .execute(&mut *tx)
-            .await?;
+    let done = sqlx::query(
+        "WITH changed AS ( \
+             UPDATE operations SET progress = $3, updated_at = now() \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id) \
+         INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.progress', $4 FROM changed",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(percent)
+    .bind(sqlx::types::Json(&data))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Ends the operation while holding the lease. Returns whether it was still ours.
+/// Ends the operation while holding the lease, with its `operation.<status>` event (the
+/// error, if any, in its data). Returns whether it was still ours.
 pub async fn finish(
     pool: &PgPool,
     id: Uuid,
@@ -329,18 +357,25 @@ pub async fn finish(
     result: Option<&serde_json::value::RawValue>,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
+    let data = match error {
+        Some(error) => serde_json::json!({ "error": error }),
+        None => serde_json::json!({}),
+    };
     let mut tx = worker_tx(pool).await?;
     let done = sqlx::query(
-        "UPDATE operations SET status = $3, result = $4, error = $5, input = NULL, \
-             progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END, \
-             lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
-         WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        "WITH ended AS ( \
+             UPDATE operations SET status = $3, result = $4, error = $5, input = NULL, \
+                 progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END, \
+                 lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id) \
+         INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.' || $3, $6 FROM ended",
     )
     .bind(id)
     .bind(owner)
     .bind(status)
     .bind(result.map(sqlx::types::Json))
     .bind(error)
+    .bind(sqlx::types::Json(&data))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

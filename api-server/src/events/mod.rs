@@ -1,10 +1,13 @@
-//! Project events: every operation state change and progress step. A per-project history
-//! (a Redis stream, or a bounded in-process buffer without Redis) lets a client resume after
-//! its last event ID with no gap and no duplicate; live delivery reaches local subscribers
-//! through one shared subscription per process, never one Redis connection per client.
+//! Project events: every operation state change and progress step. Events are recorded in
+//! PostgreSQL with the change they report and relayed from there ([`relay`]) to a per-project
+//! history (a Redis stream, or a bounded in-process buffer without Redis), which lets a client
+//! resume after its last event ID with no gap and no duplicate — or tells it, with a reset,
+//! that continuity cannot be proven. Live delivery reaches local subscribers through one
+//! shared subscription per process, never one Redis connection per client.
 
 pub mod memory;
 pub mod redis;
+pub mod relay;
 pub mod tickets;
 
 use std::{
@@ -51,8 +54,10 @@ pub struct Event {
 pub enum History {
     /// Every retained event after the given ID, oldest first.
     Events(Vec<Event>),
-    /// Events after the given ID were dropped from the history: refetch state.
-    Reset,
+    /// The history cannot prove that nothing after the given ID was lost — it was trimmed past
+    /// it, expired, or is a new history (Redis lost its data, or the process restarted) — so
+    /// the client must refetch state. Carries every event the history does hold, oldest first.
+    Reset(Vec<Event>),
 }
 
 /// A history ID as `(ms, seq)`, for ordering.
@@ -312,10 +317,13 @@ impl Fanout {
 
     /// Hands `event` to its project's local subscribers, if any, and forgets the ones gone.
     pub fn deliver(&self, event: Event) {
+        self.deliver_shared(Arc::new(event));
+    }
+
+    fn deliver_shared(&self, event: Arc<Event>) {
         let mut channels = lock(&self.channels);
         let project = event.project_id;
         if let Some(watches) = channels.get_mut(&project) {
-            let event = Arc::new(event);
             watches.retain(|watch| watch.offer(&event));
             if watches.is_empty() {
                 channels.remove(&project);
@@ -327,6 +335,17 @@ impl Fanout {
     fn end_all(&self) {
         let channels = lock(&self.channels);
         self.ending.store(true, AtomicOrdering::Release);
+        for watch in channels.values().flatten() {
+            watch.expired.store(true, AtomicOrdering::Release);
+            watch.waker.wake();
+        }
+    }
+
+    /// Ends the lifetime of every open subscription now (they close with a `retry:` hint and
+    /// their clients resume from the history), without refusing new ones: the live feed was
+    /// interrupted, and what it missed is in the history.
+    fn interrupt(&self) {
+        let channels = lock(&self.channels);
         for watch in channels.values().flatten() {
             watch.expired.store(true, AtomicOrdering::Release);
             watch.waker.wake();
@@ -390,6 +409,8 @@ enum Backend {
 pub struct EventBus {
     backend: Arc<Backend>,
     fanout: Arc<Fanout>,
+    /// Wakes the relay: an event was just recorded here.
+    recorded: Arc<tokio::sync::Notify>,
 }
 
 /// Publishing or reading history failed (Redis unreachable).
@@ -409,10 +430,11 @@ impl EventBus {
             Some((client, conn)) => Backend::Redis(redis::RedisBus::start(client, conn, prefix, retention, fanout.clone())),
             None => Backend::Memory(memory::MemoryBus::new(retention)),
         };
-        Self { backend: Arc::new(backend), fanout }
+        Self { backend: Arc::new(backend), fanout, recorded: Arc::default() }
     }
 
-    /// Appends an event to its project's history and delivers it live, atomically.
+    /// Appends an event to its project's history and delivers it live, atomically. Operation
+    /// events are not published this way but recorded in PostgreSQL and relayed ([`relay`]).
     pub async fn publish(&self, project: Uuid, kind: &str, operation: Option<Uuid>, data: serde_json::Value) -> Result<Event, BusError> {
         let draft = Event {
             frame: Default::default(),
@@ -430,6 +452,52 @@ impl EventBus {
                 self.fanout.deliver(event.clone());
                 Ok(event)
             }
+        }
+    }
+
+    /// Appends relayed events (outbox order `seq`, event), in order, each at most once: an
+    /// event whose `seq` this pass's earlier attempt appended already (its removal from the
+    /// outbox did not commit) is skipped. Returns the IDs given (`None` for skipped ones).
+    pub async fn append_relayed(&self, batch: Vec<(i64, Event)>) -> Result<Vec<Option<String>>, BusError> {
+        match &*self.backend {
+            Backend::Redis(bus) => bus.append_relayed(&batch).await,
+            Backend::Memory(bus) => Ok(batch
+                .into_iter()
+                .map(|(seq, draft)| {
+                    let event = bus.append_once(seq, draft)?;
+                    let id = event.id.clone();
+                    self.fanout.deliver(event);
+                    Some(id)
+                })
+                .collect()),
+        }
+    }
+
+    /// The relayed events' removal from the outbox committed: they can never come again.
+    pub async fn relay_committed(&self) {
+        match &*self.backend {
+            Backend::Redis(bus) => bus.relay_committed().await,
+            Backend::Memory(bus) => bus.relay_committed(),
+        }
+    }
+
+    /// Tells the relay that an event was recorded (it relays at once instead of at its next
+    /// look).
+    pub fn recorded(&self) {
+        self.recorded.notify_one();
+    }
+
+    /// Waits until [`Self::recorded`] is called.
+    pub async fn wait_recorded(&self) {
+        self.recorded.notified().await;
+    }
+
+    /// Waits up to `limit` for live delivery to work (the shared Redis subscription is up);
+    /// whether it does.
+    pub async fn live(&self, limit: Duration) -> bool {
+        match &*self.backend {
+            Backend::Redis(bus) => bus.subscribed(limit).await,
+            Backend::Memory(_) => true,
         }
     }
 
@@ -468,6 +536,15 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_feed_ends_open_subscriptions_but_not_later_ones() {
+        let fanout = Fanout::default();
+        let open = fanout.subscribe(Uuid::now_v7());
+        fanout.interrupt();
+        assert!(open.expired() && !open.revoked());
+        assert!(!fanout.subscribe(Uuid::now_v7()).expired());
+    }
 
     fn event(project: Uuid, n: usize) -> Event {
         Event {

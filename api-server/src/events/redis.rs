@@ -2,6 +2,13 @@
 //! `MAXLEN` and a TTL); one script appends and publishes atomically; one pub/sub subscription
 //! per process feeds every local subscriber.
 //!
+//! Each stream begins with a marker entry (no event): the history's generation. Redis may
+//! lose its data (a restart without persistence) and a new stream then begins with a new
+//! marker, so an ID outside the stream's span — older than its first entry, or newer than
+//! the last ID it generated — is from a history that is gone, and the client gets a reset.
+//! While the subscription is down nothing is delivered live, so every open stream is ended
+//! (its client resumes from the history) when it drops and again when it is back.
+//!
 //! The subscription runs on a thread of its own: the fan-out never waits in the runtime's
 //! queue behind the connection tasks it feeds, and the tasks it wakes join the runtime's
 //! shared queue in order (first woken, first written) rather than the waking worker's local
@@ -12,6 +19,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use tokio::sync::watch;
+
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
 use uuid::Uuid;
@@ -19,12 +28,37 @@ use uuid::Uuid;
 use super::{BusError, Event, Fanout, History, Retention, compare_ids};
 
 /// KEYS[1] stream, KEYS[2] channel; ARGV: max length, TTL (s), the event JSON without its id.
-/// Returns the new ID. The published message is `<id> <json>`.
+/// Returns the new ID. The published message is `<id> <json>`. A new stream gets its
+/// generation marker first.
 const PUBLISH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], '*', 'generation', '1') end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[3])
 return id
+";
+
+/// A relay pass. KEYS[1] channel, KEYS[2] the pass's set of appended outbox rows, KEYS[3..]
+/// each event's stream; ARGV: max length, TTL (s), then each event's outbox `seq` and JSON.
+/// Appends and publishes each event whose `seq` is not in the set yet (a retried pass skips
+/// what its first attempt appended), atomically. Returns the IDs given (`''` when skipped).
+const RELAY: &str = r"
+local ids = {}
+for i = 3, #KEYS do
+  local seq, body = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  if redis.call('SISMEMBER', KEYS[2], seq) == 1 then
+    ids[#ids + 1] = ''
+  else
+    if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('XADD', KEYS[i], '*', 'generation', '1') end
+    local id = redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'e', body)
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    redis.call('SADD', KEYS[2], seq)
+    redis.call('PUBLISH', KEYS[1], id .. ' ' .. body)
+    ids[#ids + 1] = id
+  end
+end
+redis.call('EXPIRE', KEYS[2], 86400)
+return ids
 ";
 
 /// The Redis side of the bus.
@@ -33,8 +67,11 @@ pub struct RedisBus {
     prefix: String,
     retention: Retention,
     script: Script,
+    relay: Script,
+    /// Whether the shared subscription is up.
+    subscribed: watch::Receiver<bool>,
     /// Dropped with the bus: ends the subscription.
-    _stop: tokio::sync::watch::Sender<()>,
+    _stop: watch::Sender<()>,
 }
 
 impl RedisBus {
@@ -42,8 +79,10 @@ impl RedisBus {
     /// bus.
     pub fn start(client: redis::Client, conn: ConnectionManager, prefix: &str, retention: Retention, fanout: Arc<Fanout>) -> Self {
         let channel = format!("{prefix}events");
-        let (stop, stopped) = tokio::sync::watch::channel(());
-        let run = until_stopped(client.clone(), channel.clone(), fanout.clone(), stopped.clone());
+        let (stop, stopped) = watch::channel(());
+        let (up, subscribed) = watch::channel(false);
+        let live = Live { fanout, up: Arc::new(up) };
+        let run = until_stopped(client.clone(), channel.clone(), live.clone(), stopped.clone());
         let on_thread = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
             std::thread::Builder::new().name("jeex-events".into()).spawn(move || {
                 // It runs briefly per event, and every stream waits for it: see `sched`.
@@ -54,9 +93,47 @@ impl RedisBus {
         });
         if let Err(e) = on_thread {
             tracing::warn!(error = %e, "no thread of its own for the event subscription; it shares the runtime");
-            tokio::spawn(until_stopped(client, channel, fanout, stopped));
+            tokio::spawn(until_stopped(client, channel, live, stopped));
         }
-        Self { conn, prefix: prefix.to_owned(), retention, script: Script::new(PUBLISH), _stop: stop }
+        Self {
+            conn,
+            prefix: prefix.to_owned(),
+            retention,
+            script: Script::new(PUBLISH),
+            relay: Script::new(RELAY),
+            subscribed,
+            _stop: stop,
+        }
+    }
+
+    /// Waits up to `limit` for the shared subscription to be up; whether it is.
+    pub async fn subscribed(&self, limit: Duration) -> bool {
+        let mut up = self.subscribed.clone();
+        tokio::time::timeout(limit, up.wait_for(|up| *up)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    fn relay_set(&self) -> String {
+        format!("{}events:relaying", self.prefix)
+    }
+
+    /// Appends a relay pass's events (see [`RELAY`]).
+    pub async fn append_relayed(&self, batch: &[(i64, Event)]) -> Result<Vec<Option<String>>, BusError> {
+        let mut call = self.relay.key(format!("{}events", self.prefix));
+        call.key(self.relay_set()).arg(self.retention.max_len).arg(self.retention.ttl.as_secs().max(1));
+        for (seq, event) in batch {
+            let body = serde_json::to_string(event).map_err(|e| BusError(e.to_string()))?;
+            call.key(self.stream(event.project_id)).arg(seq).arg(body);
+        }
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = call.invoke_async(&mut conn).await.map_err(|e| BusError(e.to_string()))?;
+        Ok(ids.into_iter().map(|id| (!id.is_empty()).then_some(id)).collect())
+    }
+
+    /// Forgets the committed pass's rows (they are gone from the outbox). A failure only
+    /// leaves rows that can never come again in the set, which the next pass empties.
+    pub async fn relay_committed(&self) {
+        let mut conn = self.conn.clone();
+        let _: Result<(), _> = conn.del(self.relay_set()).await;
     }
 
     fn stream(&self, project: Uuid) -> String {
@@ -81,26 +158,31 @@ impl RedisBus {
         Ok(event)
     }
 
-    /// Retained events after `after`; a reset when the stream dropped any of them.
+    /// Retained events after `after`; a reset (with every retained event) when `after` lies
+    /// outside the stream's span: trimmed away, expired, or from a history Redis lost.
     pub async fn history(&self, project: Uuid, after: Option<&str>) -> Result<History, BusError> {
         let key = self.stream(project);
         let mut conn = self.conn.clone();
         let err = |e: redis::RedisError| BusError(e.to_string());
+        let mut reset = false;
         if let Some(after) = after {
             let exists: bool = conn.exists(&key).await.map_err(err)?;
             if !exists {
-                // The whole history expired (or never existed): the client must refetch.
-                return Ok(History::Reset);
+                // The whole history expired, was lost, or never existed: refetch.
+                return Ok(History::Reset(Vec::new()));
             }
-            // Trimming drops the oldest entries: when any were dropped and `after` is older
-            // than the first one kept, the client may have missed some.
             let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg(&key).query_async(&mut conn).await.map_err(err)?;
             let info = StreamInfo::from(&info);
-            if info.added > info.length && info.first.as_deref().is_none_or(|first| compare_ids(after, first).is_lt()) {
-                return Ok(History::Reset);
-            }
+            // The first entry is the generation marker until trimming drops it; either way an
+            // ID before it was never in this stream's retained span.
+            let before_first = info.first.as_deref().is_none_or(|first| compare_ids(after, first).is_lt());
+            let after_last = info.last.as_deref().is_none_or(|last| compare_ids(after, last).is_gt());
+            reset = before_first || after_last;
         }
-        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let start = match after {
+            Some(a) if !reset => format!("({a}"),
+            _ => "-".to_owned(),
+        };
         let entries: Vec<(String, Vec<(String, String)>)> =
             redis::cmd("XRANGE").arg(&key).arg(start).arg("+").query_async(&mut conn).await.map_err(err)?;
         let events = entries
@@ -112,15 +194,14 @@ impl RedisBus {
                 Some(event)
             })
             .collect();
-        Ok(History::Events(events))
+        Ok(if reset { History::Reset(events) } else { History::Events(events) })
     }
 }
 
-/// What `XINFO STREAM` says about trimming (Redis 7).
+/// What `XINFO STREAM` says about the stream's span (Redis 7).
 struct StreamInfo {
-    length: i64,
-    added: i64,
     first: Option<String>,
+    last: Option<String>,
 }
 
 impl From<&redis::Value> for StreamInfo {
@@ -137,25 +218,49 @@ impl From<&redis::Value> for StreamInfo {
         };
         let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         Self {
-            length: get("length").and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0),
-            added: get("entries-added").and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0),
             first: get("recorded-first-entry-id").and_then(|v| redis::from_redis_value(v).ok()),
+            last: get("last-generated-id").and_then(|v| redis::from_redis_value(v).ok()),
+        }
+    }
+}
+
+/// Live delivery: the local subscribers, and whether the shared subscription feeding them is
+/// up.
+#[derive(Clone)]
+struct Live {
+    fanout: Arc<Fanout>,
+    up: Arc<watch::Sender<bool>>,
+}
+
+impl Live {
+    /// The subscription went up or down: every open stream may have missed events (or will),
+    /// so each ends and its client resumes from the history. Streams end before the flag
+    /// says "up", so none opened after it is ended needlessly.
+    fn set(&self, up: bool) {
+        if *self.up.borrow() != up {
+            self.fanout.interrupt();
+            self.up.send_replace(up);
         }
     }
 }
 
 /// The subscription until `stopped`'s sender is dropped.
-async fn until_stopped(client: redis::Client, channel: String, fanout: Arc<Fanout>, mut stopped: tokio::sync::watch::Receiver<()>) {
+async fn until_stopped(client: redis::Client, channel: String, live: Live, mut stopped: watch::Receiver<()>) {
     tokio::select! {
-        () = subscription(client, channel, fanout) => {}
+        () = subscription(client, channel, live) => {}
         _ = stopped.changed() => {}
     }
 }
 
+/// Longest wait between two attempts to subscribe again: a Redis that is back is used within
+/// about a second.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(1);
+
 /// The one subscription of this process: every published event reaches the local
 /// subscribers of its project. Reconnects with a short back-off whenever Redis goes away.
-async fn subscription(client: redis::Client, channel: String, fanout: Arc<Fanout>) {
+async fn subscription(client: redis::Client, channel: String, live: Live) {
     let mut delay = Duration::from_millis(100);
+    let mut warned = false;
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
@@ -163,21 +268,33 @@ async fn subscription(client: redis::Client, channel: String, fanout: Arc<Fanout
                     tracing::warn!(error = %e, "event subscription failed");
                 } else {
                     delay = Duration::from_millis(100);
+                    if warned {
+                        tracing::info!("event subscription is back");
+                    }
+                    live.set(true);
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
                         let Ok(payload) = msg.get_payload::<String>() else { continue };
                         let Some((id, json)) = payload.split_once(' ') else { continue };
                         if let Ok(mut event) = serde_json::from_str::<Event>(json) {
                             event.id = id.to_owned();
-                            fanout.deliver(event);
+                            live.fanout.deliver(event);
                         }
                     }
-                    tracing::warn!("event subscription ended; reconnecting");
+                    live.set(false);
+                    tracing::warn!("event subscription ended; open streams resume from the history once it is back");
+                    warned = true;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot open the event subscription; retrying"),
+            Err(e) => {
+                live.set(false);
+                if !warned {
+                    tracing::warn!(error = %e, "cannot open the event subscription; retrying every second at most");
+                    warned = true;
+                }
+            }
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = (delay * 2).min(RESUBSCRIBE_MAX);
     }
 }

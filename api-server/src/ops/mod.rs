@@ -1,7 +1,6 @@
 //! Long-running operations: the kinds (`import`, `export`, `reindex`) and the workers that run
 //! them.
 
-pub mod events;
 pub mod export;
 pub mod import;
 pub mod reindex;

@@ -9,10 +9,7 @@
 
 use uuid::Uuid;
 
-use super::{
-    events::emit,
-    worker::{Ending, Step, interrupted},
-};
+use super::worker::{Ending, Step, interrupted};
 use crate::{
     auth::principal::Caller,
     db::{
@@ -64,10 +61,10 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         index.upsert(VectorScope::from(s.scope()), points).await?;
         s.commit().await?;
         let percent = i16::try_from((indexed * 90 / total).min(90)).unwrap_or(90);
-        if !operations::progress(pool, op.id, owner, percent).await? {
+        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "indexed": indexed, "of": total })).await? {
             return Ok(Ending::Lost);
         }
-        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "indexed": indexed, "of": total })).await;
+        state.events().recorded();
         if !full {
             break;
         }
@@ -92,9 +89,9 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
             None => break,
         }
     }
-    if !operations::progress(pool, op.id, owner, 100).await? {
+    if !operations::progress(pool, op.id, owner, 100, serde_json::json!({ "indexed": indexed, "removed": removed })).await? {
         return Ok(Ending::Lost);
     }
-    emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": 100, "indexed": indexed, "removed": removed })).await;
+    state.events().recorded();
     Ending::done(&serde_json::json!({ "indexed": indexed, "removed": removed, "engine": index.engine_name() }))
 }

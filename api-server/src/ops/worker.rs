@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{events::emit, export, import};
+use super::{export, import};
 use crate::{
     auth::principal::{Caller, Principal},
     db::{
@@ -112,7 +112,11 @@ async fn run(state: AppState, owner: String, mut shutdown: watch::Receiver<bool>
     let lease = state.config().operations.lease;
     while !*shutdown.borrow() {
         match operations::claim(&pool, &owner, lease).await {
-            Ok(Some(op)) => execute(&state, &owner, op).await,
+            Ok(Some(op)) => {
+                // The claim recorded `operation.running`.
+                state.events().recorded();
+                execute(&state, &owner, op).await;
+            }
             Ok(None) => {
                 let _ = tokio::time::timeout(IDLE, shutdown.changed()).await;
             }
@@ -175,18 +179,12 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
             }
         })
     });
-    emit(state, op.project_id, op.id, "running", serde_json::json!({ "attempt": op.attempt })).await;
     let span = tracing::info_span!("operation", operation = %op.id, kind = ?op.kind, attempt = op.attempt);
     let outcome = tracing::Instrument::instrument(work(state, owner, &op, &signal), span).await;
     drop(beat);
-    let (finished, event) = match outcome {
-        Ok(Ending::Done(result)) => (
-            operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
-            ("succeeded", serde_json::json!({})),
-        ),
-        Ok(Ending::Cancelled) => {
-            (operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await, ("cancelled", serde_json::json!({})))
-        }
+    let finished = match outcome {
+        Ok(Ending::Done(result)) => operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
+        Ok(Ending::Cancelled) => operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await,
         Ok(Ending::Lost) => {
             tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
             return;
@@ -203,12 +201,11 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
                 ApiError::Internal(_) => "an internal error stopped the operation; see the server log".to_owned(),
                 other => other.to_string(),
             };
-            let finished = operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await;
-            (finished, ("failed", serde_json::json!({ "error": public })))
+            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await
         }
     };
     match finished {
-        Ok(true) => emit(state, op.project_id, op.id, event.0, event.1).await,
+        Ok(true) => state.events().recorded(),
         Ok(false) => tracing::warn!(operation = %op.id, "the lease was lost before the end could be recorded"),
         Err(e) => {
             tracing::warn!(operation = %op.id, error = %crate::deps::postgres::describe(&e), "could not record the end of the operation")
@@ -273,10 +270,10 @@ async fn run_import(
         inserted += operations::import_batch(&mut s, &rows, op.id).await?;
         s.commit().await?;
         let percent = i16::try_from(end * 100 / total).unwrap_or(100);
-        if !operations::progress(pool, op.id, owner, percent).await? {
+        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "documents": end, "of": total })).await? {
             return Ok(Ending::Lost);
         }
-        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": end, "of": total })).await;
+        state.events().recorded();
     }
     Ending::done(&serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted }))
 }
@@ -310,10 +307,10 @@ async fn run_export(
         }
         let documents = bundle.documents();
         let percent = i16::try_from((documents as i64 * 100 / total).min(99)).unwrap_or(99);
-        if !operations::progress(pool, op.id, owner, percent).await? {
+        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "documents": documents })).await? {
             return Ok(Ending::Lost);
         }
-        emit(state, op.project_id, op.id, "progress", serde_json::json!({ "progress": percent, "documents": documents })).await;
+        state.events().recorded();
         match (full, last) {
             (true, Some(id)) => after = Some(id),
             _ => break,

@@ -73,6 +73,7 @@ pub struct TestApp {
     workers: Option<jeex_api::ops::worker::Workers>,
     outbox: Option<jeex_api::vectors::outbox::OutboxWorker>,
     stream_watch: Option<jeex_api::api::access::StreamWatch>,
+    relay: Option<jeex_api::events::relay::Relay>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -99,6 +100,9 @@ impl TestApp {
         self.stop_workers().await;
         if let Some(outbox) = self.outbox.take() {
             outbox.stop().await;
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.stop().await;
         }
     }
 
@@ -177,6 +181,7 @@ pub async fn start(config: Config) -> TestApp {
     let workers = jeex_api::ops::worker::spawn(&state);
     let outbox = jeex_api::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
     let stream_watch = jeex_api::api::access::StreamWatch::spawn(state.clone());
+    let relay = jeex_api::events::relay::spawn(deps.postgres.clone(), state.events().clone());
     let stopping = jeex_api::run::draining(state.events().clone(), async move { drop(stopped.await) });
     let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), stopping, grace));
     TestApp {
@@ -187,6 +192,7 @@ pub async fn start(config: Config) -> TestApp {
         workers: Some(workers),
         outbox: Some(outbox),
         stream_watch: Some(stream_watch),
+        relay: Some(relay),
         served: Some(served),
     }
 }
