@@ -1,9 +1,12 @@
 //! `cargo bench -p jeex-api --bench sse`: 5,000 concurrent SSE clients of one release
 //! `jeex-api` instance, subscribed to one project, while events are published at 100/s from
-//! another process's bus through Redis. Prints delivery latency (target p99 < 50 ms) twice:
-//! publish to the client's socket (the kernel's receive timestamp, i.e. what the server did),
-//! and publish to the load generator's read of it (which adds the generator's own turn on the
-//! two shared cores); and the server's resident memory per connection (target <= 20 KiB).
+//! another process standing for another replica — first straight onto its bus through Redis
+//! (the figure measured since issue 4), then the way operation events travel since issue 24:
+//! recorded in PostgreSQL's outbox in a transaction of their own and relayed to Redis by that
+//! replica's relay. Prints delivery latency (target p99 < 50 ms) twice for each: to the
+//! client's socket (the kernel's receive timestamp, i.e. what the server did), and to the load
+//! generator's read of it (which adds the generator's own turn on the two shared cores); and
+//! the server's resident memory per connection (target <= 20 KiB).
 
 mod common;
 
@@ -217,6 +220,7 @@ async fn run() {
     let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
     let db = BenchDatabase::create().await;
     let (project, app_url) = (db.project, db.app_url.clone());
+    let publisher_db = app_url.clone();
     let prefix = format!("ssebench:{}:", Uuid::now_v7().simple());
     let addr = free_addr();
     let (mut cmd, data_dir) = serve_command(addr);
@@ -289,17 +293,36 @@ async fn run() {
                 &prefix,
                 jeex_api::events::Retention { max_len: 10_000, ttl: Duration::from_secs(600) },
             );
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&publisher_db).await.unwrap();
             let started = Instant::now();
             start_tx.send(started).unwrap();
             for i in 0..total {
                 tokio::time::sleep_until((started + Duration::from_micros(i * 1_000_000 / RATE)).into()).await;
                 bus.publish(project, "bench.tick", None, serde_json::json!({ "sent": now_micros() })).await.unwrap();
             }
-        });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The outbox path: each event committed in a worker transaction of its own, then
+            // relayed (this replica's relay is told at once, as a worker's commit tells it).
+            let relay = jeex_api::events::relay::spawn(pool.clone(), bus.clone());
+            let outbox_from = now_micros();
+            let started = Instant::now();
+            for i in 0..total {
+                tokio::time::sleep_until((started + Duration::from_micros(i * 1_000_000 / RATE)).into()).await;
+                let data = serde_json::json!({ "sent": now_micros() });
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SELECT set_config('jeex.worker', 'claim', true)").execute(&mut *tx).await.unwrap();
+                jeex_api::db::event_outbox::record(&mut tx, project, None, "bench.recorded", &data).await.unwrap();
+                tx.commit().await.unwrap();
+                bus.recorded();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            relay.stop().await;
+            outbox_from
+        })
     });
     let started = tokio::task::spawn_blocking(move || start_rx.recv().expect("the publisher connects")).await.unwrap();
     let (server_cpu, own_cpu) = (cpu_time(server.child.id()), cpu_time(std::process::id()));
-    tokio::task::spawn_blocking(move || publisher.join().expect("the publisher finishes")).await.unwrap();
+    let outbox_from = tokio::task::spawn_blocking(move || publisher.join().expect("the publisher finishes")).await.unwrap();
     let publishing = started.elapsed().as_secs_f64();
     let server_cores = (cpu_time(server.child.id()) - server_cpu).as_secs_f64() / publishing;
     let generator_cores = (cpu_time(std::process::id()) - own_cpu).as_secs_f64() / publishing;
@@ -312,13 +335,16 @@ async fn run() {
     }
     let expected = total as usize * CLIENTS;
     let per_conn_kib = (loaded_rss - idle_rss) * 1024.0 / CLIENTS as f64;
-    println!("\n{CLIENTS} SSE clients of one project, {RATE} events/s for {}s through Redis", MEASURE.as_secs());
-    println!("delivered {} of {expected} events", all.len());
-    println!("while publishing: server {server_cores:.2} cores, load generator {generator_cores:.2} cores (of 2)");
-    if !all.is_empty() {
-        latency_line("delivery latency (publish to the client's socket)", &all, |l| l.arrived, ("met", "MISSED"));
-        latency_line("read by the load generator", &all, |l| l.read, ("yes", "no"));
-        per_event_line(&mut all);
+    let (mut direct, mut recorded): (Vec<Latency>, Vec<Latency>) = all.into_iter().partition(|l| l.sent < outbox_from);
+    println!("\n{CLIENTS} SSE clients of one project, {RATE} events/s for {}s each way, through Redis", MEASURE.as_secs());
+    println!("while publishing (both ways): server {server_cores:.2} cores, load generator {generator_cores:.2} cores (of 2)");
+    for (way, all) in [("published onto the bus", &mut direct), ("recorded in the outbox and relayed", &mut recorded)] {
+        println!("-- {way}: delivered {} of {expected} events", all.len());
+        if !all.is_empty() {
+            latency_line("delivery latency (publish to the client's socket)", all, |l| l.arrived, ("met", "MISSED"));
+            latency_line("read by the load generator", all, |l| l.read, ("yes", "no"));
+            per_event_line(all);
+        }
     }
     println!(
         "server RSS idle {idle_rss:.1} MiB, with {CLIENTS} streams {loaded_rss:.1} MiB: {per_conn_kib:.1} KiB per connection (target <= 20: {})",

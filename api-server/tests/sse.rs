@@ -105,6 +105,19 @@ async fn streams_resume_exactly_and_operation_streams_end() {
     assert!(ended);
     assert_eq!(final_state.len(), 1);
     assert_eq!((final_state[0].event.as_str(), final_state[0].data["data"]["status"].as_str()), ("operation.succeeded", Some("succeeded")));
+    // Resuming a finished operation's stream (its end fell between a stream's end and the
+    // browser's reconnect) sends what was missed, from the history, to its terminal event.
+    let op_ids: Vec<String> = messages.iter().map(|m| m.id.clone().unwrap()).collect();
+    let resumed = a
+        .req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events"))
+        .header("last-event-id", &op_ids[1])
+        .send()
+        .await
+        .unwrap();
+    let (missed, ended) = read(resumed, 100, Duration::from_secs(5)).await;
+    assert!(ended);
+    let missed_ids: Vec<String> = missed.iter().map(|m| m.id.clone().unwrap_or_default()).collect();
+    assert_eq!(missed_ids, op_ids[2..], "the rest of its events, each with its ID, and nothing else");
 
     // Non-members get 404; a malformed Last-Event-ID is a 400.
     assert_eq!(b.req(Method::GET, &format!("/api/v1/projects/{p}/events")).send().await.unwrap().status(), 404);

@@ -485,14 +485,17 @@ impl EventsApi {
         let mut s = access::scoped(&state, &auth, project_id.0).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
         s.commit().await?;
-        // An operation that ended: its final state, and the stream ends.
-        let first = if op.status.is_terminal() { vec![snapshot(&op)] } else { Vec::new() };
+        // An operation that ended, asked for without a resume point: its final state, and the
+        // stream ends. With one, the client gets what it missed from the history first.
+        let first = if op.status.is_terminal() && after.is_none() { vec![snapshot(&op)] } else { Vec::new() };
         let slot = slot(&state, &auth.0)?;
         let filter = Filter { operation: Some(operation_id.0) };
         let (live, mut opening) = open(&state, project_id.0, after, filter, first).await;
-        if opening.reset && !opening.backlog.iter().any(|e| filter.ends_after(e)) {
-            // Some of its events may be gone: its current state follows what the history holds
-            // (read after subscribing, so it is no older than any event sent before it).
+        let ended = opening.backlog.iter().any(|e| filter.ends_after(e));
+        if !opening.come_back && !ended && (opening.reset || op.status.is_terminal()) {
+            // Some of its events may be gone (a reset), or the history no longer holds its end:
+            // its current state follows what the history holds (read after subscribing, so it
+            // is no older than any event sent before it).
             let mut s = access::scoped(&state, &auth, project_id.0).await?;
             let now = operations::get(&mut s, operation_id.0).await?;
             s.commit().await?;

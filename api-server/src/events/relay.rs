@@ -21,7 +21,7 @@ pub const BATCH: i64 = 500;
 /// on another replica that is not relaying itself).
 const IDLE: Duration = Duration::from_millis(100);
 /// How long to wait when another replica holds the relay lock.
-const BUSY: Duration = Duration::from_millis(10);
+const BUSY: Duration = Duration::from_millis(2);
 /// First and longest wait after a failure.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
