@@ -241,9 +241,20 @@ async fn serve_on(
     outbox.stop().await;
     workers.stop().await;
     relay.stop().await;
-    // After the workers: what they recorded while handing operations back goes out too.
-    if let Err(e) = crate::events::relay::pass(&deps.postgres, &events).await {
-        tracing::debug!(error = %e, "last relay pass failed; another replica or the next start relays the rest");
+    // After the workers: what they recorded while handing operations back goes out too (the
+    // stopped relay's lock may take a moment to go).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match crate::events::relay::pass(&deps.postgres, &events).await {
+            Ok(crate::events::relay::Pass::Busy) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(_) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "last relay pass failed; another replica or the next start relays the rest");
+                break;
+            }
+        }
     }
     deps.close().await;
     tracing::info!("stopped");

@@ -227,12 +227,18 @@ struct Opening {
 /// order: nothing published in between is missed).
 async fn open(state: &AppState, project: Uuid, after: Option<String>, filter: Filter, first: Vec<Event>) -> (Subscription, Opening) {
     let bus = state.events();
+    let mut opening = Opening { backlog: first, last: after.clone(), reset: false, come_back: false };
+    if opening.backlog.iter().any(|e| filter.ends_after(e)) {
+        // A final state from the database: nothing live to wait for.
+        return (bus.subscribe(project), opening);
+    }
     // Without the live feed, what is published meanwhile would be missed: wait a moment for
-    // it, or ask the client to come back.
+    // it, or ask the client to come back. Asked again once subscribed: had it gone down in
+    // between, this subscription would not have been ended with the others.
     let live_up = bus.live(LIVE_WAIT).await;
     let live = bus.subscribe(project);
-    let mut opening = Opening { backlog: first, last: after.clone(), reset: false, come_back: !live_up };
-    if opening.come_back || opening.backlog.iter().any(|e| filter.ends_after(e)) {
+    opening.come_back = !(live_up && bus.is_live());
+    if opening.come_back {
         return (live, opening);
     }
     let events = match bus.history(project, after.as_deref()).await {

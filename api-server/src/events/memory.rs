@@ -37,7 +37,9 @@ impl MemoryBus {
     pub fn append(&self, mut event: Event) -> Event {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (logs, last) = &mut *state;
-        let ms = u64::try_from(event.time.timestamp_millis()).unwrap_or(0);
+        // Now, not the event's time: a relayed event recorded before a restart must not get an
+        // ID a client of the earlier process may hold.
+        let ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         *last = if ms > last.0 { (ms, 0) } else { (last.0, last.1 + 1) };
         event.id = format!("{}-{}", last.0, last.1);
         let log =
@@ -58,8 +60,11 @@ impl MemoryBus {
     }
 
     /// The relay pass committed: its rows are gone from the outbox.
-    pub fn relay_committed(&self) {
-        self.relayed.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    pub fn relay_committed(&self, seqs: &[i64]) {
+        let mut relayed = self.relayed.lock().unwrap_or_else(|p| p.into_inner());
+        for seq in seqs {
+            relayed.remove(seq);
+        }
     }
 
     /// Events after `after`, or a reset when continuity from `after` cannot be proven.

@@ -473,11 +473,12 @@ impl EventBus {
         }
     }
 
-    /// The relayed events' removal from the outbox committed: they can never come again.
-    pub async fn relay_committed(&self) {
+    /// The relayed events' (`seqs`) removal from the outbox committed: they can never come
+    /// again.
+    pub async fn relay_committed(&self, seqs: &[i64]) {
         match &*self.backend {
-            Backend::Redis(bus) => bus.relay_committed().await,
-            Backend::Memory(bus) => bus.relay_committed(),
+            Backend::Redis(bus) => bus.relay_committed(seqs).await,
+            Backend::Memory(bus) => bus.relay_committed(seqs),
         }
     }
 
@@ -497,6 +498,14 @@ impl EventBus {
     pub async fn live(&self, limit: Duration) -> bool {
         match &*self.backend {
             Backend::Redis(bus) => bus.subscribed(limit).await,
+            Backend::Memory(_) => true,
+        }
+    }
+
+    /// Whether live delivery works now.
+    pub fn is_live(&self) -> bool {
+        match &*self.backend {
+            Backend::Redis(bus) => bus.is_subscribed(),
             Backend::Memory(_) => true,
         }
     }

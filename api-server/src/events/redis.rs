@@ -112,6 +112,11 @@ impl RedisBus {
         tokio::time::timeout(limit, up.wait_for(|up| *up)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// Whether the shared subscription is up now.
+    pub fn is_subscribed(&self) -> bool {
+        *self.subscribed.borrow()
+    }
+
     fn relay_set(&self) -> String {
         format!("{}events:relaying", self.prefix)
     }
@@ -129,11 +134,15 @@ impl RedisBus {
         Ok(ids.into_iter().map(|id| (!id.is_empty()).then_some(id)).collect())
     }
 
-    /// Forgets the committed pass's rows (they are gone from the outbox). A failure only
-    /// leaves rows that can never come again in the set, which the next pass empties.
-    pub async fn relay_committed(&self) {
+    /// Forgets the committed pass's rows (they are gone from the outbox), and only those: a
+    /// pass of another replica may have added its own meanwhile. A failure only leaves rows
+    /// that can never come again in the set (it expires a day after the last pass).
+    pub async fn relay_committed(&self, seqs: &[i64]) {
+        if seqs.is_empty() {
+            return;
+        }
         let mut conn = self.conn.clone();
-        let _: Result<(), _> = conn.del(self.relay_set()).await;
+        let _: Result<(), _> = conn.srem(self.relay_set(), seqs).await;
     }
 
     fn stream(&self, project: Uuid) -> String {
@@ -164,28 +173,37 @@ impl RedisBus {
         let key = self.stream(project);
         let mut conn = self.conn.clone();
         let err = |e: redis::RedisError| BusError(e.to_string());
-        let mut reset = false;
-        if let Some(after) = after {
-            let exists: bool = conn.exists(&key).await.map_err(err)?;
-            if !exists {
-                // The whole history expired, was lost, or never existed: refetch.
-                return Ok(History::Reset(Vec::new()));
+        let reader = self.conn.clone();
+        let range = |start: String| {
+            let (key, mut conn) = (key.clone(), reader.clone());
+            async move {
+                redis::cmd("XRANGE").arg(&key).arg(start).arg("+").query_async::<Vec<(String, Vec<(String, String)>)>>(&mut conn).await
             }
-            let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg(&key).query_async(&mut conn).await.map_err(err)?;
-            let info = StreamInfo::from(&info);
-            // The first entry is the generation marker until trimming drops it; either way an
-            // ID before it was never in this stream's retained span.
-            let before_first = info.first.as_deref().is_none_or(|first| compare_ids(after, first).is_lt());
-            let after_last = info.last.as_deref().is_none_or(|last| compare_ids(after, last).is_gt());
-            reset = before_first || after_last;
-        }
-        let start = match after {
-            Some(a) if !reset => format!("({a}"),
-            _ => "-".to_owned(),
         };
-        let entries: Vec<(String, Vec<(String, String)>)> =
-            redis::cmd("XRANGE").arg(&key).arg(start).arg("+").query_async(&mut conn).await.map_err(err)?;
-        let events = entries
+        let Some(after) = after else { return Ok(History::Events(Self::events(range("-".to_owned()).await.map_err(err)?))) };
+        // The range first, then the span: trimming between the two shows in the span, so no
+        // trimmed event is skipped unnoticed.
+        let entries = range(format!("({after}")).await.map_err(err)?;
+        let exists: bool = conn.exists(&key).await.map_err(err)?;
+        if !exists {
+            // The whole history expired, was lost, or never existed: refetch.
+            return Ok(History::Reset(Vec::new()));
+        }
+        let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg(&key).query_async(&mut conn).await.map_err(err)?;
+        let info = StreamInfo::from(&info);
+        // The first entry is the generation marker until trimming drops it; either way an ID
+        // before it was never in this stream's retained span.
+        let before_first = info.first.as_deref().is_none_or(|first| compare_ids(after, first).is_lt());
+        let after_last = info.last.as_deref().is_none_or(|last| compare_ids(after, last).is_gt());
+        if before_first || after_last {
+            return Ok(History::Reset(Self::events(range("-".to_owned()).await.map_err(err)?)));
+        }
+        Ok(History::Events(Self::events(entries)))
+    }
+
+    /// The events among stream entries (the generation marker is none).
+    fn events(entries: Vec<(String, Vec<(String, String)>)>) -> Vec<Event> {
+        entries
             .into_iter()
             .filter_map(|(id, fields)| {
                 let json = fields.into_iter().find(|(k, _)| k == "e")?.1;
@@ -193,8 +211,7 @@ impl RedisBus {
                 event.id = id;
                 Some(event)
             })
-            .collect();
-        Ok(if reset { History::Reset(events) } else { History::Events(events) })
+            .collect()
     }
 }
 
@@ -237,9 +254,17 @@ impl Live {
     /// so each ends and its client resumes from the history. Streams end before the flag
     /// says "up", so none opened after it is ended needlessly.
     fn set(&self, up: bool) {
-        if *self.up.borrow() != up {
+        if *self.up.borrow() == up {
+            return;
+        }
+        if up {
             self.fanout.interrupt();
-            self.up.send_replace(up);
+            self.up.send_replace(true);
+        } else {
+            // Down first: a stream opening now sees it after subscribing (`RedisBus::is_subscribed`) and is
+            // told to come back, or is subscribed already and ended here.
+            self.up.send_replace(false);
+            self.fanout.interrupt();
         }
     }
 }

@@ -71,7 +71,7 @@ pub async fn pass(pool: &PgPool, bus: &EventBus) -> Result<Pass, RelayError> {
     bus.append_relayed(batch).await?;
     event_outbox::remove(&mut tx, &seqs).await?;
     tx.commit().await?;
-    bus.relay_committed().await;
+    bus.relay_committed(&seqs).await;
     Ok(Pass::Relayed(seqs.len()))
 }
 
