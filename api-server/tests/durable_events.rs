@@ -13,19 +13,10 @@ use std::{
 
 use futures_util::StreamExt;
 use jeex_e2e::redis_server::RedisServer;
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Connection;
-use support::{db::TestDatabase, session};
+use support::{db::TestDatabase, session, sse::Message};
 use uuid::Uuid;
-
-/// One SSE message.
-#[derive(Debug, Clone)]
-struct Message {
-    id: Option<String>,
-    event: String,
-    data: Value,
-}
 
 /// Follows `url` as `EventSource` does: whenever the stream ends (or cannot be opened) it
 /// reconnects with the last ID it received as `Last-Event-ID`. Every message lands in `into`.
@@ -44,43 +35,16 @@ async fn follow(url: String, token: String, into: Arc<Mutex<Vec<Message>>>) {
             let mut text = String::new();
             while let Some(Ok(chunk)) = body.next().await {
                 text.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = text.find("\n\n") {
-                    let block: String = text.drain(..end + 2).collect();
-                    let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = Some(v.to_owned());
-                        } else if let Some(v) = line.strip_prefix("event: ") {
-                            event = v.to_owned();
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data.push_str(v);
-                        }
+                for message in support::sse::drain(&mut text) {
+                    if message.id.is_some() {
+                        last.clone_from(&message.id);
                     }
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if id.is_some() {
-                        last.clone_from(&id);
-                    }
-                    into.lock().unwrap().push(Message { id, event, data: serde_json::from_str(&data).unwrap_or(Value::Null) });
+                    into.lock().unwrap().push(message);
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn import(user: &session::User, project: &str, n: usize) -> String {
-    let docs: Vec<Value> = (0..n).map(|i| json!({ "title": format!("D{i}") })).collect();
-    let (status, op) = user
-        .call(
-            Method::POST,
-            &format!("/api/v1/projects/{project}/operations"),
-            Some(json!({ "kind": "documents.import", "input": { "documents": docs } })),
-        )
-        .await;
-    assert_eq!(status, 202, "{op}");
-    op["id"].as_str().unwrap().to_owned()
 }
 
 fn of(received: &Mutex<Vec<Message>>, operation: &str) -> Vec<Message> {
@@ -125,7 +89,7 @@ async fn events_recorded_while_redis_is_down_reach_another_replica_once_it_is_ba
         tokio::spawn(follow(streamer.url(&format!("/api/v1/projects/{p}/events")), on_streamer.token.clone(), received.clone()));
 
     // Before the outage: the client holds a Last-Event-ID of the history Redis will lose.
-    let before = import(&on_runner, &p, 50).await;
+    let before = on_runner.import(&p, 50).await;
     assert!(
         until(Duration::from_secs(20), || of(&received, &before).iter().any(|m| m.event == "operation.succeeded")).await,
         "the first import's events arrive while Redis is up: {:?}",
@@ -133,7 +97,7 @@ async fn events_recorded_while_redis_is_down_reach_another_replica_once_it_is_ba
     );
 
     redis.stop();
-    let during = import(&on_runner, &p, 200).await;
+    let during = on_runner.import(&p, 200).await;
     let op_path = format!("/api/v1/projects/{p}/operations/{during}");
     let op = on_runner.wait_for(&op_path, Duration::from_secs(30), |op| op["status"] == "succeeded").await;
     assert_eq!(op["progress"], 100, "the operation finished while Redis was down");

@@ -9,15 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{db::TestDatabase, session};
-
-/// One parsed SSE message.
-#[derive(Debug)]
-struct Message {
-    id: Option<String>,
-    event: String,
-    data: Value,
-}
+use support::{db::TestDatabase, session, sse::Message};
 
 /// Reads messages until `want` arrived or the stream ended; returns them and whether it ended.
 async fn read(resp: reqwest::Response, want: usize, limit: Duration) -> (Vec<Message>, bool) {
@@ -26,22 +18,7 @@ async fn read(resp: reqwest::Response, want: usize, limit: Duration) -> (Vec<Mes
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
-                    event = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-                    data.push_str(v);
-                }
-            }
-            if !data.is_empty() {
-                out.push(Message { id, event, data: serde_json::from_str(&data).unwrap_or(Value::Null) });
-            }
-        }
+        out.extend(support::sse::drain(&mut text));
         if out.len() >= want {
             return (out, false);
         }
@@ -53,19 +30,6 @@ async fn read(resp: reqwest::Response, want: usize, limit: Duration) -> (Vec<Mes
     }
 }
 
-async fn import(user: &session::User, project: &str, n: usize) -> String {
-    let docs: Vec<Value> = (0..n).map(|i| json!({ "title": format!("S{i}") })).collect();
-    let (status, op) = user
-        .call(
-            Method::POST,
-            &format!("/api/v1/projects/{project}/operations"),
-            Some(json!({ "kind": "documents.import", "input": { "documents": docs } })),
-        )
-        .await;
-    assert_eq!(status, 202, "{op}");
-    op["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_resume_exactly_and_operation_streams_end() {
     let db = TestDatabase::create().await;
@@ -75,7 +39,7 @@ async fn streams_resume_exactly_and_operation_streams_end() {
     let p = a.project("Streams").await;
 
     // Live: follow an import from the start; the stream ends after `operation.succeeded`.
-    let op = import(&a, &p, 50).await;
+    let op = a.import(&p, 50).await;
     let live = a.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap();
     assert_eq!(live.status(), 200);
     assert!(live.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
@@ -171,7 +135,7 @@ async fn an_operation_started_on_one_instance_streams_completely_from_another() 
     let a2 = session::login(&two, "ann@example.com").await;
     let p = a1.project("Shared").await;
     // Instance two streams; instance one accepts and runs the work.
-    let op = import(&a1, &p, 80).await;
+    let op = a1.import(&p, 80).await;
     let stream = a2.req(Method::GET, &format!("/api/v1/projects/{p}/operations/{op}/events")).send().await.unwrap();
     let (messages, ended) = read(stream, 100, Duration::from_secs(20)).await;
     assert!(ended, "{messages:?}");
@@ -351,7 +315,7 @@ async fn cancelling_a_running_operation_ends_its_stream_within_a_second() {
     let app = support::start(support::config(&[("DATABASE_URL", &db.app_url), ("JEEX_IMPORT_BATCH_SIZE", "10")])).await;
     let a = session::login(&app, "ann@example.com").await;
     let p = a.project("Cancel").await;
-    let op = import(&a, &p, 5_000).await;
+    let op = a.import(&p, 5_000).await;
     let path = format!("/api/v1/projects/{p}/operations/{op}");
     let stream = a.req(Method::GET, &format!("{path}/events")).send().await.unwrap();
     let reader = tokio::spawn(read(stream, 100_000, Duration::from_secs(30)));

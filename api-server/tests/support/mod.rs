@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod session;
+pub mod sse;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -64,6 +64,15 @@ impl User {
         }
     }
 
+    /// Starts an import of `n` documents in `project` and returns the operation's id.
+    pub async fn import(&self, project: &str, n: usize) -> String {
+        let docs: Vec<Value> = (0..n).map(|i| json!({ "title": format!("D{i}") })).collect();
+        let body = json!({ "kind": "documents.import", "input": { "documents": docs } });
+        let (status, op) = self.call(Method::POST, &format!("/api/v1/projects/{project}/operations"), Some(body)).await;
+        assert_eq!(status, 202, "{op}");
+        op["id"].as_str().unwrap().to_owned()
+    }
+
     /// Creates a project and returns its id.
     pub async fn project(&self, name: &str) -> String {
         let (status, body) = self.call(Method::POST, "/api/v1/projects", Some(json!({ "name": name }))).await;
