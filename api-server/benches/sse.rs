@@ -221,6 +221,7 @@ async fn run() {
     let db = BenchDatabase::create().await;
     let (project, app_url) = (db.project, db.app_url.clone());
     let publisher_db = app_url.clone();
+    let user = db.user;
     let prefix = format!("ssebench:{}:", Uuid::now_v7().simple());
     let addr = free_addr();
     let (mut cmd, data_dir) = serve_command(addr);
@@ -294,16 +295,21 @@ async fn run() {
                 jeex_api::events::Retention { max_len: 10_000, ttl: Duration::from_secs(600) },
             );
             let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&publisher_db).await.unwrap();
+            // The bus publishes only into a scope: the member's, through the membership check.
+            let database = jeex_api::db::Database::connect_lazy(&publisher_db, &common::pool_config(4)).unwrap();
+            let caller =
+                jeex_api::access::Caller { principal: jeex_api::access::Principal::User { user_id: user }, correlation_id: "bench".into() };
+            let scope = database.scoped::<jeex_api::access::Viewer>(&caller, project).await.unwrap().scope().clone();
             let started = Instant::now();
             start_tx.send(started).unwrap();
             for i in 0..total {
                 tokio::time::sleep_until((started + Duration::from_micros(i * 1_000_000 / RATE)).into()).await;
-                bus.publish(project, "bench.tick", None, serde_json::json!({ "sent": now_micros() })).await.unwrap();
+                bus.publish(&scope, "bench.tick", None, serde_json::json!({ "sent": now_micros() })).await.unwrap();
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
             // The outbox path: each event committed in a worker transaction of its own, then
             // relayed (this replica's relay is told at once, as a worker's commit tells it).
-            let relay = jeex_api::events::relay::spawn(pool.clone(), bus.clone());
+            let relay = jeex_api::events::relay::spawn(database.clone(), bus.clone());
             let outbox_from = now_micros();
             let started = Instant::now();
             for i in 0..total {
@@ -311,7 +317,13 @@ async fn run() {
                 let data = serde_json::json!({ "sent": now_micros() });
                 let mut tx = pool.begin().await.unwrap();
                 sqlx::query("SELECT set_config('jeex.worker', 'claim', true)").execute(&mut *tx).await.unwrap();
-                jeex_api::db::event_outbox::record(&mut tx, project, None, "bench.recorded", &data).await.unwrap();
+                // What `db::event_outbox::record` writes inside an operation's transaction.
+                sqlx::query("INSERT INTO event_outbox (project_id, operation_id, kind, data) VALUES ($1, NULL, 'bench.recorded', $2)")
+                    .bind(project)
+                    .bind(&data)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
                 bus.recorded();
             }

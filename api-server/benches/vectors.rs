@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::BenchDatabase;
 use jeex_api::{
-    auth::principal::{Caller, Principal},
+    access::{Caller, Principal, Viewer},
     config::{VectorConfig, VectorDistance, VectorEngine},
-    db::scope::Scoped,
+    db::Database,
     vectors::{IndexPoint, VectorIndex, VectorQuery, VectorScope, outbox},
 };
 use sqlx::postgres::PgPoolOptions;
@@ -92,7 +92,7 @@ async fn run() {
     let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/jeex_test".into());
     let owner_url = format!("{}/{}", base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b), db.name());
     let owner = PgPoolOptions::new().max_connections(2).connect(&owner_url).await.unwrap();
-    let app = PgPoolOptions::new().max_connections(4).connect(&db.app_url).await.unwrap();
+    let app = Database::connect_lazy(&db.app_url, &common::pool_config(4)).unwrap();
     // Ten projects of the bench user; their scopes come from the real membership check.
     let mut projects = vec![db.project];
     for i in 1..PROJECTS {
@@ -115,7 +115,7 @@ async fn run() {
     let caller = Caller { principal: Principal::User { user_id: db.user }, correlation_id: "bench".into() };
     let mut scopes = Vec::new();
     for p in &projects {
-        let s = Scoped::begin(&app, &caller, *p).await.unwrap();
+        let s = app.scoped::<Viewer>(&caller, *p).await.unwrap();
         scopes.push(VectorScope::from(s.scope()));
     }
 
@@ -200,7 +200,7 @@ async fn search_latency(scopes: &[VectorScope], n: usize) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn outbox_throughput(owner: &sqlx::PgPool, app: &sqlx::PgPool, scope: VectorScope) {
+async fn outbox_throughput(owner: &sqlx::PgPool, app: &Database, scope: VectorScope) {
     // Documents with random embeddings; the triggers queue one intent each.
     let started = Instant::now();
     for _ in 0..(OUTBOX_DOCS / 1000) {

@@ -201,29 +201,26 @@ async fn create_database(port: u16) -> Result<(), DevDbError> {
     let mut conn = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin))
         .await
         .map_err(|_| DevDbError("the cluster did not accept a connection within 10s".into()))?
-        .map_err(|e| DevDbError(format!("cannot connect: {}", crate::deps::postgres::describe(&e))))?;
+        .map_err(|e| DevDbError(format!("cannot connect: {}", crate::db::describe(&e))))?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(DATABASE)
         .fetch_one(&mut conn)
         .await
-        .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+        .map_err(|e| DevDbError(crate::db::describe(&e)))?;
     if !exists {
-        sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+        sqlx::query(&format!("CREATE DATABASE {DATABASE}")).execute(&mut conn).await.map_err(|e| DevDbError(crate::db::describe(&e)))?;
     }
     // The server's role: may log in, nothing more (no superuser, no BYPASSRLS, owns nothing).
     let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
         .bind(APP_ROLE)
         .fetch_one(&mut conn)
         .await
-        .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+        .map_err(|e| DevDbError(crate::db::describe(&e)))?;
     if !role_exists {
         sqlx::query(&format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
             .execute(&mut conn)
             .await
-            .map_err(|e| DevDbError(crate::deps::postgres::describe(&e)))?;
+            .map_err(|e| DevDbError(crate::db::describe(&e)))?;
     }
     Ok(())
 }

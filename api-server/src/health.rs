@@ -44,7 +44,7 @@ pub struct OutboxLag {
 
 /// Probes every dependency concurrently.
 pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentReport> {
-    let postgres = probe("postgres", timeout, Some(crate::deps::postgres::probe(&deps.postgres)));
+    let postgres = probe("postgres", timeout, Some(deps.db.probe()));
     let redis = probe("redis", timeout, deps.redis.as_ref().map(|r| r.probe()));
     let vectors = &deps.vectors;
     let qdrant = probe("qdrant", timeout, vectors.is_enabled().then(|| vectors.probe()));
@@ -56,7 +56,7 @@ pub async fn check_all(deps: &Dependencies, timeout: Duration) -> Vec<ComponentR
 /// How far the vector index is behind PostgreSQL; `None` when the database does not answer
 /// within `timeout`. Only the full report shows it (readiness does not depend on it).
 pub async fn outbox_lag(deps: &Dependencies, timeout: Duration) -> Option<OutboxLag> {
-    match tokio::time::timeout(timeout, crate::db::outbox::lag(&deps.postgres)).await {
+    match tokio::time::timeout(timeout, crate::db::outbox::lag(&deps.db)).await {
         Ok(Ok((pending, oldest_age_seconds))) => Some(OutboxLag { pending, oldest_age_seconds }),
         _ => None,
     }

@@ -1,6 +1,7 @@
 //! JEEX API server: configuration, middleware chain, endpoints and the connections behind them.
 //! The binary (`jeex-api`) is a thin CLI over [`run`].
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod health;
 pub mod middleware;
 pub mod ops;
+pub mod problem;
 pub mod ratelimit;
 pub mod routes;
 pub mod run;

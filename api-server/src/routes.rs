@@ -65,6 +65,13 @@ impl RouteEntry {
         self.template.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')).nth(index)
     }
 
+    /// The project id a request `path` on this route names (its `{project_id}` segment), if it
+    /// parses.
+    pub fn project_id(&self, path: &str) -> Option<uuid::Uuid> {
+        let index = self.template.split('/').filter(|s| !s.is_empty()).position(|s| s == "{project_id}")?;
+        split(path).nth(index).and_then(|id| uuid::Uuid::parse_str(id).ok())
+    }
+
     /// The `Allow` header value for this route.
     pub fn allow_header(&self) -> String {
         let mut names: Vec<&str> = self.methods.iter().map(Method::as_str).collect();

@@ -166,7 +166,7 @@ pub async fn serve(config: Config, telemetry: Telemetry, started: impl FnOnce())
 /// dependencies, and readiness keeps checking until the database has answered.
 async fn startup_checks(state: &AppState) -> Result<(), RunError> {
     let timeout = state.config().health_timeout.max(Duration::from_secs(5));
-    match state.database_gate().verdict(&state.deps().postgres, timeout).await {
+    match state.database_gate().verdict(&state.deps().db, timeout).await {
         Ok(None) => Ok(()),
         Ok(Some(Refusal::SchemaBehind(problem))) => Err(RunError::SchemaBehind(problem)),
         Ok(Some(Refusal::UnsafeRole(problem))) => Err(RunError::UnsafeRole(problem)),
@@ -222,7 +222,10 @@ async fn serve_on(
         deps.close().await;
         return Err(e);
     }
-    telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
+    {
+        let db = deps.db.clone();
+        telemetry.metrics.observe_pool(move || db.connections(), config.pool.max_connections());
+    }
     let bound = server::bind(config.http_addr).await.map_err(|source| RunError::Bind { addr: config.http_addr, source })?;
     let addr = bound.local_addr;
     tracing::info!(%addr, env = config.env.as_str(), private_database, "listening");
@@ -230,9 +233,9 @@ async fn serve_on(
     let workers = crate::ops::worker::spawn(&state);
     // Until the server stops: open streams end when their caller's access does.
     let stream_watch = crate::api::access::StreamWatch::spawn(state.clone());
-    let outbox = crate::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    let outbox = crate::vectors::outbox::spawn(deps.db.clone(), deps.vectors.clone());
     // Recorded operation events, from PostgreSQL to the event history.
-    let relay = crate::events::relay::spawn(deps.postgres.clone(), state.events().clone());
+    let relay = crate::events::relay::spawn(deps.db.clone(), state.events().clone());
     let events = state.events().clone();
     let app = app::build(state);
     started();
@@ -245,7 +248,7 @@ async fn serve_on(
     // stopped relay's lock may take a moment to go).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match crate::events::relay::pass(&deps.postgres, &events).await {
+        match crate::events::relay::pass(&deps.db, &events).await {
             Ok(crate::events::relay::Pass::Busy) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -315,15 +318,15 @@ pub async fn check(config: &Config) -> Result<(Vec<String>, bool), RunError> {
 /// Schema version and role safety, as `check` lines with their verdicts.
 async fn schema_lines(config: &Config, url: &str) -> Vec<(String, bool)> {
     let Ok(deps) = Dependencies::connect(config, url) else { return Vec::new() };
-    let pool = &deps.postgres;
+    let db = &deps.db;
     let mut lines = Vec::new();
     let timeout = config.health_timeout;
-    match tokio::time::timeout(timeout, migrate::pending(pool)).await {
+    match tokio::time::timeout(timeout, migrate::pending(db)).await {
         Ok(Ok(pending)) if pending.is_empty() => lines.push(("schema: up to date".to_owned(), true)),
         Ok(Ok(pending)) => lines.push((format!("schema: BEHIND: {} migration(s) pending; run `jeex-api migrate`", pending.len()), false)),
         _ => {}
     }
-    if let Ok(Ok(role)) = tokio::time::timeout(timeout, roles::inspect(pool)).await {
+    if let Ok(Ok(role)) = tokio::time::timeout(timeout, roles::inspect(db)).await {
         match role.problem() {
             None => lines.push((format!("database role: {} (no superuser, no BYPASSRLS, owns no table)", role.role), true)),
             Some(problem) => lines.push((format!("database role: UNSAFE: {problem}"), config.env == Environment::Development)),
@@ -359,8 +362,8 @@ pub async fn issue_token(config: &Config, email: &str, name: Option<&str>) -> Re
     let result = async {
         let deps = Dependencies::connect(config, &db.url)?;
         let issued = async {
-            let user = users::login(&deps.postgres, email, name).await?;
-            let pair = tokens::issue(&tokens, config.auth.refresh_ttl, &deps.postgres, user.id).await?;
+            let user = users::login(&deps.db, email, name).await?;
+            let pair = tokens::issue(&tokens, config.auth.refresh_ttl, &deps.db, user.id).await?;
             Ok::<_, RunError>((user, pair))
         }
         .await;

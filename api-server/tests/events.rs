@@ -7,10 +7,11 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
+use jeex_api::access::ProjectScope;
 use jeex_api::events::{EventBus, History, Retention};
 use reqwest::Method;
 use serde_json::json;
-use support::{db::TestDatabase, session};
+use support::{db::TestDatabase, scope::project_scopes, session};
 use uuid::Uuid;
 
 fn redis_bus(prefix: &str, max_len: usize) -> EventBus {
@@ -26,8 +27,7 @@ fn ids(history: &History) -> Vec<String> {
     }
 }
 
-async fn exact_resume(bus: &EventBus) {
-    let project = Uuid::now_v7();
+async fn exact_resume(bus: &EventBus, project: &ProjectScope, other: &ProjectScope) {
     let mut published = Vec::new();
     for i in 0..10 {
         published.push(bus.publish(project, "test.tick", None, json!({ "i": i })).await.unwrap().id);
@@ -44,21 +44,26 @@ async fn exact_resume(bus: &EventBus) {
     assert_eq!(events.last().unwrap().data["i"], 1_009);
     assert_eq!(ids(&bus.history(project, Some(published.last().unwrap())).await.unwrap()), Vec::<String>::new());
     // Another project's history is its own.
-    assert_eq!(ids(&bus.history(Uuid::now_v7(), None).await.unwrap()), Vec::<String>::new());
+    assert_eq!(ids(&bus.history(other, None).await.unwrap()), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_resumes_exactly_after_an_id_in_redis_and_in_process() {
+    let db = TestDatabase::create().await;
+    let scopes = project_scopes(&db, 4).await;
     let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
-    exact_resume(&redis_bus(&prefix, 10_000)).await;
-    exact_resume(&EventBus::new(None, "", Retention { max_len: 10_000, ttl: Duration::from_secs(60) })).await;
+    exact_resume(&redis_bus(&prefix, 10_000), &scopes[0], &scopes[1]).await;
+    exact_resume(&EventBus::new(None, "", Retention { max_len: 10_000, ttl: Duration::from_secs(60) }), &scopes[2], &scopes[3]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_older_than_the_history_gets_a_reset() {
+    let db = TestDatabase::create().await;
+    let scopes = project_scopes(&db, 3).await;
     let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
-    for bus in [redis_bus(&prefix, 10), EventBus::new(None, "", Retention { max_len: 10, ttl: Duration::from_secs(60) })] {
-        let project = Uuid::now_v7();
+    for (bus, project) in
+        [redis_bus(&prefix, 10), EventBus::new(None, "", Retention { max_len: 10, ttl: Duration::from_secs(60) })].into_iter().zip(&scopes)
+    {
         let first = bus.publish(project, "test.tick", None, json!({})).await.unwrap().id;
         for _ in 0..500 {
             bus.publish(project, "test.tick", None, json!({})).await.unwrap();
@@ -68,7 +73,7 @@ async fn an_id_older_than_the_history_gets_a_reset() {
     }
     // A history that expired entirely also resets a resuming client.
     let bus = redis_bus(&prefix, 10);
-    assert_eq!(bus.history(Uuid::now_v7(), Some("1-0")).await.unwrap(), History::Reset(Vec::new()));
+    assert_eq!(bus.history(&scopes[2], Some("1-0")).await.unwrap(), History::Reset(Vec::new()));
 }
 
 /// Issue 24: a history Redis lost (here: its stream deleted, as a restart without persistence
@@ -77,12 +82,14 @@ async fn an_id_older_than_the_history_gets_a_reset() {
 /// gets a reset carrying the new history's events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_from_a_lost_history_gets_a_reset_with_the_new_events() {
+    let db = TestDatabase::create().await;
+    let scopes = project_scopes(&db, 1).await;
+    let project = &scopes[0];
     let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
     let bus = redis_bus(&prefix, 10_000);
-    let project = Uuid::now_v7();
     let seen = bus.publish(project, "test.old", None, json!({})).await.unwrap().id;
     let mut conn = redis::Client::open(jeex_e2e::services::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::AsyncCommands::del(&mut conn, format!("{prefix}events:{project}")).await.unwrap();
+    let _: () = redis::AsyncCommands::del(&mut conn, format!("{prefix}events:{}", project.project_id())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let new = bus.publish(project, "test.new", None, json!({})).await.unwrap();
     let History::Reset(events) = bus.history(project, Some(&seen)).await.unwrap() else { panic!("no reset for an older generation") };
@@ -102,7 +109,9 @@ async fn an_id_from_a_lost_history_gets_a_reset_with_the_new_events() {
 async fn live_events_reach_subscribers_of_another_instance() {
     let prefix = format!("ev-test:{}:", Uuid::now_v7().simple());
     let (one, two) = (redis_bus(&prefix, 1_000), redis_bus(&prefix, 1_000));
-    let (project, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let db = TestDatabase::create().await;
+    let scopes = project_scopes(&db, 2).await;
+    let (project, other) = (&scopes[0], &scopes[1]);
     let mut rx = two.subscribe(project);
     let mut other_rx = two.subscribe(other);
     tokio::time::sleep(Duration::from_millis(300)).await; // the shared subscription connects
@@ -130,7 +139,7 @@ async fn operations_publish_their_life_in_order() {
     a.wait_for(&path, Duration::from_secs(10), |op| op["status"] == "succeeded").await;
     // Read the app's history through a bus on the same Redis prefix.
     let reader = redis_bus(&app.redis_prefix, 1_000);
-    let History::Events(events) = reader.history(p.parse().unwrap(), None).await.unwrap() else { panic!("reset") };
+    let History::Events(events) = reader.history(&support::scope::of(&app, &a, &p).await, None).await.unwrap() else { panic!("reset") };
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,

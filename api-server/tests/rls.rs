@@ -76,14 +76,14 @@ async fn raw_queries_under_the_app_role_see_only_the_scoped_project() {
     tx.commit().await.unwrap();
 
     // The role itself: not superuser, no BYPASSRLS, owns nothing.
-    let safety = jeex_api::db::roles::inspect(&app).await.unwrap();
+    let safety = jeex_api::db::roles::inspect(&db.database(false)).await.unwrap();
     assert_eq!(safety.problem(), None, "{safety:?}");
-    let owner_safety = jeex_api::db::roles::inspect(&owner).await.unwrap();
+    let owner_safety = jeex_api::db::roles::inspect(&db.database(true)).await.unwrap();
     assert!(owner_safety.problem().is_some(), "the check must flag a superuser");
     // Every table counts, the later ones (operations, vector_outbox) included.
     for table in ["operations", "vector_outbox"] {
         sqlx::query(&format!("ALTER TABLE {table} OWNER TO {}", safety.role)).execute(&owner).await.unwrap();
-        let unsafe_role = jeex_api::db::roles::inspect(&app).await.unwrap();
+        let unsafe_role = jeex_api::db::roles::inspect(&db.database(false)).await.unwrap();
         assert!(unsafe_role.problem().is_some_and(|p| p.contains("owns the tables")), "{table}: {unsafe_role:?}");
         sqlx::query(&format!("ALTER TABLE {table} OWNER TO CURRENT_USER")).execute(&owner).await.unwrap();
     }
@@ -161,7 +161,7 @@ async fn operations_are_deleted_only_by_the_workers_pruning_and_only_once_ended(
     assert_eq!(remaining().await.len(), 4);
 
     // Pruning deletes what ended before the retention, in every project, and nothing else.
-    let deleted = jeex_api::db::operations::prune(&app, std::time::Duration::from_secs(7 * 86_400), 100).await.unwrap();
+    let deleted = jeex_api::db::operations::prune(&db.database(false), std::time::Duration::from_secs(7 * 86_400), 100).await.unwrap();
     assert_eq!(deleted, 2);
     let mut kept = vec![old_queued, recent];
     kept.sort();

@@ -284,7 +284,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() 
         &app.redis_prefix,
         jeex_api::events::Retention { max_len: 1_000, ttl: Duration::from_secs(60) },
     );
-    let project: uuid::Uuid = p.parse().unwrap();
+    let project = &support::scope::of(&app, &a, &p).await;
     let payload = json!({ "padding": "x".repeat(200) });
     let before = rss_kib();
     let mut peak = before;

@@ -11,9 +11,7 @@ use std::{
 };
 
 use jeex_api::{
-    auth::principal::{Caller, Principal},
     config::{VectorConfig, VectorDistance, VectorEngine},
-    db::scope::Scoped,
     vectors::{IndexError, VectorIndex, VectorScope},
 };
 use reqwest::Method;
@@ -123,9 +121,7 @@ fn ids(results: &Value) -> Vec<String> {
 
 /// The project's scope as `user` (through the real membership check).
 async fn scope_of(app: &TestApp, user: &User, project: &str) -> VectorScope {
-    let caller = Caller { principal: Principal::User { user_id: user.id.parse().unwrap() }, correlation_id: "test".into() };
-    let s = Scoped::begin(&app.deps.postgres, &caller, project.parse().unwrap()).await.unwrap();
-    VectorScope::from(s.scope())
+    VectorScope::from(&support::scope::of(app, user, project).await)
 }
 
 /// Every document id the index holds for the project.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use jeex_types::VectorDistance;
 use k8s_openapi::{
     api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration},
     apimachinery::pkg::apis::meta::v1::Condition,
@@ -11,6 +12,11 @@ use k8s_openapi::{
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The admission rule for the connection budget: exactly the condition under which
+/// `pools::size` finds a pool (a unit test there holds the two together for every budget and
+/// replica count in range).
+pub const BUDGET_RULE: &str = "self.database.maxConnections - (self.database.maxConnections / 10 > 1 ? self.database.maxConnections / 10 : 1) - 2 >= self.replicas + 1";
 
 /// A JEEX API deployment with its secrets, connection budget, migrations and rollout gate.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -32,7 +38,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new(crate::pools::BUDGET_RULE).message(
+#[x_kube(validation = Rule::new(BUDGET_RULE).message(
     "database.maxConnections is too small for replicas: after a tenth spare (at least 1) and 2 for the migration Job, each replica and the surge pod needs one connection (see status.pools and the README's connection budget)"
 ))]
 #[x_kube(validation = Rule::new("self.auth.algorithm == 'RS256' || has(self.auth.signingKeySecret)").message(
@@ -230,32 +236,6 @@ pub struct VectorsSpec {
     /// How embeddings are compared.
     #[serde(default = "defaults::distance")]
     pub distance: VectorDistance,
-}
-
-/// Similarity measures Qdrant offers.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum VectorDistance {
-    /// Cosine similarity.
-    Cosine,
-    /// Dot product.
-    Dot,
-    /// Euclidean distance.
-    Euclid,
-    /// Manhattan distance.
-    Manhattan,
-}
-
-impl VectorDistance {
-    /// The value of the API's `JEEX_VECTOR_DISTANCE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cosine => "cosine",
-            Self::Dot => "dot",
-            Self::Euclid => "euclid",
-            Self::Manhattan => "manhattan",
-        }
-    }
 }
 
 /// JWT signing.

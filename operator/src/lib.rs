@@ -7,6 +7,7 @@ pub mod crd;
 pub mod lease;
 pub mod metrics;
 pub mod objects;
+mod phases;
 pub mod pools;
 pub mod probes;
 pub mod reconcile;

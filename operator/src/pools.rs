@@ -2,16 +2,16 @@
 //! once — all replicas, the extra pod of a rolling update and the migration Job — stays under
 //! `database.maxConnections` with headroom to spare.
 
+/// The CRD's admission rule for the budget (defined with the CRD, which must not depend on
+/// this module): exactly the condition under which [`size`] finds a pool (a unit test holds
+/// the two together for every budget and replica count in range).
+pub use crate::crd::BUDGET_RULE;
 use crate::crd::PoolStatus;
 
 /// Extra pods during a rolling update (the Deployment's `maxSurge`).
 pub const SURGE: i32 = 1;
 /// Connections the migration Job holds (its session and the advisory lock).
 pub const MIGRATION: i32 = 2;
-
-/// The CRD's admission rule for the budget: exactly the condition under which [`size`] finds a
-/// pool (a unit test holds the two together for every budget and replica count in range).
-pub const BUDGET_RULE: &str = "self.database.maxConnections - (self.database.maxConnections / 10 > 1 ? self.database.maxConnections / 10 : 1) - 2 >= self.replicas + 1";
 
 /// Why no pool fits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

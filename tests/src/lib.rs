@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod http;
 pub mod leaks;
+pub mod module_graph;
 pub mod net;
 pub mod redis_server;
 pub mod services;

@@ -220,3 +220,15 @@ pub fn bearer(user: uuid::Uuid) -> String {
     let signing = EncodingKey::from_rsa_pem(&std::fs::read(key("k1.key.pem")).unwrap()).unwrap();
     format!("Bearer {}", jsonwebtoken::encode(&header, &claims, &signing).unwrap())
 }
+
+/// Pool settings for a bench's own `Database` handle.
+#[allow(dead_code)] // not every bench opens one
+pub fn pool_config(size: u32) -> jeex_api::config::PoolConfig {
+    jeex_api::config::PoolConfig {
+        size,
+        max_overflow: 0,
+        acquire_timeout: Duration::from_secs(5),
+        max_lifetime: Duration::from_secs(600),
+        idle_timeout: Duration::from_secs(60),
+    }
+}

@@ -1,25 +1,115 @@
-//! Entering a project from a handler: the membership check ([`Scoped::begin`]) and then the
-//! project's shared rate-limit quota, in that order — only a caller the check admitted
-//! spends the project's budget. And staying in it: [`StreamWatch`] repeats the check for
-//! every open event stream, so a stream ends soon after its caller's access does.
+//! Entering a project from a handler. [`Project<R>`] is the extractor of every operation under
+//! `/projects/{project_id}`: it authenticates the caller and reads the project id from the
+//! matched route, and its type states the least role the operation needs (`project::Path<Editor>`).
+//! [`Project::open`] then runs the membership and role check — once per request — and charges
+//! the project's shared rate-limit quota, in that order: only a caller the check admitted
+//! spends the project's budget. The check runs when the handler asks (after the body was
+//! validated), so no connection is held while a request body is still arriving.
+//!
+//! And staying in it: [`StreamWatch`] repeats the check for every open event stream, so a
+//! stream ends soon after its caller's access does.
 
-use std::time::Duration;
+use std::{marker::PhantomData, time::Duration};
 
+use poem::{Request, RequestBody};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    param::Path,
+    registry::{MetaParamIn, MetaSchemaRef, Registry},
+    types::Type,
+};
 use uuid::Uuid;
 
 use crate::{
-    auth::principal::{Auth, Caller},
-    db::scope::Scoped,
+    access::{Caller, Level, Scoped, Viewer},
+    auth::{
+        principal::{SCHEMES, authenticate, register_schemes},
+        request::RequestAuth,
+    },
     error::{ApiError, ErrorCode},
+    ratelimit::meter::ProjectMeter,
     state::AppState,
 };
 
-/// Opens `project_id`'s scope for the authenticated caller and charges the project's quota.
-pub async fn scoped(state: &AppState, auth: &Auth, project_id: Uuid) -> Result<Scoped, ApiError> {
-    let scoped = Scoped::begin(&state.deps().postgres, &auth.0, project_id).await?;
-    // A refused charge drops (rolls back) the transaction before anything ran in it.
-    auth.1.charge(state.limiter(), project_id).await?;
-    Ok(scoped)
+/// How a handler names it: `project_id: project::Path<Editor>`. poem-openapi numbers a route's
+/// path parameters by spotting `Path` in each argument's type, so the extractor is spelled
+/// with `Path` in its name to take the project's place among them.
+pub mod project {
+    /// [`super::Project`], as a path parameter.
+    pub type Path<R> = super::Project<R>;
+}
+
+/// An authenticated caller's claim on the project the route names, for an operation that
+/// needs at least the role level `R`. Declared as the `project_id` path parameter, so the
+/// spec documents it exactly as a plain `Path<Uuid>` plus the security schemes.
+pub struct Project<R> {
+    caller: Caller,
+    meter: ProjectMeter,
+    project_id: Uuid,
+    level: PhantomData<R>,
+}
+
+impl<R: Level> Project<R> {
+    /// The project the route names (not yet checked).
+    pub fn id(&self) -> Uuid {
+        self.project_id
+    }
+
+    /// Who is asking.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The membership and role check: the project's scope for this request, checked for
+    /// `R`, with the project's quota charged.
+    pub async fn open(&self, state: &AppState) -> Result<Scoped<R>, ApiError> {
+        let scoped = state.deps().db.scoped::<R>(&self.caller, self.project_id).await?;
+        // A refused charge drops (rolls back) the transaction before anything ran in it.
+        self.meter.charge(state.limiter(), self.project_id).await?;
+        Ok(scoped)
+    }
+}
+
+impl<'a, R: Level> ApiExtractor<'a> for Project<R> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme, ApiExtractorType::Parameter];
+    const PARAM_IS_REQUIRED: bool = true;
+    type ParamType = Uuid;
+    type ParamRawType = Uuid;
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+        Uuid::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        SCHEMES.to_vec()
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Path)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(Uuid::schema_ref())
+    }
+
+    fn param_raw_type(&self) -> Option<&Self::ParamRawType> {
+        Some(&self.project_id)
+    }
+
+    async fn from_request(req: &'a Request, body: &mut RequestBody, opts: ExtractParamOptions<Uuid>) -> poem::Result<Self> {
+        // Authentication first: an unauthenticated request learns nothing about its path.
+        let caller = authenticate(req).await?;
+        let meter = req.extensions().get::<ProjectMeter>().cloned().unwrap_or_default();
+        // The project the chain read from the matched route; when it does not parse (or
+        // outside the chain), the path parameter itself, with its own error, exactly as
+        // `Path<Uuid>` reports it.
+        let project_id = match req.extensions().get::<RequestAuth>().and_then(RequestAuth::project) {
+            Some(project_id) => project_id,
+            None => Path::<Uuid>::from_request(req, body, opts).await?.0,
+        };
+        Ok(Self { caller, meter, project_id, level: PhantomData })
+    }
 }
 
 /// Re-checks the access of every open event stream of this replica every
@@ -68,7 +158,7 @@ impl Drop for StreamWatch {
 async fn recheck(state: &AppState) {
     for (project, principal) in state.events().holders() {
         let caller = Caller { principal, correlation_id: "stream-access".into() };
-        let checked = tokio::time::timeout(Duration::from_secs(5), Scoped::begin(&state.deps().postgres, &caller, project)).await;
+        let checked = tokio::time::timeout(Duration::from_secs(5), state.deps().db.scoped::<Viewer>(&caller, project)).await;
         match checked {
             Ok(Ok(scoped)) => drop(scoped),
             Ok(Err(ApiError::Status(ErrorCode::NotFound, _))) => {

@@ -11,18 +11,17 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, access,
+    ApiTags,
+    access::project,
     responses::{ApiKeyList, Created, Deleted},
     text::Text,
     validation::Check,
+    views::ApiKeyInfo,
 };
 use crate::{
-    auth::{api_keys as keys, principal::Auth},
-    db::{
-        api_keys::{self, ApiKeyInfo},
-        page::Page,
-        scope::Role,
-    },
+    access::{Owner, Role},
+    auth::api_keys as keys,
+    db::{api_keys, page::Page},
     error::{ApiError, FieldError},
     state::AppState,
 };
@@ -70,8 +69,7 @@ impl ApiKeysApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         body: Json<CreateApiKey>,
     ) -> Result<Created<CreatedApiKey>, ApiError> {
         let mut check = Check::default();
@@ -90,13 +88,12 @@ impl ApiKeysApi {
                 errors: vec![FieldError { field: "/expires_at".into(), message: "must be in the future".into() }],
             });
         }
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         let key = keys::generate();
-        let info = api_keys::create(&mut s, &name, role, body.expires_at, &key).await?;
+        let info = api_keys::create(&mut s, &name, role, body.expires_at, &key.prefix, &key.secret_hash).await?;
         s.commit().await?;
-        let location = format!("/api/v1/projects/{}/api-keys/{}", project_id.0, info.id);
-        Ok(Created::Created(Json(CreatedApiKey { api_key: info, key: key.plaintext }), location, None))
+        let location = format!("/api/v1/projects/{}/api-keys/{}", project_id.id(), info.id);
+        Ok(Created::Created(Json(CreatedApiKey { api_key: info.into(), key: key.plaintext }), location, None))
     }
 
     /// The project's live keys (owner only; never their secrets).
@@ -104,8 +101,7 @@ impl ApiKeysApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         /// Page size, 1–100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
@@ -113,8 +109,7 @@ impl ApiKeysApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<ApiKeyList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         let paged = api_keys::list(&mut s, &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -122,9 +117,8 @@ impl ApiKeysApi {
 
     /// Revoke a key (owner only); it stops working at once.
     #[oai(path = "/projects/:project_id/api-keys/:key_id", method = "delete")]
-    async fn revoke(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, key_id: Path<Uuid>) -> Result<Deleted, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+    async fn revoke(&self, state: Data<&AppState>, project_id: project::Path<Owner>, key_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        let mut s = project_id.open(&state).await?;
         api_keys::revoke(&mut s, key_id.0).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)

@@ -1,17 +1,12 @@
 //! `GET /api/v1/projects/{project_id}/audit` (owner only).
 
 use poem::web::Data;
-use poem_openapi::{
-    OpenApi,
-    param::{Path, Query},
-    payload::Json,
-};
-use uuid::Uuid;
+use poem_openapi::{OpenApi, param::Query, payload::Json};
 
-use super::{ApiTags, access, responses::AuditList};
+use super::{ApiTags, access::project, responses::AuditList};
 use crate::{
-    auth::principal::Auth,
-    db::{audit, page::Page, scope::Role},
+    access::Owner,
+    db::{audit, page::Page},
     error::ApiError,
     state::AppState,
 };
@@ -26,8 +21,7 @@ impl AuditApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         /// Page size, 1–100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
@@ -35,8 +29,7 @@ impl AuditApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         let paged = audit::list(&mut s, &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))

@@ -13,11 +13,12 @@ use poem_openapi::{
     types::Type,
 };
 
-use super::{ApiTags, responses::Deleted, text::Text, validation::Check};
+use super::{ApiTags, responses::Deleted, text::Text, validation::Check, views::User};
 use crate::{
+    access::unauthorized,
     auth::{
         cookies,
-        principal::{UserAuth, unauthorized},
+        principal::UserAuth,
         tokens::{self, TokenPair},
     },
     config::Environment,
@@ -132,8 +133,8 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> Result<WithCookies<Json<TokenPair>>, ApiError> {
         let (token, from_cookie) = presented(&body.0, req).ok_or_else(unauthorized)?;
-        let pool = &state.deps().postgres;
-        match refresh_tokens::rotate(pool, &token, state.config().auth.refresh_ttl).await? {
+        let db = &state.deps().db;
+        match refresh_tokens::rotate(db, &token, state.config().auth.refresh_ttl).await? {
             Ok((user_id, next)) => {
                 let pair = tokens::pair(state.access_tokens(), state.config().auth.refresh_ttl, user_id, next)?;
                 Ok(session(&state, pair, from_cookie))
@@ -158,7 +159,7 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> Result<WithCookies<Deleted>, ApiError> {
         if let Some((token, _)) = presented(&body.0, req) {
-            refresh_tokens::revoke(&state.deps().postgres, &token).await?;
+            refresh_tokens::revoke(&state.deps().db, &token).await?;
         }
         let secure = state.config().auth.cookie_secure;
         let cookies =
@@ -168,8 +169,8 @@ impl AuthApi {
 
     /// The signed-in user.
     #[oai(path = "/auth/me", method = "get")]
-    async fn me(&self, state: Data<&AppState>, auth: UserAuth) -> Result<Json<users::User>, ApiError> {
-        users::get(&state.deps().postgres, auth.1).await?.map(Json).ok_or_else(unauthorized)
+    async fn me(&self, state: Data<&AppState>, auth: UserAuth) -> Result<Json<User>, ApiError> {
+        users::get(&state.deps().db, auth.1).await?.map(|u| Json(u.into())).ok_or_else(unauthorized)
     }
 
     /// Development only (404 otherwise): sign in as any email, creating the user.
@@ -182,9 +183,9 @@ impl AuthApi {
         let email = check.email("/email", &body.email);
         let name = body.name.as_deref().map(|n| check.text("/name", n, 200));
         check.finish()?;
-        let pool = &state.deps().postgres;
-        let user = users::login(pool, &email, name.as_deref()).await?;
-        let pair = tokens::issue(state.access_tokens(), state.config().auth.refresh_ttl, pool, user.id).await?;
+        let db = &state.deps().db;
+        let user = users::login(db, &email, name.as_deref()).await?;
+        let pair = tokens::issue(state.access_tokens(), state.config().auth.refresh_ttl, db, user.id).await?;
         Ok(session(&state, pair, false))
     }
 }

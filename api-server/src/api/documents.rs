@@ -9,17 +9,19 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, access, etag,
+    ApiTags,
+    access::project,
+    etag,
     responses::{Created, Deleted, DocumentList, Tagged},
     text::Text,
     validation::Check,
+    views::Document,
 };
 use crate::{
-    auth::principal::Auth,
+    access::{Editor, Viewer},
     db::{
-        documents::{self, Document, DocumentChanges, NewDocument},
+        documents::{self, DocumentChanges, NewDocument},
         page::Page,
-        scope::Role,
     },
     error::ApiError,
     state::AppState,
@@ -99,8 +101,7 @@ impl DocumentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Editor>,
         body: Json<CreateDocument>,
     ) -> Result<Created<Document>, ApiError> {
         let max = state.config().document_max_bytes;
@@ -117,13 +118,12 @@ impl DocumentsApi {
             embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),
         };
         check.finish()?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = project_id.open(&state).await?;
         let doc = documents::create(&mut s, &new).await?;
         s.commit().await?;
         let location = format!("/api/v1/projects/{}/documents/{}", doc.project_id, doc.id);
         let tag = etag::of(doc.version);
-        Ok(Created::Created(Json(doc), location, Some(tag)))
+        Ok(Created::Created(Json(doc.into()), location, Some(tag)))
     }
 
     /// The project's documents, newest first; with `q`, full-text matches ranked by relevance.
@@ -131,8 +131,7 @@ impl DocumentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         /// Search terms (web-search syntax: words, "phrases", -exclusions, or); blank lists all.
         #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
         q: Query<Option<String>>,
@@ -152,7 +151,7 @@ impl DocumentsApi {
                 Some(q)
             }
         };
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let paged = documents::list(&mut s, q.as_deref(), &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -163,15 +162,14 @@ impl DocumentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         document_id: Path<Uuid>,
     ) -> Result<Tagged<Document>, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let doc = documents::get(&mut s, document_id.0).await?;
         s.commit().await?;
         let tag = etag::of(doc.version);
-        Ok(Tagged::Ok(Json(doc), tag))
+        Ok(Tagged::Ok(Json(doc.into()), tag))
     }
 
     /// Change a document (editor or owner). With `If-Match`, only if it is unchanged (else 412).
@@ -179,8 +177,7 @@ impl DocumentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Editor>,
         document_id: Path<Uuid>,
         /// `ETag` from a previous read.
         #[oai(name = "If-Match")]
@@ -204,12 +201,11 @@ impl DocumentsApi {
         };
         check.finish()?;
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = project_id.open(&state).await?;
         let doc = documents::update(&mut s, document_id.0, &changes, expected.as_deref()).await?;
         s.commit().await?;
         let tag = etag::of(doc.version);
-        Ok(Tagged::Ok(Json(doc), tag))
+        Ok(Tagged::Ok(Json(doc.into()), tag))
     }
 
     /// Delete a document (editor or owner; a soft delete). With `If-Match`, only if unchanged.
@@ -217,16 +213,14 @@ impl DocumentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Editor>,
         document_id: Path<Uuid>,
         /// `ETag` from a previous read.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError> {
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = project_id.open(&state).await?;
         documents::delete(&mut s, document_id.0, expected.as_deref()).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)

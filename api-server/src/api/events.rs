@@ -28,9 +28,9 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, access};
+use super::{ApiTags, access::project, views::Operation};
 use crate::{
-    auth::principal::{Auth, Caller, Principal},
+    access::{Caller, Principal, ProjectScope, Viewer},
     db::operations,
     error::{ApiError, ErrorCode, FieldError},
     events::{Event, History, Subscription, compare_ids, parse_id, tickets::Grant},
@@ -223,25 +223,26 @@ struct Opening {
     come_back: bool,
 }
 
-/// Subscribes to `project`'s live events and then reads its history after `after` (in that
+/// Subscribes to the scope's live events and then reads its history after `after` (in that
 /// order: nothing published in between is missed).
-async fn open(state: &AppState, project: Uuid, after: Option<String>, filter: Filter, first: Vec<Event>) -> (Subscription, Opening) {
+async fn open(state: &AppState, scope: &ProjectScope, after: Option<String>, filter: Filter, first: Vec<Event>) -> (Subscription, Opening) {
     let bus = state.events();
+    let project = scope.project_id();
     let mut opening = Opening { backlog: first, last: after.clone(), reset: false, come_back: false };
     if opening.backlog.iter().any(|e| filter.ends_after(e)) {
         // A final state from the database: nothing live to wait for.
-        return (bus.subscribe(project), opening);
+        return (bus.subscribe(scope), opening);
     }
     // Without the live feed, what is published meanwhile would be missed: wait a moment for
     // it, or ask the client to come back. Asked again once subscribed: had it gone down in
     // between, this subscription would not have been ended with the others.
     let live_up = bus.live(LIVE_WAIT).await;
-    let live = bus.subscribe(project);
+    let live = bus.subscribe(scope);
     opening.come_back = !(live_up && bus.is_live());
     if opening.come_back {
         return (live, opening);
     }
-    let events = match bus.history(project, after.as_deref()).await {
+    let events = match bus.history(scope, after.as_deref()).await {
         Ok(History::Events(events)) => events,
         Ok(History::Reset(events)) => {
             opening.reset = true;
@@ -274,6 +275,7 @@ async fn open(state: &AppState, project: Uuid, after: Option<String>, filter: Fi
 
 /// An operation's current state as a stream event (no ID: it is no history entry).
 fn snapshot(op: &operations::Operation) -> Event {
+    let op = Operation::from(op.clone());
     let status = poem_openapi::types::ToJSON::to_json(&op.status).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     Event {
         frame: Default::default(),
@@ -281,7 +283,7 @@ fn snapshot(op: &operations::Operation) -> Event {
         kind: format!("operation.{status}"),
         project_id: op.project_id,
         operation_id: Some(op.id),
-        data: poem_openapi::types::ToJSON::to_json(op).unwrap_or_default(),
+        data: poem_openapi::types::ToJSON::to_json(&op).unwrap_or_default(),
         time: chrono::Utc::now(),
     }
 }
@@ -435,10 +437,10 @@ impl EventsApi {
     /// (`JEEX_SSE_TICKET_TTL`, one hour by default) — as this caller, and only while the
     /// caller still has access. Long-lived tokens never go into URLs.
     #[oai(path = "/projects/:project_id/events/ticket", method = "post")]
-    async fn ticket(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Json<StreamTicket>, ApiError> {
-        access::scoped(&state, &auth, project_id.0).await?.commit().await?;
+    async fn ticket(&self, state: Data<&AppState>, project_id: project::Path<Viewer>) -> Result<Json<StreamTicket>, ApiError> {
+        project_id.open(&state).await?.commit().await?;
         let ttl = state.config().events.ticket_ttl;
-        let ticket = state.access_tokens().issue_ticket(Grant::new(&auth.0.principal, project_id.0), ttl)?;
+        let ticket = state.access_tokens().issue_ticket(Grant::new(&project_id.caller().principal, project_id.id()), ttl)?;
         Ok(Json(StreamTicket { ticket, expires_in: ttl.as_secs() }))
     }
 
@@ -447,8 +449,7 @@ impl EventsApi {
     async fn project_events(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         /// Resume after this event.
         #[oai(name = "Last-Event-ID", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
         last_event_id: Header<Option<String>>,
@@ -460,11 +461,13 @@ impl EventsApi {
         _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
-        access::scoped(&state, &auth, project_id.0).await?.commit().await?;
-        let slot = slot(&state, &auth.0)?;
+        let s = project_id.open(&state).await?;
+        let scope = s.scope().clone();
+        s.commit().await?;
+        let slot = slot(&state, project_id.caller())?;
         let filter = Filter { operation: None };
-        let (live, opening) = open(&state, project_id.0, after, filter, Vec::new()).await;
-        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, auth.0.principal.clone())))
+        let (live, opening) = open(&state, &scope, after, filter, Vec::new()).await;
+        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, project_id.caller().principal.clone())))
     }
 
     /// One operation's events; ends after its terminal event. For an operation that already
@@ -474,8 +477,7 @@ impl EventsApi {
     async fn operation_events(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         operation_id: Path<Uuid>,
         /// Resume after this event.
         #[oai(name = "Last-Event-ID", validator(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$"))]
@@ -488,25 +490,26 @@ impl EventsApi {
         _ticket: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let after = resume_point(last_event_id.0, last_event_id_query.0)?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
+        let scope = s.scope().clone();
         s.commit().await?;
         // An operation that ended, asked for without a resume point: its final state, and the
         // stream ends. With one, the client gets what it missed from the history first.
         let first = if op.status.is_terminal() && after.is_none() { vec![snapshot(&op)] } else { Vec::new() };
-        let slot = slot(&state, &auth.0)?;
+        let slot = slot(&state, project_id.caller())?;
         let filter = Filter { operation: Some(operation_id.0) };
-        let (live, mut opening) = open(&state, project_id.0, after, filter, first).await;
+        let (live, mut opening) = open(&state, &scope, after, filter, first).await;
         let ended = opening.backlog.iter().any(|e| filter.ends_after(e));
         if !opening.come_back && !ended && (opening.reset || op.status.is_terminal()) {
             // Some of its events may be gone (a reset), or the history no longer holds its end:
             // its current state follows what the history holds (read after subscribing, so it
             // is no older than any event sent before it).
-            let mut s = access::scoped(&state, &auth, project_id.0).await?;
+            let mut s = project_id.open(&state).await?;
             let now = operations::get(&mut s, operation_id.0).await?;
             s.commit().await?;
             opening.backlog.push(snapshot(&now));
         }
-        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, auth.0.principal.clone())))
+        Ok(Events(Feed::new(live, opening, filter, state.config().events.max_lifetime, slot, project_id.caller().principal.clone())))
     }
 }

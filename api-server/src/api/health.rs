@@ -120,7 +120,7 @@ impl HealthApi {
     async fn ready(&self, state: Data<&AppState>) -> Result<Json<Readiness>, ApiError> {
         let reports = public(&state, health::check_all(state.deps(), state.config().health_timeout).await);
         if health::all_ready(&reports) {
-            return match state.database_gate().verdict(&state.deps().postgres, state.config().health_timeout).await {
+            return match state.database_gate().verdict(&state.deps().db, state.config().health_timeout).await {
                 Ok(None) => Ok(Json(Readiness { status: "ready".into() })),
                 Ok(Some(problem)) => Err(ApiError::Status(ErrorCode::Unavailable, format!("not ready: {problem}"))),
                 Err(()) => Err(ApiError::Status(ErrorCode::Unavailable, "not ready: the database schema is not checked yet".into())),

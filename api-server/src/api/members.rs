@@ -10,18 +10,16 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, access,
+    ApiTags,
+    access::project,
     responses::{Created, Deleted, MemberList},
     text::Text,
     validation::Check,
+    views::Member,
 };
 use crate::{
-    auth::principal::Auth,
-    db::{
-        members::{self, Member},
-        page::Page,
-        scope::Role,
-    },
+    access::{Owner, Role, Viewer},
+    db::{members, page::Page},
     error::ApiError,
     state::AppState,
 };
@@ -82,8 +80,7 @@ impl MembersApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         /// Page size, 1–100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
@@ -91,7 +88,7 @@ impl MembersApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let paged = members::list(&mut s, &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
@@ -104,18 +101,16 @@ impl MembersApi {
     async fn add(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         body: Json<AddMember>,
     ) -> Result<Created<AddedMember>, ApiError> {
         let mut check = Check::default();
         let email = check.email("/email", &body.email);
         check.finish()?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         let member = members::add(&mut s, &email, body.role).await?;
         s.commit().await?;
-        let location = format!("/api/v1/projects/{}/members", project_id.0);
+        let location = format!("/api/v1/projects/{}/members", project_id.id());
         let added = AddedMember { email: member.email, role: member.role, added_at: member.created_at };
         Ok(Created::Created(Json(added), location, None))
     }
@@ -125,23 +120,20 @@ impl MembersApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         user_id: Path<Uuid>,
         body: Json<UpdateMember>,
     ) -> Result<Json<Member>, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         let member = members::set_role(&mut s, user_id.0, body.role).await?;
         s.commit().await?;
-        Ok(Json(member))
+        Ok(Json(member.into()))
     }
 
     /// Remove a member (owner only); the last owner cannot be removed (409).
     #[oai(path = "/projects/:project_id/members/:user_id", method = "delete")]
-    async fn remove(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, user_id: Path<Uuid>) -> Result<Deleted, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+    async fn remove(&self, state: Data<&AppState>, project_id: project::Path<Owner>, user_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        let mut s = project_id.open(&state).await?;
         members::remove(&mut s, user_id.0).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)

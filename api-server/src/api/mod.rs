@@ -17,6 +17,7 @@ pub mod responses;
 pub mod search;
 pub mod text;
 pub mod validation;
+pub mod views;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 

@@ -12,16 +12,14 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, access,
+    ApiTags,
+    access::project,
     responses::{OperationList, Passed, RawJson},
+    views::{Operation, OperationKind, OperationStatus},
 };
 use crate::{
-    auth::principal::Auth,
-    db::{
-        operations::{self, Operation, OperationKind, OperationStatus},
-        page::Page,
-        scope::Role,
-    },
+    access::{Editor, Viewer},
+    db::{operations, page::Page},
     error::{ApiError, FieldError},
     ops::import,
     state::AppState,
@@ -157,7 +155,7 @@ impl OperationsApi {
     /// Start an operation (editor or owner). Inputs are validated now; the work runs in the
     /// background on any replica.
     #[oai(path = "/projects/:project_id/operations", method = "post")]
-    async fn start(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>, mut body: StartBody) -> Result<Accepted, ApiError> {
+    async fn start(&self, state: Data<&AppState>, project_id: project::Path<Editor>, mut body: StartBody) -> Result<Accepted, ApiError> {
         let kind = body.kind;
         match kind {
             OperationKind::DocumentsImport => {
@@ -187,13 +185,12 @@ impl OperationsApi {
                 }
             }
         }
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
-        let op = operations::create(&mut s, body.kind, body.input(), state.config().operations.max_attempts).await?;
+        let mut s = project_id.open(&state).await?;
+        let op = operations::create(&mut s, body.kind.into(), body.input(), state.config().operations.max_attempts).await?;
         s.commit().await?;
         state.events().recorded();
         let location = format!("/api/v1/projects/{}/operations/{}", op.project_id, op.id);
-        Ok(Accepted::Accepted(Json(op), location))
+        Ok(Accepted::Accepted(Json(op.into()), location))
     }
 
     /// The project's operations, newest first.
@@ -201,8 +198,7 @@ impl OperationsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         /// Only operations in this status.
         status: Query<Option<OperationStatus>>,
         /// Page size, 1–100 (default 20).
@@ -212,8 +208,8 @@ impl OperationsApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<OperationList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        let paged = operations::list(&mut s, status.0, &page).await?;
+        let mut s = project_id.open(&state).await?;
+        let paged = operations::list(&mut s, status.0.map(Into::into), &page).await?;
         s.commit().await?;
         Ok(Json(paged.into()))
     }
@@ -223,14 +219,13 @@ impl OperationsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         operation_id: Path<Uuid>,
     ) -> Result<Json<Operation>, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let op = operations::get(&mut s, operation_id.0).await?;
         s.commit().await?;
-        Ok(Json(op))
+        Ok(Json(op.into()))
     }
 
     /// Cancel (editor or owner): a queued operation ends at once, a running one within a
@@ -241,17 +236,15 @@ impl OperationsApi {
     async fn cancel(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Editor>,
         operation_id: Path<Uuid>,
     ) -> Result<Accepted, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = project_id.open(&state).await?;
         let op = operations::cancel(&mut s, operation_id.0).await?;
         s.commit().await?;
         state.events().recorded();
         let location = format!("/api/v1/projects/{}/operations/{}", op.project_id, op.id);
-        Ok(Accepted::Accepted(Json(op), location))
+        Ok(Accepted::Accepted(Json(op.into()), location))
     }
 
     /// The result of a succeeded operation (the export bundle, or the import's or reindex's
@@ -261,11 +254,10 @@ impl OperationsApi {
     async fn result(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         operation_id: Path<Uuid>,
     ) -> Result<Passed, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+        let mut s = project_id.open(&state).await?;
         let result = operations::result(&mut s, operation_id.0).await?;
         s.commit().await?;
         Ok(Passed::Ok(RawJson(result)))

@@ -3,23 +3,25 @@
 use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Header, Query},
     payload::Json,
 };
-use uuid::Uuid;
 
 use super::{
-    ApiTags, access, etag,
+    ApiTags,
+    access::project,
+    etag,
     responses::{Created, Deleted, ProjectList, Tagged},
     text::Text,
     validation::Check,
+    views::{self, ProjectStatus},
 };
 use crate::{
+    access::{Editor, Owner, Viewer},
     auth::principal::Auth,
     db::{
         page::Page,
-        projects::{self, NewProject, Project, ProjectChanges, ProjectStatus},
-        scope::{Role, UserTx},
+        projects::{self, NewProject, ProjectChanges},
     },
     error::ApiError,
     state::AppState,
@@ -84,18 +86,18 @@ pub struct ProjectsApi;
 impl ProjectsApi {
     /// Create a project; the caller becomes its owner.
     #[oai(path = "/projects", method = "post")]
-    async fn create(&self, state: Data<&AppState>, auth: Auth, body: Json<CreateProject>) -> Result<Created<Project>, ApiError> {
+    async fn create(&self, state: Data<&AppState>, auth: Auth, body: Json<CreateProject>) -> Result<Created<views::Project>, ApiError> {
         let mut check = Check::default();
         let new = NewProject {
             name: check.text("/name", &body.name, NAME_MAX),
             language: check.language("/language", body.language.as_deref().unwrap_or("en")),
         };
         check.finish()?;
-        let tx = UserTx::begin(&state.deps().postgres, &auth.0).await?;
+        let tx = state.deps().db.user(&auth.0).await?;
         let project = projects::create(tx, &new).await?;
         let location = format!("/api/v1/projects/{}", project.id);
         let tag = etag::of(project.version);
-        Ok(Created::Created(Json(project), location, Some(tag)))
+        Ok(Created::Created(Json(project.into()), location, Some(tag)))
     }
 
     /// The caller's projects, newest first.
@@ -113,20 +115,20 @@ impl ProjectsApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<ProjectList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut tx = UserTx::begin(&state.deps().postgres, &auth.0).await?;
-        let paged = projects::list_mine(&mut tx, status.0, &page).await?;
+        let mut tx = state.deps().db.user(&auth.0).await?;
+        let paged = projects::list_mine(&mut tx, status.0.map(Into::into), &page).await?;
         tx.commit().await?;
         Ok(Json(paged.into()))
     }
 
     /// One project.
     #[oai(path = "/projects/:project_id", method = "get")]
-    async fn get(&self, state: Data<&AppState>, auth: Auth, project_id: Path<Uuid>) -> Result<Tagged<Project>, ApiError> {
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
+    async fn get(&self, state: Data<&AppState>, project_id: project::Path<Viewer>) -> Result<Tagged<views::Project>, ApiError> {
+        let mut s = project_id.open(&state).await?;
         let project = projects::get(&mut s).await?;
         s.commit().await?;
         let tag = etag::of(project.version);
-        Ok(Tagged::Ok(Json(project), tag))
+        Ok(Tagged::Ok(Json(project.into()), tag))
     }
 
     /// Change a project (editor or owner). With `If-Match`, only if it is unchanged (else 412).
@@ -134,28 +136,26 @@ impl ProjectsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Editor>,
         /// `ETag` from a previous read.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: Json<UpdateProject>,
-    ) -> Result<Tagged<Project>, ApiError> {
+    ) -> Result<Tagged<views::Project>, ApiError> {
         let mut check = Check::default();
         let changes = ProjectChanges {
             name: body.name.as_deref().map(|n| check.text("/name", n, NAME_MAX)),
-            status: body.status,
+            status: body.status.map(Into::into),
             current_step: body.current_step.inspect(|s| check.range("/current_step", *s, 1, 100)),
             language: body.language.as_deref().map(|l| check.language("/language", l)),
         };
         check.finish()?;
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = project_id.open(&state).await?;
         let project = projects::update(&mut s, &changes, expected.as_deref()).await?;
         s.commit().await?;
         let tag = etag::of(project.version);
-        Ok(Tagged::Ok(Json(project), tag))
+        Ok(Tagged::Ok(Json(project.into()), tag))
     }
 
     /// Delete a project (owner only; a soft delete). With `If-Match`, only if it is unchanged.
@@ -163,15 +163,13 @@ impl ProjectsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Owner>,
         /// `ETag` from a previous read.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError> {
         let expected = etag::if_match(if_match.0.as_deref());
-        let mut s = access::scoped(&state, &auth, project_id.0).await?;
-        s.scope().require(Role::Owner)?;
+        let mut s = project_id.open(&state).await?;
         projects::delete(&mut s, expected.as_deref()).await?;
         s.commit().await?;
         Ok(Deleted::NoContent)

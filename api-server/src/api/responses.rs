@@ -10,10 +10,8 @@ use poem_openapi::{
     types::{ToJSON, Type},
 };
 
-use crate::db::{
-    api_keys::ApiKeyInfo, audit::AuditEntry, documents::DocumentSummary, members::Member, operations::Operation, page::Paged,
-    projects::Project,
-};
+use super::views::{ApiKeyInfo, AuditEntry, DocumentSummary, Member, Operation, Project};
+use crate::db::{self, page::Paged};
 
 /// 201 with the new resource.
 #[derive(ApiResponse)]
@@ -70,7 +68,7 @@ pub enum Deleted {
 }
 
 macro_rules! list {
-    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+    ($(#[$doc:meta])* $name:ident, $item:ty, $row:ty) => {
         $(#[$doc])*
         #[derive(Object)]
         pub struct $name {
@@ -80,9 +78,9 @@ macro_rules! list {
             pub next_cursor: Option<String>,
         }
 
-        impl From<Paged<$item>> for $name {
-            fn from(p: Paged<$item>) -> Self {
-                Self { items: p.items, next_cursor: p.next_cursor }
+        impl From<Paged<$row>> for $name {
+            fn from(p: Paged<$row>) -> Self {
+                Self { items: p.items.into_iter().map(<$item>::from).collect(), next_cursor: p.next_cursor }
             }
         }
     };
@@ -91,30 +89,36 @@ macro_rules! list {
 list!(
     /// A page of projects.
     ProjectList,
-    Project
+    Project,
+    db::projects::Project
 );
 list!(
     /// A page of documents (without content).
     DocumentList,
-    DocumentSummary
+    DocumentSummary,
+    db::documents::DocumentSummary
 );
 list!(
     /// A page of members.
     MemberList,
-    Member
+    Member,
+    db::members::Member
 );
 list!(
     /// A page of API keys.
     ApiKeyList,
-    ApiKeyInfo
+    ApiKeyInfo,
+    db::api_keys::ApiKeyInfo
 );
 list!(
     /// A page of audit entries.
     AuditList,
-    AuditEntry
+    AuditEntry,
+    db::audit::AuditEntry
 );
 list!(
     /// A page of operations.
     OperationList,
-    Operation
+    Operation,
+    db::operations::Operation
 );

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use poem::web::Data;
-use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{Enum, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, access, documents::QUERY_MAX, text::Text, validation::Check};
+use super::{ApiTags, access::project, documents::QUERY_MAX, text::Text, validation::Check};
 use crate::{
-    auth::principal::Auth,
+    access::Viewer,
     db::documents,
     error::{ApiError, FieldError},
     state::AppState,
@@ -166,15 +166,14 @@ impl SearchApi {
     async fn search(
         &self,
         state: Data<&AppState>,
-        auth: Auth,
-        project_id: Path<Uuid>,
+        project_id: project::Path<Viewer>,
         body: Json<SearchDocuments>,
     ) -> Result<Json<SearchResults>, ApiError> {
         let request = validate(&body, state.config().vectors.dim)?;
         // Membership first; the index call then runs with no database connection held, so a
         // slow or unreachable index (up to JEEX_QDRANT_TIMEOUT) cannot drain the pool every
         // other request needs. A second scope reads the ranking and details afterwards.
-        let s = access::scoped(&state, &auth, project_id.0).await?;
+        let s = project_id.open(&state).await?;
         let hybrid = request.vector.is_some() && request.text.is_some();
         let depth = if hybrid { (request.limit * FUSION_DEPTH).min(300) } else { request.limit };
         let mut warnings = Vec::new();
@@ -196,7 +195,7 @@ impl SearchApi {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                (hits, access::scoped(&state, &auth, project_id.0).await?)
+                (hits, project_id.open(&state).await?)
             }
         };
         let text_hits = match &request.text {

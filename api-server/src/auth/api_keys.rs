@@ -1,10 +1,8 @@
 //! Per-project API keys: `jeex_<prefix>_<secret>`. The 12-character prefix is stored in the
 //! clear to find the key; the secret only as SHA-256. The full key is shown once, at creation.
 
-use sqlx::PgPool;
-
-use super::{principal::Principal, secrets};
-use crate::{db, error::ApiError};
+use super::secrets;
+use crate::{access::Principal, db, error::ApiError};
 
 const SCHEME: &str = "jeex";
 const PREFIX_LEN: usize = 12;
@@ -43,9 +41,9 @@ pub enum LookupError {
 }
 
 /// Finds and checks a presented key.
-pub async fn authenticate(pool: PgPool, key: &str) -> Result<Principal, LookupError> {
+pub async fn authenticate(database: &db::Database, key: &str) -> Result<Principal, LookupError> {
     let (prefix, secret) = parse(key.trim()).ok_or(LookupError::Rejected("API key is malformed"))?;
-    let found = db::api_keys::find_presented(&pool, prefix).await.map_err(LookupError::Database)?;
+    let found = db::api_keys::find_presented(database, prefix).await.map_err(LookupError::Database)?;
     let key = found.ok_or(LookupError::Rejected("API key is unknown or revoked"))?;
     if !secrets::same_digest(&key.secret_hash, &secrets::hash(secret)) {
         return Err(LookupError::Rejected("API key secret does not match"));

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod jwt;
 pub mod keys;
 pub mod principal;
+pub mod request;
 pub mod scheme;
 pub mod secrets;
 pub mod tokens;

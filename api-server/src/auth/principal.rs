@@ -10,68 +10,21 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{cookies, scheme::Authorization};
+use super::{
+    cookies,
+    request::{Refusal as Failure, RequestAuth},
+    scheme::Authorization,
+};
 use crate::{
-    db::scope::Role,
+    access::{Caller, Principal, unauthorized},
     error::{ApiError, ErrorCode},
     middleware::correlation::CorrelationId,
     ratelimit::meter::ProjectMeter,
     state::AppState,
 };
 
-/// The authenticated identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Principal {
-    /// A user, from an access token.
-    User {
-        /// `sub` of the token.
-        user_id: Uuid,
-    },
-    /// A project API key: acts only in its project, with its role.
-    ApiKey {
-        /// The key's id (audit actor).
-        key_id: Uuid,
-        /// The one project it may act in.
-        project_id: Uuid,
-        /// Its role there.
-        role: Role,
-    },
-}
-
-/// The principal plus what the audit log records about the request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Who.
-    pub principal: Principal,
-    /// The request's correlation ID.
-    pub correlation_id: String,
-}
-
-impl Caller {
-    /// The acting user, if a user (not a key) is acting.
-    pub fn user_id(&self) -> Option<Uuid> {
-        match self.principal {
-            Principal::User { user_id } => Some(user_id),
-            Principal::ApiKey { .. } => None,
-        }
-    }
-
-    /// The acting key, if a key is acting.
-    pub fn api_key_id(&self) -> Option<Uuid> {
-        match self.principal {
-            Principal::ApiKey { key_id, .. } => Some(key_id),
-            Principal::User { .. } => None,
-        }
-    }
-}
-
 /// Header carrying a project API key.
 pub const API_KEY_HEADER: &str = "X-API-Key";
-
-/// The one answer to every failed authentication.
-pub fn unauthorized() -> ApiError {
-    ApiError::Status(ErrorCode::Unauthorized, "missing or invalid credentials".into())
-}
 
 /// An authenticated caller; add it as a parameter to require authentication. Carries the
 /// request's project meter, which the membership check charges ([`crate::api::access`]).
@@ -80,9 +33,11 @@ pub struct Auth(pub Caller, pub ProjectMeter);
 /// Like [`Auth`] but only a user (an access token), never an API key.
 pub struct UserAuth(pub Caller, pub Uuid);
 
-const SCHEMES: &[&str] = &["BearerToken", "ApiKey", "AccessCookie"];
+/// The security schemes of operations any caller (user or key) may use.
+pub const SCHEMES: &[&str] = &["BearerToken", "ApiKey", "AccessCookie"];
 
-fn register_schemes(registry: &mut Registry) {
+/// Registers the security schemes in the spec.
+pub fn register_schemes(registry: &mut Registry) {
     registry.create_security_scheme(
         "BearerToken",
         MetaSecurityScheme {
@@ -124,31 +79,49 @@ fn register_schemes(registry: &mut Registry) {
     );
 }
 
-/// Authenticates `req`.
+/// Authenticates `req`, once per request: every later call (the limiter, the upload check and
+/// the extractor all ask) gets the first one's outcome from the request's [`RequestAuth`].
 pub async fn authenticate(req: &Request) -> Result<Caller, ApiError> {
     let state = req.data::<AppState>().ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    caller(state, req).await
+}
+
+/// [`authenticate`], for middleware that runs before the state is in the request.
+pub async fn caller(state: &AppState, req: &Request) -> Result<Caller, ApiError> {
     let correlation_id = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
-    let result = identify(state, req).await;
+    let result = match req.extensions().get::<RequestAuth>() {
+        Some(auth) => auth.principal(identify_logged(state, req, auth.project())).await,
+        // Outside the chain (never in the server): the project comes from the path.
+        None => identify_logged(state, req, crate::routes::project_of(req.uri().path())).await,
+    };
     match result {
         Ok(principal) => Ok(Caller { principal, correlation_id }),
         Err(Failure::Unavailable(e)) => Err(e),
-        Err(Failure::Rejected(reason)) => {
-            tracing::info!(reason, "authentication failed");
-            Err(match reason {
-                "cross-site request" => {
-                    ApiError::Status(ErrorCode::Forbidden, "cookie-authenticated changes must come from an allowed origin".into())
-                }
-                _ => unauthorized(),
-            })
-        }
+        Err(Failure::Rejected(reason)) => Err(match reason {
+            "cross-site request" => {
+                ApiError::Status(ErrorCode::Forbidden, "cookie-authenticated changes must come from an allowed origin".into())
+            }
+            _ => unauthorized(),
+        }),
     }
 }
 
-/// Why authentication failed: a rejection (reason logged, generic 401 answered) or a
-/// dependency failure (503, so clients retry instead of logging users out).
-enum Failure {
-    Rejected(&'static str),
-    Unavailable(ApiError),
+/// The verified user of `req`'s bearer token or cookie, for the limiter's per-user quota:
+/// `None` for anyone else (an API key, a ticket's key, no or a refused credential).
+pub async fn user_of(state: &AppState, req: &Request) -> Option<uuid::Uuid> {
+    match caller(state, req).await {
+        Ok(Caller { principal: Principal::User { user_id }, .. }) => Some(user_id),
+        _ => None,
+    }
+}
+
+/// [`identify`], logging a rejection's reason (once per request: the outcome is remembered).
+async fn identify_logged(state: &AppState, req: &Request, project: Option<uuid::Uuid>) -> Result<Principal, Failure> {
+    let result = identify(state, req, project).await;
+    if let Err(Failure::Rejected(reason)) = &result {
+        tracing::info!(reason, "authentication failed");
+    }
+    result
 }
 
 /// A stream ticket from the query, on an event-stream path only.
@@ -159,17 +132,17 @@ fn ticket_of(req: &Request) -> Option<String> {
     req.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("ticket=")).map(str::to_owned)
 }
 
-async fn identify(state: &AppState, req: &Request) -> Result<Principal, Failure> {
+async fn identify(state: &AppState, req: &Request, project: Option<uuid::Uuid>) -> Result<Principal, Failure> {
     if let Some(ticket) = ticket_of(req) {
         let grant = state.access_tokens().verify_ticket(&ticket).await.map_err(Failure::Rejected)?;
-        if crate::routes::project_of(req.uri().path()) != Some(grant.project_id) {
+        if project != Some(grant.project_id) {
             return Err(Failure::Rejected("stream ticket is for another project"));
         }
         return grant.principal().ok_or(Failure::Rejected("stream ticket is malformed"));
     }
     if let Some(key) = req.headers().get(API_KEY_HEADER) {
         let key = key.to_str().map_err(|_| Failure::Rejected("API key is not text"))?;
-        return super::api_keys::authenticate(state.deps().postgres.clone(), key).await.map_err(|e| match e {
+        return super::api_keys::authenticate(&state.deps().db, key).await.map_err(|e| match e {
             super::api_keys::LookupError::Rejected(r) => Failure::Rejected(r),
             super::api_keys::LookupError::Database(e) => Failure::Unavailable(e),
         });

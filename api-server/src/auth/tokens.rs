@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use poem_openapi::Object;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::jwt::AccessTokens;
@@ -44,8 +43,8 @@ impl poem_openapi::types::Example for TokenPair {
 }
 
 /// Issues a new pair for `user_id`, starting a new refresh family.
-pub async fn issue(tokens: &AccessTokens, refresh_ttl: Duration, pool: &PgPool, user_id: Uuid) -> Result<TokenPair, ApiError> {
-    let refresh = db::refresh_tokens::issue(pool, user_id, refresh_ttl).await?;
+pub async fn issue(tokens: &AccessTokens, refresh_ttl: Duration, database: &db::Database, user_id: Uuid) -> Result<TokenPair, ApiError> {
+    let refresh = db::refresh_tokens::issue(database, user_id, refresh_ttl).await?;
     pair(tokens, refresh_ttl, user_id, refresh)
 }
 

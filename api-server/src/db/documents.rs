@@ -1,20 +1,18 @@
 //! Documents inside a project, with full-text search in each document's own language.
 
+use crate::access::{Admits, Editor, Level, Scoped};
 use chrono::{DateTime, Utc};
-use poem_openapi::Object;
 use uuid::Uuid;
 
 use super::{
     audit,
     page::{Page, Paged},
     projects::Expected,
-    scope::Scoped,
 };
 use crate::error::{ApiError, ErrorCode};
 
 /// A document with its content.
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
-#[oai(example)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Document {
     /// Document id.
     pub id: Uuid,
@@ -41,8 +39,7 @@ pub struct Document {
 }
 
 /// Where a document's embedding stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, sqlx::Type)]
-#[oai(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum EmbeddingStatus {
     /// None was given.
@@ -55,8 +52,7 @@ pub enum EmbeddingStatus {
 }
 
 /// A document in a list: everything but the content, plus the search rank.
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
-#[oai(example)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DocumentSummary {
     /// Document id.
     pub id: Uuid,
@@ -75,13 +71,8 @@ pub struct DocumentSummary {
     /// Version.
     pub version: i64,
     /// Relevance to `q` (higher is better); absent without `q`.
-    #[oai(skip_serializing_if_is_none)]
     pub rank: Option<f32>,
 }
-
-const COLUMNS: &str = "id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version, \
-     CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS embedding_status";
-const SUMMARY: &str = "id, title, language, metadata, char_length(content) AS content_length, created_at, updated_at, version";
 
 /// Fields of a new document (validated by the API layer).
 pub struct NewDocument {
@@ -117,95 +108,116 @@ fn not_found() -> ApiError {
 }
 
 /// Creates a document in the scoped project.
-pub async fn create(s: &mut Scoped, new: &NewDocument) -> Result<Document, ApiError> {
+pub async fn create(s: &mut Scoped<impl Admits<Editor>>, new: &NewDocument) -> Result<Document, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!(
-        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    );
-    let doc = sqlx::query_as::<_, Document>(&sql)
-        .bind(Uuid::now_v7())
-        .bind(scope.project_id())
-        .bind(&new.title)
-        .bind(&new.content)
-        .bind(&new.language)
-        .bind(&new.metadata)
-        .bind(scope.caller().user_id())
-        .bind(&new.embedding)
-        .fetch_one(conn)
-        .await?;
+    let doc = sqlx::query_as!(
+        Document,
+        r#"INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           RETURNING id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
+               CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS "embedding_status!: EmbeddingStatus""#,
+        Uuid::now_v7(),
+        scope.project_id(),
+        &new.title,
+        &new.content,
+        &new.language,
+        &new.metadata,
+        scope.caller().user_id(),
+        new.embedding.as_deref()
+    )
+    .fetch_one(conn)
+    .await?;
     audit::record(s, "document.create", "document", doc.id, serde_json::json!({ "title": doc.title })).await?;
     Ok(doc)
 }
 
 /// One live document of the scoped project.
-pub async fn get(s: &mut Scoped, id: Uuid) -> Result<Document, ApiError> {
+pub async fn get(s: &mut Scoped<impl Level>, id: Uuid) -> Result<Document, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL");
-    sqlx::query_as::<_, Document>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?.ok_or_else(not_found)
+    sqlx::query_as!(
+        Document,
+        r#"SELECT id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
+               CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS "embedding_status!: EmbeddingStatus"
+           FROM documents WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL"#,
+        scope.project_id(),
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(not_found)
 }
 
 /// Live documents, newest first; with `q`, the matches ranked by relevance.
-pub async fn list(s: &mut Scoped, q: Option<&str>, page: &Page) -> Result<Paged<DocumentSummary>, ApiError> {
+pub async fn list(s: &mut Scoped<impl Level>, q: Option<&str>, page: &Page) -> Result<Paged<DocumentSummary>, ApiError> {
     let (scope, conn) = s.parts();
     match q {
         None => {
-            let sql = format!(
-                "SELECT {SUMMARY}, NULL::real AS rank FROM documents \
-                 WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-            );
-            let rows = sqlx::query_as::<_, DocumentSummary>(&sql)
-                .bind(scope.project_id())
-                .bind(page.after()?)
-                .bind(page.fetch())
-                .fetch_all(conn)
-                .await?;
+            let rows = sqlx::query_as!(
+                DocumentSummary,
+                r#"SELECT id, title, language, metadata, char_length(content) AS "content_length!", created_at, updated_at, version,
+                          NULL::real AS "rank?"
+                   FROM documents
+                   WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"#,
+                scope.project_id(),
+                page.after()?,
+                page.fetch()
+            )
+            .fetch_all(conn)
+            .await?;
             Ok(Paged::keyset(rows, page, |d| d.id))
         }
         Some(q) => {
             let offset = page.offset()?;
             // The query is parsed with each document's own language, so stems match.
-            let sql = format!(
-                "SELECT {SUMMARY}, ts_rank(search, query) AS rank \
-                 FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query \
-                 WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query \
-                 ORDER BY rank DESC, id DESC LIMIT $3 OFFSET $4"
-            );
-            let rows = sqlx::query_as::<_, DocumentSummary>(&sql)
-                .bind(scope.project_id())
-                .bind(q)
-                .bind(page.fetch())
-                .bind(i64::from(offset))
-                .fetch_all(conn)
-                .await?;
+            let rows = sqlx::query_as!(
+                DocumentSummary,
+                r#"SELECT id, title, language, metadata, char_length(content) AS "content_length!", created_at, updated_at, version,
+                          ts_rank(search, query) AS "rank?"
+                   FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query
+                   WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query
+                   ORDER BY ts_rank(search, query) DESC, id DESC LIMIT $3 OFFSET $4"#,
+                scope.project_id(),
+                q,
+                page.fetch(),
+                i64::from(offset)
+            )
+            .fetch_all(conn)
+            .await?;
             Ok(Paged::ranked(rows, page, offset))
         }
     }
 }
 
 /// Applies `changes` when the version matches `expected`.
-pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expected: Expected<'_>) -> Result<Document, ApiError> {
+pub async fn update(
+    s: &mut Scoped<impl Admits<Editor>>,
+    id: Uuid,
+    changes: &DocumentChanges,
+    expected: Expected<'_>,
+) -> Result<Document, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!(
-        "UPDATE documents SET title = coalesce($3, title), content = coalesce($4, content), language = coalesce($5, language), \
-         metadata = coalesce($6, metadata), version = version + 1, updated_at = now(), \
-         embedding = CASE WHEN $8::real[] IS NOT NULL THEN $8 WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN NULL ELSE embedding END, \
-         embedding_stale = CASE WHEN $8::real[] IS NOT NULL THEN false \
-                                WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN embedding IS NOT NULL OR embedding_stale \
-                                ELSE embedding_stale END \
-         WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($7::bigint[] IS NULL OR version = ANY($7)) RETURNING {COLUMNS}"
-    );
-    let updated = sqlx::query_as::<_, Document>(&sql)
-        .bind(scope.project_id())
-        .bind(id)
-        .bind(&changes.title)
-        .bind(&changes.content)
-        .bind(&changes.language)
-        .bind(&changes.metadata)
-        .bind(expected)
-        .bind(&changes.embedding)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let updated = sqlx::query_as!(
+        Document,
+        r#"UPDATE documents SET title = coalesce($3, title), content = coalesce($4, content), language = coalesce($5, language),
+               metadata = coalesce($6, metadata), version = version + 1, updated_at = now(),
+               embedding = CASE WHEN $8::real[] IS NOT NULL THEN $8 WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN NULL ELSE embedding END,
+               embedding_stale = CASE WHEN $8::real[] IS NOT NULL THEN false
+                                      WHEN $4::text IS DISTINCT FROM content AND $4 IS NOT NULL THEN embedding IS NOT NULL OR embedding_stale
+                                      ELSE embedding_stale END
+           WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($7::bigint[] IS NULL OR version = ANY($7))
+           RETURNING id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
+               CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS "embedding_status!: EmbeddingStatus""#,
+        scope.project_id(),
+        id,
+        changes.title.as_deref(),
+        changes.content.as_deref(),
+        changes.language.as_deref(),
+        changes.metadata.as_ref(),
+        expected,
+        changes.embedding.as_deref()
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let doc = match updated {
         Some(doc) => doc,
         None => return Err(missing_or_changed(s, id).await),
@@ -225,15 +237,15 @@ pub async fn update(s: &mut Scoped, id: Uuid, changes: &DocumentChanges, expecte
 }
 
 /// Soft-deletes a document when the version matches `expected`.
-pub async fn delete(s: &mut Scoped, id: Uuid, expected: Expected<'_>) -> Result<(), ApiError> {
+pub async fn delete(s: &mut Scoped<impl Admits<Editor>>, id: Uuid, expected: Expected<'_>) -> Result<(), ApiError> {
     let (scope, conn) = s.parts();
-    let deleted: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE documents SET deleted_at = now(), version = version + 1, updated_at = now() \
+    let deleted = sqlx::query_scalar!(
+        "UPDATE documents SET deleted_at = now(), version = version + 1, updated_at = now()
          WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL AND ($3::bigint[] IS NULL OR version = ANY($3)) RETURNING id",
+        scope.project_id(),
+        id,
+        expected
     )
-    .bind(scope.project_id())
-    .bind(id)
-    .bind(expected)
     .fetch_optional(conn)
     .await?;
     if deleted.is_none() {
@@ -243,68 +255,34 @@ pub async fn delete(s: &mut Scoped, id: Uuid, expected: Expected<'_>) -> Result<
 }
 
 /// After a conditional write matched nothing: 404 if the document is gone, else 412.
-async fn missing_or_changed(s: &mut Scoped, id: Uuid) -> ApiError {
+async fn missing_or_changed(s: &mut Scoped<impl Level>, id: Uuid) -> ApiError {
     match get(s, id).await {
         Ok(_) => ApiError::Status(ErrorCode::PreconditionFailed, "the document has changed since the given ETag; fetch it again".into()),
         Err(e) => e,
     }
 }
 
-impl poem_openapi::types::Example for Document {
-    fn example() -> Self {
-        Self {
-            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000003),
-            project_id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000001),
-            title: "Requirements".into(),
-            content: "The system shall isolate every project's data.".into(),
-            language: "en".into(),
-            metadata: serde_json::json!({ "source": "workshop" }),
-            created_by: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
-            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            version: 1,
-            embedding_status: EmbeddingStatus::Current,
-        }
-    }
-}
-
-impl poem_openapi::types::Example for DocumentSummary {
-    fn example() -> Self {
-        Self {
-            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000003),
-            title: "Requirements".into(),
-            language: "en".into(),
-            metadata: serde_json::json!({ "source": "workshop" }),
-            content_length: 46,
-            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            version: 1,
-            rank: Some(0.6),
-        }
-    }
-}
-
 /// Full-text ranking of the scoped project's live documents (optionally one language), best
 /// first: the search fallback when there is no vector.
-pub async fn text_ranking(s: &mut Scoped, q: &str, language: Option<&str>, limit: i64) -> Result<Vec<(Uuid, f32)>, ApiError> {
+pub async fn text_ranking(s: &mut Scoped<impl Level>, q: &str, language: Option<&str>, limit: i64) -> Result<Vec<(Uuid, f32)>, ApiError> {
     let (scope, conn) = s.parts();
-    let rows = sqlx::query_as::<_, (Uuid, f32)>(
-        "SELECT id, ts_rank(search, query) AS rank \
-         FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query \
-         WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query AND ($3::text IS NULL OR language = $3) \
-         ORDER BY rank DESC, id DESC LIMIT $4",
+    let rows = sqlx::query!(
+        r#"SELECT id, ts_rank(search, query) AS "rank!"
+           FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query
+           WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query AND ($3::text IS NULL OR language = $3)
+           ORDER BY 2 DESC, id DESC LIMIT $4"#,
+        scope.project_id(),
+        q,
+        language,
+        limit
     )
-    .bind(scope.project_id())
-    .bind(q)
-    .bind(language)
-    .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows)
+    Ok(rows.into_iter().map(|r| (r.id, r.rank)).collect())
 }
 
 /// What a search result shows of a document.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct SearchDetails {
     /// Document id.
     pub id: Uuid,
@@ -318,18 +296,19 @@ pub struct SearchDetails {
 
 /// Titles and snippets of the scoped project's live documents among `ids` (in no order; the
 /// index may still hold a document deleted a moment ago, and it is left out here).
-pub async fn search_details(s: &mut Scoped, ids: &[Uuid], text: Option<&str>) -> Result<Vec<SearchDetails>, ApiError> {
+pub async fn search_details(s: &mut Scoped<impl Level>, ids: &[Uuid], text: Option<&str>) -> Result<Vec<SearchDetails>, ApiError> {
     let (scope, conn) = s.parts();
-    let rows = sqlx::query_as::<_, SearchDetails>(
-        "SELECT id, title, language, \
-                CASE WHEN $3::text IS NULL THEN left(content, 200) \
-                     ELSE ts_headline(jeex_ts_config(language), left(content, 20000), websearch_to_tsquery(jeex_ts_config(language), $3), \
-                                      'MaxFragments=1, MaxWords=30, MinWords=8, StartSel=**, StopSel=**') END AS snippet \
-         FROM documents WHERE project_id = $1 AND id = ANY($2) AND deleted_at IS NULL",
+    let rows = sqlx::query_as!(
+        SearchDetails,
+        r#"SELECT id, title, language,
+                  CASE WHEN $3::text IS NULL THEN left(content, 200)
+                       ELSE ts_headline(jeex_ts_config(language), left(content, 20000), websearch_to_tsquery(jeex_ts_config(language), $3),
+                                        'MaxFragments=1, MaxWords=30, MinWords=8, StartSel=**, StopSel=**') END AS "snippet!"
+           FROM documents WHERE project_id = $1 AND id = ANY($2) AND deleted_at IS NULL"#,
+        scope.project_id(),
+        ids,
+        text
     )
-    .bind(scope.project_id())
-    .bind(ids)
-    .bind(text)
     .fetch_all(conn)
     .await?;
     Ok(rows)

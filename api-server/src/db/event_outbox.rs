@@ -4,8 +4,10 @@
 //! they were recorded.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
+
+use super::Database;
 
 /// The advisory lock key ("jeexevnt").
 const RELAY_LOCK: i64 = 0x6a65_6578_6576_6e74;
@@ -29,43 +31,83 @@ pub struct Recorded {
 
 /// Records `kind` for `operation` in `project`, in the caller's transaction: it is relayed
 /// only if that transaction commits.
-pub async fn record(
+pub(in crate::db) async fn record(
     conn: &mut PgConnection,
     project: Uuid,
     operation: Option<Uuid>,
     kind: &str,
     data: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO event_outbox (project_id, operation_id, kind, data) VALUES ($1, $2, $3, $4)")
-        .bind(project)
-        .bind(operation)
-        .bind(kind)
-        .bind(sqlx::types::Json(data))
-        .execute(conn)
+    sqlx::query!(
+        "INSERT INTO event_outbox (project_id, operation_id, kind, data) VALUES ($1, $2, $3, $4)",
+        project,
+        operation,
+        kind,
+        sqlx::types::Json(data) as _
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// A relay pass: a transaction declared as a worker, holding the relay lock.
+pub struct RelayTx(Transaction<'static, Postgres>);
+
+/// Recorded events read by a relay pass, in order. Only [`RelayTx::oldest`] builds one: the
+/// event bus appends nothing else without a project scope.
+#[derive(Debug)]
+pub struct RelayBatch(Vec<Recorded>);
+
+impl RelayBatch {
+    /// Whether there is nothing to relay.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The outbox positions in the batch.
+    pub fn seqs(&self) -> Vec<i64> {
+        self.0.iter().map(|r| r.seq).collect()
+    }
+
+    /// The events, in order.
+    pub fn into_rows(self) -> Vec<Recorded> {
+        self.0
+    }
+}
+
+/// Opens a relay pass. `None` when another replica holds the lock (it is relaying).
+pub async fn begin_relay(db: &Database) -> Result<Option<RelayTx>, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let locked = sqlx::query_scalar!(
+        r#"SELECT set_config('jeex.worker', 'claim', true) IS NOT NULL AND pg_try_advisory_xact_lock($1) AS "locked!""#,
+        RELAY_LOCK
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(locked.then_some(RelayTx(tx)))
+}
+
+impl RelayTx {
+    /// The oldest `limit` recorded events.
+    pub async fn oldest(&mut self, limit: i64) -> Result<RelayBatch, sqlx::Error> {
+        sqlx::query_as!(
+            Recorded,
+            r#"SELECT seq, project_id, operation_id, kind, data AS "data: sqlx::types::Json<serde_json::Value>", created_at
+               FROM event_outbox ORDER BY seq LIMIT $1"#,
+            limit
+        )
+        .fetch_all(&mut *self.0)
         .await
-        .map(drop)
-}
+        .map(RelayBatch)
+    }
 
-/// Opens a relay pass: a transaction declared as a worker, holding the relay lock. `None` when
-/// another replica holds the lock (it is relaying).
-pub async fn begin_relay(pool: &PgPool) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT set_config('jeex.worker', 'claim', true) IS NOT NULL AND pg_try_advisory_xact_lock($1)")
-        .bind(RELAY_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok(locked.then_some(tx))
-}
+    /// Removes relayed events.
+    pub async fn remove(&mut self, seqs: &[i64]) -> Result<u64, sqlx::Error> {
+        sqlx::query!("DELETE FROM event_outbox WHERE seq = ANY($1)", seqs).execute(&mut *self.0).await.map(|r| r.rows_affected())
+    }
 
-/// The oldest `limit` recorded events.
-pub async fn oldest(conn: &mut PgConnection, limit: i64) -> Result<Vec<Recorded>, sqlx::Error> {
-    sqlx::query_as::<_, Recorded>("SELECT seq, project_id, operation_id, kind, data, created_at FROM event_outbox ORDER BY seq LIMIT $1")
-        .bind(limit)
-        .fetch_all(conn)
-        .await
-}
-
-/// Removes relayed events.
-pub async fn remove(conn: &mut PgConnection, seqs: &[i64]) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM event_outbox WHERE seq = ANY($1)").bind(seqs).execute(conn).await.map(|r| r.rows_affected())
+    /// Commits the pass.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
 }

@@ -2,10 +2,10 @@
 //! development the server's role must not bypass row-level security. Checked at start-up when
 //! the database answers; otherwise readiness keeps asking until it does, so a server started
 //! before its database never serves unchecked.
+use super::Database;
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 use super::{migrate, roles};
@@ -36,17 +36,17 @@ impl DatabaseGate {
 
     /// The verdict, checking the database (within `timeout`) until it has answered once.
     /// `Err` means the database did not answer.
-    pub async fn verdict(&self, pool: &PgPool, timeout: Duration) -> Result<Option<Refusal>, ()> {
+    pub async fn verdict(&self, db: &Database, timeout: Duration) -> Result<Option<Refusal>, ()> {
         if let Some(v) = self.verdict.get() {
             return Ok(v.clone());
         }
-        let checked = tokio::time::timeout(timeout, inspect(pool, self.strict)).await.map_err(drop)?.map_err(drop)?;
+        let checked = tokio::time::timeout(timeout, inspect(db, self.strict)).await.map_err(drop)?.map_err(drop)?;
         Ok(self.verdict.get_or_init(|| async { checked }).await.clone())
     }
 }
 
-async fn inspect(pool: &PgPool, strict: bool) -> Result<Option<Refusal>, sqlx::Error> {
-    let pending = migrate::pending(pool).await?;
+async fn inspect(db: &Database, strict: bool) -> Result<Option<Refusal>, sqlx::Error> {
+    let pending = migrate::pending(db).await?;
     if !pending.is_empty() {
         let versions: Vec<String> = pending.iter().map(i64::to_string).collect();
         return Ok(Some(Refusal::SchemaBehind(format!(
@@ -55,7 +55,7 @@ async fn inspect(pool: &PgPool, strict: bool) -> Result<Option<Refusal>, sqlx::E
             versions.join(", ")
         ))));
     }
-    let role = roles::inspect(pool).await?;
+    let role = roles::inspect(db).await?;
     match role.problem() {
         Some(problem) if strict => Ok(Some(Refusal::UnsafeRole(problem))),
         Some(problem) => {

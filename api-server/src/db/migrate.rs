@@ -6,7 +6,7 @@
 use std::{collections::HashMap, str::FromStr};
 
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
+    ConnectOptions, Connection, PgConnection,
     migrate::{Migrate, Migrator},
     postgres::PgConnectOptions,
 };
@@ -130,7 +130,7 @@ pub async fn run(owner_url: &str, app_role: Option<&AppRole>) -> Result<Report, 
     let options = PgConnectOptions::from_str(owner_url)
         .map_err(|_| MigrateError::Connect("the URL does not parse".into()))?
         .application_name("jeex-api migrate");
-    let mut conn = options.connect().await.map_err(|e| MigrateError::Connect(crate::deps::postgres::describe(&e)))?;
+    let mut conn = options.connect().await.map_err(|e| MigrateError::Connect(crate::db::describe(&e)))?;
     // Lock first: the migrations table itself is created under the lock (a concurrent
     // CREATE TABLE IF NOT EXISTS can fail).
     conn.lock().await.map_err(other)?;
@@ -253,7 +253,8 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Versions embedded in this binary that the database has not applied (all of them when the
 /// migrations table does not exist yet).
-pub async fn pending(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn pending(db: &super::Database) -> Result<Vec<i64>, sqlx::Error> {
+    let pool = db.pool();
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
     let applied: Vec<i64> =
         if exists { sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await? } else { Vec::new() };

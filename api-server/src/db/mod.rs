@@ -1,9 +1,11 @@
-//! Data access. Everything that touches project data goes through a [`scope::Scoped`]
-//! transaction, which only the membership check can open; each resource has its own module
+//! Data access. Everything that touches project data goes through a [`crate::access::Scoped`]
+//! transaction, which only the membership check can open (the pool is private to
+//! [`Database`]); each resource has its own module
 //! with its SQL in plain sight.
 
 pub mod api_keys;
 pub mod audit;
+mod database;
 pub mod documents;
 pub mod event_outbox;
 pub mod gate;
@@ -15,8 +17,9 @@ pub mod page;
 pub mod projects;
 pub mod refresh_tokens;
 pub mod roles;
-pub mod scope;
 pub mod users;
+
+pub use database::{BadUrl, Database, describe};
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 
@@ -80,12 +83,12 @@ impl From<sqlx::Error> for ApiError {
                 Some(code) if code == sqlstate::READ_ONLY || sqlstate::TRANSIENT_CLASSES.iter().any(|c| code.starts_with(c)) => {
                     ApiError::Status(ErrorCode::Unavailable, "the database is unavailable; retry shortly".into())
                 }
-                _ => ApiError::Internal(crate::deps::postgres::describe(&err)),
+                _ => ApiError::Internal(describe(&err)),
             },
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 ApiError::Status(ErrorCode::Unavailable, "the database is unavailable; retry shortly".into())
             }
-            _ => ApiError::Internal(crate::deps::postgres::describe(&err)),
+            _ => ApiError::Internal(describe(&err)),
         }
     }
 }

@@ -6,42 +6,38 @@
 //! Every state change records its event (`operation.queued`, `.running`, `.progress`,
 //! `.cancel_requested`, `.succeeded`, `.failed`, `.cancelled`) in the event outbox in the same
 //! transaction: the operation's state and its events never disagree.
+use super::Database;
+use crate::access::{Admits, Editor, Level, Scoped, WorkerScope};
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{Enum, Object};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
     audit, event_outbox,
     page::{Page, Paged},
-    scope::Scoped,
 };
 use crate::error::{ApiError, ErrorCode};
 
 /// What an operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text")]
 pub enum OperationKind {
     /// Insert documents in batches, idempotently.
-    #[oai(rename = "documents.import")]
     #[sqlx(rename = "documents.import")]
     DocumentsImport,
     /// Build a JSON bundle of the project and its documents.
-    #[oai(rename = "project.export")]
     #[sqlx(rename = "project.export")]
     ProjectExport,
     /// Rebuild the project's part of the vector index from PostgreSQL.
-    #[oai(rename = "documents.reindex")]
     #[sqlx(rename = "documents.reindex")]
     DocumentsReindex,
 }
 
 /// Where an operation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
-#[oai(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum OperationStatus {
     /// Waiting for a worker.
@@ -65,7 +61,7 @@ impl OperationStatus {
 
 /// An operation as the API shows it (its result is fetched separately; its input serves only
 /// its worker and is dropped when it ends).
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Operation {
     /// Operation id.
     pub id: Uuid,
@@ -95,30 +91,34 @@ pub struct Operation {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "id, project_id, kind, status, progress, error, attempt, cancel_requested, created_by, created_at, updated_at, started_at, finished_at";
-
 fn not_found() -> ApiError {
     ApiError::Status(ErrorCode::NotFound, "no such operation in this project".into())
 }
 
 /// Queues an operation in the scoped project.
-pub async fn create(s: &mut Scoped, kind: OperationKind, input: &str, max_attempts: u32) -> Result<Operation, ApiError> {
+pub async fn create(
+    s: &mut Scoped<impl Admits<Editor>>,
+    kind: OperationKind,
+    input: &str,
+    max_attempts: u32,
+) -> Result<Operation, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!(
-        "INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts) \
-         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING {COLUMNS}"
-    );
-    let op = sqlx::query_as::<_, Operation>(&sql)
-        .bind(Uuid::now_v7())
-        .bind(scope.project_id())
-        .bind(kind)
-        .bind(input)
-        .bind(scope.caller().user_id())
-        .bind(scope.caller().api_key_id())
-        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-        .fetch_one(conn)
-        .await?;
+    let op = sqlx::query_as!(
+        Operation,
+        r#"INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts)
+           VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7)
+           RETURNING id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
+                  cancel_requested, created_by, created_at, updated_at, started_at, finished_at"#,
+        Uuid::now_v7(),
+        scope.project_id(),
+        kind as _,
+        input,
+        scope.caller().user_id(),
+        scope.caller().api_key_id(),
+        i32::try_from(max_attempts).unwrap_or(i32::MAX)
+    )
+    .fetch_one(conn)
+    .await?;
     audit::record(s, "operation.create", "operation", op.id, serde_json::json!({ "kind": kind_text(kind) })).await?;
     let queued = serde_json::json!({ "kind": kind_text(kind) });
     event_outbox::record(s.conn(), op.project_id, Some(op.id), "operation.queued", &queued).await?;
@@ -126,39 +126,52 @@ pub async fn create(s: &mut Scoped, kind: OperationKind, input: &str, max_attemp
 }
 
 /// The project's operations, newest first.
-pub async fn list(s: &mut Scoped, status: Option<OperationStatus>, page: &Page) -> Result<Paged<Operation>, ApiError> {
+pub async fn list(s: &mut Scoped<impl Level>, status: Option<OperationStatus>, page: &Page) -> Result<Paged<Operation>, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM operations WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) \
-         AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
-    );
-    let rows = sqlx::query_as::<_, Operation>(&sql)
-        .bind(scope.project_id())
-        .bind(status)
-        .bind(page.after()?)
-        .bind(page.fetch())
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query_as!(
+        Operation,
+        r#"SELECT id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
+                  cancel_requested, created_by, created_at, updated_at, started_at, finished_at
+           FROM operations WHERE project_id = $1 AND ($2::text IS NULL OR status = $2)
+             AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"#,
+        scope.project_id(),
+        status as _,
+        page.after()?,
+        page.fetch()
+    )
+    .fetch_all(conn)
+    .await?;
     Ok(Paged::keyset(rows, page, |o| o.id))
 }
 
 /// One operation.
-pub async fn get(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
+pub async fn get(s: &mut Scoped<impl Level>, id: Uuid) -> Result<Operation, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!("SELECT {COLUMNS} FROM operations WHERE project_id = $1 AND id = $2");
-    sqlx::query_as::<_, Operation>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?.ok_or_else(not_found)
+    sqlx::query_as!(
+        Operation,
+        r#"SELECT id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
+                  cancel_requested, created_by, created_at, updated_at, started_at, finished_at
+           FROM operations WHERE project_id = $1 AND id = $2"#,
+        scope.project_id(),
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(not_found)
 }
 
 /// The result of a succeeded operation, as JSON text (an export's bundle goes out as
 /// PostgreSQL wrote it, never parsed into a value); 409 while it is not.
-pub async fn result(s: &mut Scoped, id: Uuid) -> Result<String, ApiError> {
+pub async fn result(s: &mut Scoped<impl Level>, id: Uuid) -> Result<String, ApiError> {
     let (scope, conn) = s.parts();
-    let row: Option<(OperationStatus, Option<String>)> =
-        sqlx::query_as("SELECT status, result::text FROM operations WHERE project_id = $1 AND id = $2")
-            .bind(scope.project_id())
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT status AS "status: OperationStatus", result::text AS "result?" FROM operations WHERE project_id = $1 AND id = $2"#,
+        scope.project_id(),
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.status, r.result));
     match row.ok_or_else(not_found)? {
         (OperationStatus::Succeeded, Some(result)) => Ok(result),
         (status, _) => Err(ApiError::Status(ErrorCode::Conflict, format!("the operation is {}; it has no result", status_text(status)))),
@@ -167,18 +180,24 @@ pub async fn result(s: &mut Scoped, id: Uuid) -> Result<String, ApiError> {
 
 /// Cancels: a queued operation ends at once; a running one is flagged and its worker stops
 /// at its next step (within a second). Ended operations stay as they are.
-pub async fn cancel(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
+pub async fn cancel(s: &mut Scoped<impl Admits<Editor>>, id: Uuid) -> Result<Operation, ApiError> {
     let (scope, conn) = s.parts();
-    let sql = format!(
-        "UPDATE operations SET \
-             cancel_requested = true, \
-             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
-             finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END, \
-             input = CASE WHEN status = 'queued' THEN NULL ELSE input END, \
-             updated_at = now() \
-         WHERE project_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
-    );
-    let cancelled = sqlx::query_as::<_, Operation>(&sql).bind(scope.project_id()).bind(id).fetch_optional(conn).await?;
+    let cancelled = sqlx::query_as!(
+        Operation,
+        r#"UPDATE operations SET
+               cancel_requested = true,
+               status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+               finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+               input = CASE WHEN status = 'queued' THEN NULL ELSE input END,
+               updated_at = now()
+           WHERE project_id = $1 AND id = $2 AND status IN ('queued', 'running')
+           RETURNING id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
+                  cancel_requested, created_by, created_at, updated_at, started_at, finished_at"#,
+        scope.project_id(),
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
     match cancelled {
         Some(op) => {
             audit::record(s, "operation.cancel", "operation", id, serde_json::json!({})).await?;
@@ -191,7 +210,7 @@ pub async fn cancel(s: &mut Scoped, id: Uuid) -> Result<Operation, ApiError> {
 }
 
 /// A claimed operation, as its worker needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     /// Id.
     pub id: Uuid,
@@ -209,32 +228,40 @@ pub struct Claimed {
     pub created_by_key: Option<Uuid>,
 }
 
-async fn worker_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('jeex.worker', 'claim', true)").execute(&mut *tx).await?;
+/// A lease as an SQL interval (ten seconds when it is out of range).
+fn lease_interval(lease: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10))
+}
+
+async fn worker_tx(db: &Database) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut *tx).await?;
     Ok(tx)
 }
 
 /// Claims the oldest queued operation, or one whose lease expired. Operations out of
 /// attempts are failed on the way.
-pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
+pub async fn claim(db: &Database, owner: &str, lease: Duration) -> Result<Option<(Claimed, WorkerScope)>, sqlx::Error> {
     loop {
-        let mut tx = worker_tx(pool).await?;
-        let next: Option<(Uuid, Uuid, i32, i32, bool)> = sqlx::query_as(
-            "SELECT id, project_id, attempt, max_attempts, cancel_requested FROM operations \
-             WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now()) \
-             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        let mut tx = worker_tx(db).await?;
+        let next = sqlx::query!(
+            "SELECT id, project_id, attempt, max_attempts, cancel_requested FROM operations
+             WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
+             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((id, project, attempt, max_attempts, cancel_requested)) = next else { return Ok(None) };
+        let Some(next) = next else { return Ok(None) };
+        let (id, project, attempt, max_attempts, cancel_requested) =
+            (next.id, next.project_id, next.attempt, next.max_attempts, next.cancel_requested);
         if cancel_requested {
             // Cancelled while its worker was gone: end it instead of running another step.
-            sqlx::query(
-                "UPDATE operations SET status = 'cancelled', input = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+            sqlx::query!(
+                "UPDATE operations SET status = 'cancelled', input = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = now(),
+                     updated_at = now()
                  WHERE id = $1",
+                id
             )
-            .bind(id)
             .execute(&mut *tx)
             .await?;
             event_outbox::record(&mut tx, project, Some(id), "operation.cancelled", &serde_json::json!({})).await?;
@@ -243,49 +270,52 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         }
         if attempt >= max_attempts {
             let error = format!("gave up after {attempt} attempts (the replicas running it stopped)");
-            sqlx::query(
-                "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now() \
+            sqlx::query!(
+                "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now()
                  WHERE id = $1",
+                id,
+                &error
             )
-            .bind(id)
-            .bind(&error)
             .execute(&mut *tx)
             .await?;
             event_outbox::record(&mut tx, project, Some(id), "operation.failed", &serde_json::json!({ "error": error })).await?;
             tx.commit().await?;
             continue;
         }
-        let claimed = sqlx::query_as::<_, Claimed>(
-            "UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
-                 lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now() \
-             WHERE id = $1 RETURNING id, project_id, kind, input::text AS input, attempt, created_by, created_by_key",
+        let claimed = sqlx::query_as!(
+            Claimed,
+            r#"UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2,
+                   lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now()
+               WHERE id = $1
+               RETURNING id, project_id, kind AS "kind: OperationKind", input::text AS "input!", attempt, created_by, created_by_key"#,
+            id,
+            owner,
+            lease_interval(lease) as _
         )
-        .bind(id)
-        .bind(owner)
-        .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10)))
         .fetch_one(&mut *tx)
         .await?;
         let running = serde_json::json!({ "attempt": claimed.attempt });
         event_outbox::record(&mut tx, project, Some(id), "operation.running", &running).await?;
         tx.commit().await?;
-        return Ok(Some(claimed));
+        let work = WorkerScope::claimed(claimed.id, claimed.project_id, owner);
+        return Ok(Some((claimed, work)));
     }
 }
 
 /// Hands back every running operation of `instance` (a graceful stop): queued again (an
 /// `operation.queued` event with `requeued: true`), and the attempt not counted, so rolling
 /// deploys never use up an operation's attempts.
-pub async fn release(pool: &PgPool, instance: &str) -> Result<u64, sqlx::Error> {
-    let mut tx = worker_tx(pool).await?;
-    let done = sqlx::query(
-        "WITH released AS ( \
-             UPDATE operations SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL, lease_expires_at = NULL, \
-                 updated_at = now() \
-             WHERE status = 'running' AND lease_owner LIKE $1 || '/%' RETURNING id, project_id) \
-         INSERT INTO event_outbox (project_id, operation_id, kind, data) \
-         SELECT project_id, id, 'operation.queued', '{\"requeued\": true}' FROM released",
+pub async fn release(db: &Database, instance: &str) -> Result<u64, sqlx::Error> {
+    let mut tx = worker_tx(db).await?;
+    let done = sqlx::query!(
+        r#"WITH released AS (
+               UPDATE operations SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
+                   updated_at = now()
+               WHERE status = 'running' AND lease_owner LIKE $1 || '/%' RETURNING id, project_id)
+           INSERT INTO event_outbox (project_id, operation_id, kind, data)
+           SELECT project_id, id, 'operation.queued', '{"requeued": true}' FROM released"#,
+        instance
     )
-    .bind(instance)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -304,15 +334,15 @@ pub enum Heartbeat {
 }
 
 /// Renews the lease and reads the cancel flag.
-pub async fn heartbeat(pool: &PgPool, id: Uuid, owner: &str, lease: Duration) -> Result<Heartbeat, sqlx::Error> {
-    let mut tx = worker_tx(pool).await?;
-    let flag: Option<bool> = sqlx::query_scalar(
-        "UPDATE operations SET lease_expires_at = now() + $3 \
+pub async fn heartbeat(db: &Database, work: &WorkerScope, lease: Duration) -> Result<Heartbeat, sqlx::Error> {
+    let mut tx = worker_tx(db).await?;
+    let flag = sqlx::query_scalar!(
+        "UPDATE operations SET lease_expires_at = now() + $3
          WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING cancel_requested",
+        work.operation_id(),
+        work.owner(),
+        lease_interval(lease) as _
     )
-    .bind(id)
-    .bind(owner)
-    .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10)))
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -325,22 +355,22 @@ pub async fn heartbeat(pool: &PgPool, id: Uuid, owner: &str, lease: Duration) ->
 
 /// Records progress (and its `operation.progress` event, `data` plus `progress`) while
 /// holding the lease.
-pub async fn progress(pool: &PgPool, id: Uuid, owner: &str, percent: i16, mut data: serde_json::Value) -> Result<bool, sqlx::Error> {
+pub async fn progress(db: &Database, work: &WorkerScope, percent: i16, mut data: serde_json::Value) -> Result<bool, sqlx::Error> {
     let percent = percent.clamp(0, 100);
     if let Some(fields) = data.as_object_mut() {
         fields.insert("progress".into(), percent.into());
     }
-    let mut tx = worker_tx(pool).await?;
-    let done = sqlx::query(
-        "WITH changed AS ( \
-             UPDATE operations SET progress = $3, updated_at = now() \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id) \
+    let mut tx = worker_tx(db).await?;
+    let done = sqlx::query!(
+        "WITH changed AS (
+             UPDATE operations SET progress = $3, updated_at = now()
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id)
          INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.progress', $4 FROM changed",
+        work.operation_id(),
+        work.owner(),
+        percent,
+        sqlx::types::Json(&data) as _
     )
-    .bind(id)
-    .bind(owner)
-    .bind(percent)
-    .bind(sqlx::types::Json(&data))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -350,9 +380,8 @@ pub async fn progress(pool: &PgPool, id: Uuid, owner: &str, percent: i16, mut da
 /// Ends the operation while holding the lease, with its `operation.<status>` event (the
 /// error, if any, in its data). Returns whether it was still ours.
 pub async fn finish(
-    pool: &PgPool,
-    id: Uuid,
-    owner: &str,
+    db: &Database,
+    work: &WorkerScope,
     status: OperationStatus,
     result: Option<&serde_json::value::RawValue>,
     error: Option<&str>,
@@ -361,21 +390,21 @@ pub async fn finish(
         Some(error) => serde_json::json!({ "error": error }),
         None => serde_json::json!({}),
     };
-    let mut tx = worker_tx(pool).await?;
-    let done = sqlx::query(
-        "WITH ended AS ( \
-             UPDATE operations SET status = $3, result = $4, error = $5, input = NULL, \
-                 progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END, \
-                 lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id) \
+    let mut tx = worker_tx(db).await?;
+    let done = sqlx::query!(
+        "WITH ended AS (
+             UPDATE operations SET status = $3, result = $4, error = $5, input = NULL,
+                 progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
+                 lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now()
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id)
          INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.' || $3, $6 FROM ended",
+        work.operation_id(),
+        work.owner(),
+        status as _,
+        result.map(sqlx::types::Json) as _,
+        error,
+        sqlx::types::Json(&data) as _
     )
-    .bind(id)
-    .bind(owner)
-    .bind(status)
-    .bind(result.map(sqlx::types::Json))
-    .bind(error)
-    .bind(sqlx::types::Json(&data))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -384,15 +413,15 @@ pub async fn finish(
 
 /// Deletes operations that ended more than `age` ago, with their results, at most `batch` at
 /// a time (another replica pruning meanwhile skips the rows this one holds). Returns how many.
-pub async fn prune(pool: &PgPool, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = worker_tx(pool).await?;
-    let done = sqlx::query(
-        "DELETE FROM operations WHERE id IN ( \
-             SELECT id FROM operations WHERE finished_at < now() - $1 \
+pub async fn prune(db: &Database, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = worker_tx(db).await?;
+    let done = sqlx::query!(
+        "DELETE FROM operations WHERE id IN (
+             SELECT id FROM operations WHERE finished_at < now() - $1::interval
              ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        chrono::Duration::from_std(age).unwrap_or(chrono::TimeDelta::MAX) as _,
+        batch
     )
-    .bind(chrono::Duration::from_std(age).unwrap_or(chrono::TimeDelta::MAX))
-    .bind(batch)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -401,7 +430,7 @@ pub async fn prune(pool: &PgPool, age: Duration, batch: i64) -> Result<u64, sqlx
 
 /// Inserts an import batch with ids derived from the operation, so a retried batch inserts
 /// nothing twice. Returns the rows actually inserted.
-pub async fn import_batch(s: &mut Scoped, rows: &ImportRows, operation: Uuid) -> Result<u64, ApiError> {
+pub async fn import_batch(s: &mut Scoped<impl Admits<Editor>>, rows: &ImportRows, operation: Uuid) -> Result<u64, ApiError> {
     let (scope, conn) = s.parts();
     let inserted = insert_rows(conn, scope.project_id(), scope.caller().user_id(), rows).await?;
     audit::record(s, "document.import", "operation", operation, serde_json::json!({ "offered": rows.ids.len(), "inserted": inserted }))
@@ -446,24 +475,24 @@ impl ImportRows {
 }
 
 async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>, rows: &ImportRows) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding) \
-         SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3, \
-                CASE WHEN r.at IS NOT NULL THEN ($9::real[])[r.at + 1 : r.at + $10] END \
-         FROM UNNEST($1::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int4[]) \
-              AS r(id, title, content, language, metadata, at) \
+    let done = sqlx::query!(
+        "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding)
+         SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3,
+                CASE WHEN r.at IS NOT NULL THEN ($9::real[])[r.at + 1 : r.at + $10] END
+         FROM UNNEST($1::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int4[])
+              AS r(id, title, content, language, metadata, at)
          ON CONFLICT (id) DO NOTHING",
+        &rows.ids,
+        project,
+        user,
+        &rows.titles,
+        &rows.contents,
+        &rows.languages,
+        &rows.metadata,
+        &rows.embedding_at as _,
+        &rows.embeddings,
+        rows.embedding_len
     )
-    .bind(&rows.ids)
-    .bind(project)
-    .bind(user)
-    .bind(&rows.titles)
-    .bind(&rows.contents)
-    .bind(&rows.languages)
-    .bind(&rows.metadata)
-    .bind(&rows.embedding_at)
-    .bind(&rows.embeddings)
-    .bind(rows.embedding_len)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -471,22 +500,24 @@ async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>,
 
 /// A page of the scoped project's live documents (export), `after` a document id, `limit` at a time.
 /// Each document comes as its id and its JSON text.
-pub async fn export_page(s: &mut Scoped, after: Option<Uuid>, limit: i64) -> Result<Vec<(Uuid, String)>, ApiError> {
+pub async fn export_page(s: &mut Scoped<impl Level>, after: Option<Uuid>, limit: i64) -> Result<Vec<(Uuid, String)>, ApiError> {
     let (scope, conn) = s.parts();
-    Ok(sqlx::query_as(
-        "SELECT id, jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata, \
-                                   'embedding', embedding, 'created_at', created_at, 'updated_at', updated_at, 'version', version)::text \
-         FROM documents WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+    let rows = sqlx::query!(
+        r#"SELECT id, jsonb_build_object('id', id, 'title', title, 'content', content, 'language', language, 'metadata', metadata,
+                                        'embedding', embedding, 'created_at', created_at, 'updated_at', updated_at, 'version', version)::text
+                  AS "document!"
+           FROM documents WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"#,
+        scope.project_id(),
+        after,
+        limit
     )
-    .bind(scope.project_id())
-    .bind(after)
-    .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.document)).collect())
 }
 
 /// What an export of the scoped project would hold.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct DocumentTotals {
     /// Live documents.
     pub documents: i64,
@@ -497,15 +528,16 @@ pub struct DocumentTotals {
 }
 
 /// Totals of the live documents in the scoped project (export progress and limit).
-pub async fn document_totals(s: &mut Scoped) -> Result<DocumentTotals, ApiError> {
+pub async fn document_totals(s: &mut Scoped<impl Level>) -> Result<DocumentTotals, ApiError> {
     let (scope, conn) = s.parts();
-    Ok(sqlx::query_as(
-        "SELECT count(*) AS documents, \
-                coalesce(sum(octet_length(title) + octet_length(content) + octet_length(metadata::text)), 0)::bigint AS text_bytes, \
-                coalesce(sum(cardinality(embedding)), 0)::bigint AS embedding_numbers \
-         FROM documents WHERE project_id = $1 AND deleted_at IS NULL",
+    Ok(sqlx::query_as!(
+        DocumentTotals,
+        r#"SELECT count(*) AS "documents!",
+                  coalesce(sum(octet_length(title) + octet_length(content) + octet_length(metadata::text)), 0)::bigint AS "text_bytes!",
+                  coalesce(sum(cardinality(embedding)), 0)::bigint AS "embedding_numbers!"
+           FROM documents WHERE project_id = $1 AND deleted_at IS NULL"#,
+        scope.project_id()
     )
-    .bind(scope.project_id())
     .fetch_one(conn)
     .await?)
 }

@@ -1,20 +1,18 @@
 //! Projects. Reading or changing one takes a [`Scoped`] transaction; listing "my projects"
 //! and creating one act for a user ([`UserTx`]).
 
+use crate::access::{Admits, Editor, Level, Owner, Scoped, UserTx, set_rls};
 use chrono::{DateTime, Utc};
-use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
 use super::{
     audit,
     page::{Page, Paged},
-    scope::{Scoped, UserTx, set_rls},
 };
 use crate::error::{ApiError, ErrorCode};
 
 /// Lifecycle state of a project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
-#[oai(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum ProjectStatus {
     /// Being set up.
@@ -28,8 +26,7 @@ pub enum ProjectStatus {
 }
 
 /// A project.
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
-#[oai(example)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Project {
     /// Project id.
     pub id: Uuid,
@@ -50,8 +47,6 @@ pub struct Project {
     /// Optimistic-concurrency version; the `ETag` is this number in quotes.
     pub version: i64,
 }
-
-const COLUMNS: &str = "id, name, status, current_step, language, created_by, created_at, updated_at, version";
 
 /// Fields of a new project (validated by the API layer).
 pub struct NewProject {
@@ -83,17 +78,23 @@ fn precondition_failed() -> ApiError {
 
 /// Creates a project with the caller as its owner, and records it.
 pub async fn create(tx: UserTx, new: &NewProject) -> Result<Project, ApiError> {
-    let UserTx { mut tx, caller, user_id } = tx;
+    let user_id = tx.user_id();
+    let (mut tx, caller) = tx.into_parts();
     let id = Uuid::now_v7();
     // The new project becomes the transaction's scope: policies admit exactly it.
     set_rls(&mut tx, Some(user_id), Some(id)).await?;
-    let sql = format!("INSERT INTO projects (id, name, language, created_by) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}");
-    let project = sqlx::query_as::<_, Project>(&sql).bind(id).bind(&new.name).bind(&new.language).bind(user_id).fetch_one(&mut *tx).await?;
-    sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    let project = sqlx::query_as!(
+        Project,
+        r#"INSERT INTO projects (id, name, language, created_by) VALUES ($1, $2, $3, $4)
+           RETURNING id, name, status AS "status: ProjectStatus", current_step, language, created_by, created_at, updated_at, version"#,
+        id,
+        &new.name,
+        &new.language,
+        user_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')", id, user_id).execute(&mut *tx).await?;
     let mut scoped = Scoped::created(tx, &caller, id);
     audit::record(&mut scoped, "project.create", "project", id, serde_json::json!({ "name": project.name })).await?;
     scoped.commit().await?;
@@ -102,47 +103,56 @@ pub async fn create(tx: UserTx, new: &NewProject) -> Result<Project, ApiError> {
 
 /// The caller's live projects, newest first, optionally of one status.
 pub async fn list_mine(tx: &mut UserTx, status: Option<ProjectStatus>, page: &Page) -> Result<Paged<Project>, ApiError> {
-    let sql = format!(
-        "SELECT {} FROM projects p JOIN project_members m ON m.project_id = p.id AND m.user_id = $1 \
-         WHERE p.deleted_at IS NULL AND ($2::text IS NULL OR p.status = $2) AND ($3::uuid IS NULL OR p.id < $3) \
-         ORDER BY p.id DESC LIMIT $4",
-        COLUMNS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
-    );
-    let rows = sqlx::query_as::<_, Project>(&sql)
-        .bind(tx.user_id)
-        .bind(status)
-        .bind(page.after()?)
-        .bind(page.fetch())
-        .fetch_all(&mut *tx.tx)
-        .await?;
+    let rows = sqlx::query_as!(
+        Project,
+        r#"SELECT p.id, p.name, p.status AS "status: ProjectStatus", p.current_step, p.language, p.created_by, p.created_at,
+                  p.updated_at, p.version
+           FROM projects p JOIN project_members m ON m.project_id = p.id AND m.user_id = $1
+           WHERE p.deleted_at IS NULL AND ($2::text IS NULL OR p.status = $2) AND ($3::uuid IS NULL OR p.id < $3)
+           ORDER BY p.id DESC LIMIT $4"#,
+        tx.user_id(),
+        status as _,
+        page.after()?,
+        page.fetch()
+    )
+    .fetch_all(tx.conn())
+    .await?;
     Ok(Paged::keyset(rows, page, |p| p.id))
 }
 
 /// The scoped project.
-pub async fn get(s: &mut Scoped) -> Result<Project, ApiError> {
+pub async fn get(s: &mut Scoped<impl Level>) -> Result<Project, ApiError> {
     let id = s.scope().project_id();
-    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1 AND deleted_at IS NULL");
-    sqlx::query_as::<_, Project>(&sql).bind(id).fetch_optional(s.conn()).await?.ok_or_else(super::scope::project_not_found)
+    sqlx::query_as!(
+        Project,
+        r#"SELECT id, name, status AS "status: ProjectStatus", current_step, language, created_by, created_at, updated_at, version
+           FROM projects WHERE id = $1 AND deleted_at IS NULL"#,
+        id
+    )
+    .fetch_optional(s.conn())
+    .await?
+    .ok_or_else(crate::access::project_not_found)
 }
 
 /// Applies `changes` when the version matches `expected`; one atomic UPDATE, so concurrent
 /// changes never overwrite each other unseen.
-pub async fn update(s: &mut Scoped, changes: &ProjectChanges, expected: Expected<'_>) -> Result<Project, ApiError> {
+pub async fn update(s: &mut Scoped<impl Admits<Editor>>, changes: &ProjectChanges, expected: Expected<'_>) -> Result<Project, ApiError> {
     let id = s.scope().project_id();
-    let sql = format!(
-        "UPDATE projects SET name = coalesce($2, name), status = coalesce($3, status), current_step = coalesce($4, current_step), \
-         language = coalesce($5, language), version = version + 1, updated_at = now() \
-         WHERE id = $1 AND deleted_at IS NULL AND ($6::bigint[] IS NULL OR version = ANY($6)) RETURNING {COLUMNS}"
-    );
-    let updated = sqlx::query_as::<_, Project>(&sql)
-        .bind(id)
-        .bind(&changes.name)
-        .bind(changes.status)
-        .bind(changes.current_step)
-        .bind(&changes.language)
-        .bind(expected)
-        .fetch_optional(s.conn())
-        .await?;
+    let updated = sqlx::query_as!(
+        Project,
+        r#"UPDATE projects SET name = coalesce($2, name), status = coalesce($3, status), current_step = coalesce($4, current_step),
+               language = coalesce($5, language), version = version + 1, updated_at = now()
+           WHERE id = $1 AND deleted_at IS NULL AND ($6::bigint[] IS NULL OR version = ANY($6))
+           RETURNING id, name, status AS "status: ProjectStatus", current_step, language, created_by, created_at, updated_at, version"#,
+        id,
+        changes.name.as_deref(),
+        changes.status as _,
+        changes.current_step,
+        changes.language.as_deref(),
+        expected
+    )
+    .fetch_optional(s.conn())
+    .await?;
     let project = updated.ok_or_else(precondition_failed)?;
     let fields: Vec<&str> = [
         changes.name.as_ref().map(|_| "name"),
@@ -158,32 +168,16 @@ pub async fn update(s: &mut Scoped, changes: &ProjectChanges, expected: Expected
 }
 
 /// Soft-deletes the scoped project when the version matches `expected`.
-pub async fn delete(s: &mut Scoped, expected: Expected<'_>) -> Result<(), ApiError> {
+pub async fn delete(s: &mut Scoped<impl Admits<Owner>>, expected: Expected<'_>) -> Result<(), ApiError> {
     let id = s.scope().project_id();
-    let deleted: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE projects SET deleted_at = now(), version = version + 1, updated_at = now() \
+    let deleted = sqlx::query_scalar!(
+        "UPDATE projects SET deleted_at = now(), version = version + 1, updated_at = now()
          WHERE id = $1 AND deleted_at IS NULL AND ($2::bigint[] IS NULL OR version = ANY($2)) RETURNING id",
+        id,
+        expected
     )
-    .bind(id)
-    .bind(expected)
     .fetch_optional(s.conn())
     .await?;
     deleted.ok_or_else(precondition_failed)?;
     audit::record(s, "project.delete", "project", id, serde_json::json!({})).await
-}
-
-impl poem_openapi::types::Example for Project {
-    fn example() -> Self {
-        Self {
-            id: uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000001),
-            name: "Website relaunch".into(),
-            status: ProjectStatus::Active,
-            current_step: 2,
-            language: "en".into(),
-            created_by: Some(uuid::Uuid::from_u128(0x0193b5e4_8f7a_7c2e_b8a1_000000000002)),
-            created_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            updated_at: "2026-11-24T09:30:00Z".parse().unwrap_or_default(),
-            version: 3,
-        }
-    }
 }

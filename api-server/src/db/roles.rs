@@ -1,10 +1,10 @@
 //! Is the server's database role safe to serve with? Row-level security does not bind
 //! superusers or BYPASSRLS roles, and a role that owns tables could alter or drop them.
 
-use sqlx::PgPool;
+use super::Database;
 
 /// What the server's role may do beyond its grants.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleSafety {
     /// `current_user`.
     pub role: String,
@@ -42,14 +42,14 @@ impl RoleSafety {
 }
 
 /// Reads the facts about `current_user`.
-pub async fn inspect(pool: &PgPool) -> Result<RoleSafety, sqlx::Error> {
-    sqlx::query_as::<_, RoleSafety>(
-        "SELECT current_user::text AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls, \
-                EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() \
-                        AND pg_has_role(current_user, t.tableowner, 'USAGE')) \
-                  AS owns_tables \
-         FROM pg_roles r WHERE r.rolname = current_user",
+pub async fn inspect(db: &Database) -> Result<RoleSafety, sqlx::Error> {
+    sqlx::query_as!(
+        RoleSafety,
+        r#"SELECT current_user::text AS "role!", r.rolsuper AS "superuser!", r.rolbypassrls AS "bypass_rls!",
+                  EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema()
+                          AND pg_has_role(current_user, t.tableowner, 'USAGE')) AS "owns_tables!"
+           FROM pg_roles r WHERE r.rolname = current_user"#
     )
-    .fetch_one(pool)
+    .fetch_one(db.pool())
     .await
 }

@@ -25,7 +25,10 @@ use futures_util::task::AtomicWaker;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::principal::Principal;
+use crate::{
+    access::{Principal, ProjectScope},
+    db::event_outbox::RelayBatch,
+};
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,14 +436,21 @@ impl EventBus {
         Self { backend: Arc::new(backend), fanout, recorded: Arc::default() }
     }
 
-    /// Appends an event to its project's history and delivers it live, atomically. Operation
-    /// events are not published this way but recorded in PostgreSQL and relayed ([`relay`]).
-    pub async fn publish(&self, project: Uuid, kind: &str, operation: Option<Uuid>, data: serde_json::Value) -> Result<Event, BusError> {
+    /// Appends an event to the scope's project history and delivers it live, atomically.
+    /// Operation events are not published this way but recorded in PostgreSQL and relayed
+    /// ([`relay`]).
+    pub async fn publish(
+        &self,
+        scope: &ProjectScope,
+        kind: &str,
+        operation: Option<Uuid>,
+        data: serde_json::Value,
+    ) -> Result<Event, BusError> {
         let draft = Event {
             frame: Default::default(),
             id: String::new(),
             kind: kind.to_owned(),
-            project_id: project,
+            project_id: scope.project_id(),
             operation_id: operation,
             data,
             time: Utc::now(),
@@ -458,7 +468,23 @@ impl EventBus {
     /// Appends relayed events (outbox order `seq`, event), in order, each at most once: an
     /// event whose `seq` this pass's earlier attempt appended already (its removal from the
     /// outbox did not commit) is skipped. Returns the IDs given (`None` for skipped ones).
-    pub async fn append_relayed(&self, batch: Vec<(i64, Event)>) -> Result<Vec<Option<String>>, BusError> {
+    pub async fn append_relayed(&self, batch: RelayBatch) -> Result<Vec<Option<String>>, BusError> {
+        let batch: Vec<(i64, Event)> = batch
+            .into_rows()
+            .into_iter()
+            .map(|r| {
+                let event = Event {
+                    frame: Default::default(),
+                    id: String::new(),
+                    kind: r.kind,
+                    project_id: r.project_id,
+                    operation_id: r.operation_id,
+                    data: r.data.0,
+                    time: r.created_at,
+                };
+                (r.seq, event)
+            })
+            .collect();
         match &*self.backend {
             Backend::Redis(bus) => bus.append_relayed(&batch).await,
             Backend::Memory(bus) => Ok(batch
@@ -510,17 +536,18 @@ impl EventBus {
         }
     }
 
-    /// Retained events of `project` after `after` (all retained ones when `None`).
-    pub async fn history(&self, project: Uuid, after: Option<&str>) -> Result<History, BusError> {
+    /// Retained events of the scope's project after `after` (all retained ones when `None`).
+    pub async fn history(&self, scope: &ProjectScope, after: Option<&str>) -> Result<History, BusError> {
+        let project = scope.project_id();
         match &*self.backend {
             Backend::Redis(bus) => bus.history(project, after).await,
             Backend::Memory(bus) => Ok(bus.history(project, after)),
         }
     }
 
-    /// Live events of `project` from now on.
-    pub fn subscribe(&self, project: Uuid) -> Subscription {
-        self.fanout.subscribe(project)
+    /// Live events of the scope's project from now on.
+    pub fn subscribe(&self, scope: &ProjectScope) -> Subscription {
+        self.fanout.subscribe(scope.project_id())
     }
 
     /// Each distinct (project, holder) streaming from this replica.

@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{BusError, Event, EventBus};
-use crate::db::event_outbox;
+use super::{BusError, EventBus};
+use crate::db::{Database, event_outbox};
 
 /// Events relayed per transaction.
 pub const BATCH: i64 = 500;
@@ -29,7 +28,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// PostgreSQL.
-    #[error("database: {}", crate::deps::postgres::describe(.0))]
+    #[error("database: {}", crate::db::describe(.0))]
     Database(#[from] sqlx::Error),
     /// The history (Redis).
     #[error(transparent)]
@@ -46,30 +45,15 @@ pub enum Pass {
 }
 
 /// Relays one batch.
-pub async fn pass(pool: &PgPool, bus: &EventBus) -> Result<Pass, RelayError> {
-    let Some(mut tx) = event_outbox::begin_relay(pool).await? else { return Ok(Pass::Busy) };
-    let rows = event_outbox::oldest(&mut tx, BATCH).await?;
-    if rows.is_empty() {
+pub async fn pass(db: &Database, bus: &EventBus) -> Result<Pass, RelayError> {
+    let Some(mut tx) = event_outbox::begin_relay(db).await? else { return Ok(Pass::Busy) };
+    let batch = tx.oldest(BATCH).await?;
+    if batch.is_empty() {
         return Ok(Pass::Relayed(0));
     }
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let batch = rows
-        .into_iter()
-        .map(|r| {
-            let event = Event {
-                frame: Default::default(),
-                id: String::new(),
-                kind: r.kind,
-                project_id: r.project_id,
-                operation_id: r.operation_id,
-                data: r.data.0,
-                time: r.created_at,
-            };
-            (r.seq, event)
-        })
-        .collect();
+    let seqs = batch.seqs();
     bus.append_relayed(batch).await?;
-    event_outbox::remove(&mut tx, &seqs).await?;
+    tx.remove(&seqs).await?;
     tx.commit().await?;
     bus.relay_committed(&seqs).await;
     Ok(Pass::Relayed(seqs.len()))
@@ -101,17 +85,17 @@ impl Drop for Relay {
     }
 }
 
-/// Starts relaying `pool`'s outbox to `bus`.
-pub fn spawn(pool: PgPool, bus: EventBus) -> Relay {
+/// Starts relaying `db`'s outbox to `bus`.
+pub fn spawn(db: Database, bus: EventBus) -> Relay {
     let (shutdown, stopped) = watch::channel(false);
-    Relay { handle: Some(tokio::spawn(run(pool, bus, stopped))), shutdown }
+    Relay { handle: Some(tokio::spawn(run(db, bus, stopped))), shutdown }
 }
 
-async fn run(pool: PgPool, bus: EventBus, mut shutdown: watch::Receiver<bool>) {
+async fn run(db: Database, bus: EventBus, mut shutdown: watch::Receiver<bool>) {
     let mut delay = BACKOFF.0;
     let mut failing = false;
     while !*shutdown.borrow() {
-        let wait = match pass(&pool, &bus).await {
+        let wait = match pass(&db, &bus).await {
             Ok(Pass::Busy) => BUSY,
             Ok(Pass::Relayed(n)) => {
                 if failing {

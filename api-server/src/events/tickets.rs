@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::principal::Principal;
+use crate::access::Principal;
 
 /// The audience suffix of tickets: `<JEEX_JWT_AUDIENCE>:event-stream`.
 pub const AUDIENCE_SUFFIX: &str = ":event-stream";

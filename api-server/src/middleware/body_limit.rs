@@ -20,8 +20,8 @@ use poem::{
 use uuid::Uuid;
 
 use crate::{
-    auth::principal::authenticate,
-    db::scope::{Role, Scoped},
+    access::Editor,
+    auth::{principal::authenticate, request::RequestAuth},
     error::{ApiError, ErrorCode},
     routes::RouteEntry,
     state::AppState,
@@ -58,7 +58,7 @@ impl Uploads {
         let large = req.method() == poem::http::Method::POST
             && route.is_some_and(|r| &*r.template == UPLOAD_ROUTE)
             && declared_length(req).is_none_or(|len| len > general as u64);
-        large.then(|| crate::routes::project_of(req.uri().path())).flatten()
+        large.then(|| req.extensions().get::<RequestAuth>().and_then(RequestAuth::project)).flatten()
     }
 
     /// A permit, or 503 when all are taken: the client retries (`Retry-After`) rather than
@@ -80,8 +80,7 @@ impl Uploads {
 /// 403 or 404, before the body is read.
 pub async fn authorize(state: &AppState, req: &Request, project: Uuid) -> Result<()> {
     let caller = authenticate(req).await?;
-    let scoped = Scoped::begin(&state.deps().postgres, &caller, project).await?;
-    scoped.scope().require(Role::Editor)?;
+    state.deps().db.scoped::<Editor>(&caller, project).await?;
     Ok(())
 }
 

@@ -8,10 +8,7 @@ use poem::{
 };
 
 use super::correlation::CorrelationId;
-use crate::{
-    config::CorsConfig,
-    error::{ErrorCode, Problem},
-};
+use crate::{config::CorsConfig, error::ErrorCode, problem::Problem};
 
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const ALLOWED_HEADERS: &[&str] =

@@ -53,6 +53,7 @@ use tracing::Instrument;
 
 use self::{correlation::CorrelationId, cors::Decision};
 use crate::{
+    auth::request::RequestAuth,
     config::CorsConfig,
     ratelimit::{Verdict, meter::ProjectMeter},
     routes::{RouteEntry, RouteTable},
@@ -100,6 +101,12 @@ impl<E: Endpoint> Chain<E> {
     async fn respond(&self, mut req: Request, id: CorrelationId) -> Response {
         let observation = self.observer.start(&self.routes, &req);
         let path = observation.path();
+        // The route's project, read once, and the request's one authentication, done when first
+        // asked (by the limiter, the upload check or the handler).
+        if let Some(route) = observation.route().filter(|r| r.template.starts_with("/api/")) {
+            let project = route.project_id(req.uri().path());
+            req.extensions_mut().insert(RequestAuth::new(project));
+        }
         let mut resp = match cors::decide(&self.cors, &req) {
             Decision::Preflight(resp) => resp,
             Decision::Actual(grant) => {

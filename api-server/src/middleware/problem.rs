@@ -10,7 +10,7 @@ use poem::{
 };
 
 use super::correlation::CorrelationId;
-use crate::{error::Problem, routes::RouteTable};
+use crate::{problem::Problem, routes::RouteTable};
 
 /// The challenge of every 401: no hint at which check failed.
 const WWW_AUTHENTICATE: &str = "Bearer realm=\"jeex\"";

@@ -24,11 +24,12 @@ use super::correlation::CorrelationId;
 use crate::{
     auth::{
         cookies,
-        principal::API_KEY_HEADER,
+        principal::{self, API_KEY_HEADER},
         scheme::{self, Authorization},
     },
     config::{Quota, TrustedNet},
-    error::{ErrorCode, Problem},
+    error::ErrorCode,
+    problem::Problem,
     ratelimit::{Class, Verdict, gcra::Outcome, meter::PROJECT_MULTIPLE},
     routes::RouteEntry,
     state::AppState,
@@ -102,16 +103,14 @@ async fn identities(state: &AppState, req: &Request) -> Vec<(String, u32)> {
         ids.push((format!("key:{hex}"), 1));
         return ids;
     }
-    let bearer = match scheme::authorization(req.headers()) {
-        Authorization::Bearer(token) => Some(token.to_owned()),
-        Authorization::Other => None,
-        Authorization::Absent => cookies::get(req.headers(), cookies::ACCESS),
+    let user_credential = match scheme::authorization(req.headers()) {
+        Authorization::Bearer(_) => true,
+        Authorization::Other => false,
+        Authorization::Absent => cookies::get(req.headers(), cookies::ACCESS).is_some(),
     };
-    // Verified tokens are cached, so this costs a hash lookup; an invalid token simply adds
-    // no user key (authentication refuses it later).
-    if let Some(token) = bearer
-        && let Ok(user) = state.access_tokens().verify(token.trim()).await
-    {
+    // The request's one authentication (the handler reuses its outcome); a refused token
+    // simply adds no user key (the handler answers the 401).
+    if user_credential && let Some(user) = principal::user_of(state, req).await {
         ids.push((format!("user:{user}"), 1));
     }
     ids

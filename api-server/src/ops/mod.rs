@@ -4,4 +4,5 @@
 pub mod export;
 pub mod import;
 pub mod reindex;
+pub mod step;
 pub mod worker;

@@ -9,13 +9,13 @@
 
 use uuid::Uuid;
 
-use super::worker::{Ending, Step, interrupted};
+use super::step::{Ending, Step, interrupted};
 use crate::{
-    auth::principal::Caller,
+    access::{Caller, Editor, Scoped, WorkerScope},
     db::{
+        Database,
         operations::{self, Claimed},
         outbox,
-        scope::{Role, Scoped},
     },
     error::ApiError,
     state::AppState,
@@ -26,21 +26,19 @@ use crate::{
 const PAGE: i64 = 500;
 
 /// One batch's transaction: the creator's scope (role checked again), holding the index lock.
-async fn locked_batch(pool: &sqlx::PgPool, caller: &Caller, op: &Claimed) -> Result<Scoped, ApiError> {
-    let mut s = Scoped::begin(pool, caller, op.project_id).await?;
-    s.scope().require(Role::Editor)?;
+async fn locked_batch(db: &Database, caller: &Caller, op: &Claimed) -> Result<Scoped<Editor>, ApiError> {
+    let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
     outbox::lock_index(&mut s).await?;
     Ok(s)
 }
 
 /// Runs the reindex of `op`'s project as `caller`.
-pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
-    let pool = &state.deps().postgres;
+pub async fn run(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
+    let db = &state.deps().db;
     let index = &state.deps().vectors;
     let dim = index.shape().dim;
     let total = {
-        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
         let n = outbox::vector_count(&mut s, dim).await?;
         s.commit().await?;
         n.max(1)
@@ -52,7 +50,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = locked_batch(pool, caller, op).await?;
+        let mut s = locked_batch(db, caller, op).await?;
         let page = outbox::live_page(&mut s, after, PAGE, dim).await?;
         let full = page.len() as i64 == PAGE;
         after = page.last().map(|l| l.id);
@@ -61,7 +59,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         index.upsert(VectorScope::from(s.scope()), points).await?;
         s.commit().await?;
         let percent = i16::try_from((indexed * 90 / total).min(90)).unwrap_or(90);
-        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "indexed": indexed, "of": total })).await? {
+        if !operations::progress(db, work, percent, serde_json::json!({ "indexed": indexed, "of": total })).await? {
             return Ok(Ending::Lost);
         }
         state.events().recorded();
@@ -76,7 +74,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = locked_batch(pool, caller, op).await?;
+        let mut s = locked_batch(db, caller, op).await?;
         let scope = VectorScope::from(s.scope());
         let (ids, next) = index.scroll(scope, from, PAGE as usize).await?;
         let live = outbox::live_among(&mut s, &ids, dim).await?;
@@ -89,7 +87,7 @@ pub async fn run(state: &AppState, owner: &str, op: &Claimed, caller: &Caller, s
             None => break,
         }
     }
-    if !operations::progress(pool, op.id, owner, 100, serde_json::json!({ "indexed": indexed, "removed": removed })).await? {
+    if !operations::progress(db, work, 100, serde_json::json!({ "indexed": indexed, "removed": removed })).await? {
         return Ok(Ending::Lost);
     }
     state.events().recorded();

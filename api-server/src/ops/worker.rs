@@ -8,13 +8,16 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{export, import};
+use super::{
+    export, import,
+    step::{Ending, Step, interrupted},
+};
 use crate::{
-    auth::principal::{Caller, Principal},
+    access::{Caller, Editor, Principal, Viewer, WorkerScope},
     db::{
+        Database,
         operations::{self, Claimed, Heartbeat, OperationKind, OperationStatus},
         projects,
-        scope::{Role, Scoped},
     },
     error::{ApiError, ErrorCode},
     state::AppState,
@@ -34,7 +37,7 @@ pub struct Workers {
     handles: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     instance: String,
-    pool: sqlx::PgPool,
+    db: Database,
 }
 
 /// Starts `JEEX_WORKERS` workers; each is known to the others by `<instance>/<n>`.
@@ -46,18 +49,18 @@ pub fn spawn(state: &AppState) -> Workers {
         (0..config.workers).map(|n| tokio::spawn(run(state.clone(), format!("{instance}/{n}"), stopped.clone()))).collect();
     // Replicas that run operations also clear away the ended ones.
     if let (true, Some(retention)) = (config.workers > 0, config.retention) {
-        handles.push(tokio::spawn(prune(state.deps().postgres.clone(), retention, stopped)));
+        handles.push(tokio::spawn(prune(state.deps().db.clone(), retention, stopped)));
     }
-    Workers { handles, shutdown, instance, pool: state.deps().postgres.clone() }
+    Workers { handles, shutdown, instance, db: state.deps().db.clone() }
 }
 
 /// Deletes the operations that ended more than `retention` ago: at start-up, then every
 /// [`PRUNE_EVERY`]. Replicas pruning at once skip each other's rows.
-async fn prune(pool: sqlx::PgPool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn prune(db: Database, retention: Duration, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         let mut deleted = 0;
         loop {
-            match operations::prune(&pool, retention, PRUNE_BATCH).await {
+            match operations::prune(&db, retention, PRUNE_BATCH).await {
                 Ok(n) => {
                     deleted += n;
                     if n < PRUNE_BATCH as u64 {
@@ -65,7 +68,7 @@ async fn prune(pool: sqlx::PgPool, retention: Duration, mut shutdown: watch::Rec
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %crate::deps::postgres::describe(&e), "cannot delete ended operations past their retention; will retry");
+                    tracing::warn!(error = %crate::db::describe(&e), "cannot delete ended operations past their retention; will retry");
                     break;
                 }
             }
@@ -89,11 +92,11 @@ impl Workers {
             handle.abort();
             let _ = handle.await;
         }
-        match operations::release(&self.pool, &self.instance).await {
+        match operations::release(&self.db, &self.instance).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(operations = n, "handed running operations back to the queue"),
             Err(e) => {
-                tracing::warn!(error = %crate::deps::postgres::describe(&e), "could not hand operations back; their leases will expire")
+                tracing::warn!(error = %crate::db::describe(&e), "could not hand operations back; their leases will expire")
             }
         }
     }
@@ -108,20 +111,20 @@ impl Drop for Workers {
 }
 
 async fn run(state: AppState, owner: String, mut shutdown: watch::Receiver<bool>) {
-    let pool = state.deps().postgres.clone();
+    let db = state.deps().db.clone();
     let lease = state.config().operations.lease;
     while !*shutdown.borrow() {
-        match operations::claim(&pool, &owner, lease).await {
-            Ok(Some(op)) => {
+        match operations::claim(&db, &owner, lease).await {
+            Ok(Some((op, work))) => {
                 // The claim recorded `operation.running`.
                 state.events().recorded();
-                execute(&state, &owner, op).await;
+                execute(&state, &work, op).await;
             }
             Ok(None) => {
                 let _ = tokio::time::timeout(IDLE, shutdown.changed()).await;
             }
             Err(e) => {
-                tracing::warn!(error = %crate::deps::postgres::describe(&e), "operation worker cannot reach the database");
+                tracing::warn!(error = %crate::db::describe(&e), "operation worker cannot reach the database");
                 let _ = tokio::time::timeout(Duration::from_secs(1), shutdown.changed()).await;
             }
         }
@@ -137,61 +140,41 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The heartbeat's verdict, watched between steps.
-pub type Step = watch::Receiver<Heartbeat>;
-
-/// How a run ended, short of an error.
-pub enum Ending {
-    /// Finished with this result (JSON text: an export's bundle is never held as a `Value`).
-    Done(Box<serde_json::value::RawValue>),
-    /// Stopped on request.
-    Cancelled,
-    /// Another replica holds the lease now.
-    Lost,
-}
-
-impl Ending {
-    /// Finished with a small result built as a value.
-    pub fn done(result: &serde_json::Value) -> Result<Self, ApiError> {
-        serde_json::value::to_raw_value(result).map(Self::Done).map_err(|e| ApiError::Internal(format!("cannot encode the result: {e}")))
-    }
-}
-
-async fn execute(state: &AppState, owner: &str, op: Claimed) {
-    let pool = state.deps().postgres.clone();
+async fn execute(state: &AppState, work: &WorkerScope, op: Claimed) {
+    let db = state.deps().db.clone();
     let lease = state.config().operations.lease;
     let (signal_tx, signal) = watch::channel(Heartbeat::Continue);
     // Aborted with the run, however it ends (also when the worker itself is aborted): a
     // heartbeat must never outlive the work it vouches for.
     let beat = AbortOnDrop({
-        let (pool, owner, id) = (pool.clone(), owner.to_owned(), op.id);
+        let (db, work, id) = (db.clone(), work.clone(), op.id);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(BEAT).await;
-                match operations::heartbeat(&pool, id, &owner, lease).await {
+                match operations::heartbeat(&db, &work, lease).await {
                     Ok(Heartbeat::Continue) => {}
                     Ok(other) => {
                         let _ = signal_tx.send(other);
                         return;
                     }
-                    Err(e) => tracing::warn!(operation = %id, error = %crate::deps::postgres::describe(&e), "lease renewal failed"),
+                    Err(e) => tracing::warn!(operation = %id, error = %crate::db::describe(&e), "lease renewal failed"),
                 }
             }
         })
     });
     let span = tracing::info_span!("operation", operation = %op.id, kind = ?op.kind, attempt = op.attempt);
-    let outcome = tracing::Instrument::instrument(work(state, owner, &op, &signal), span).await;
+    let outcome = tracing::Instrument::instrument(run_kind(state, work, &op, &signal), span).await;
     drop(beat);
     let finished = match outcome {
-        Ok(Ending::Done(result)) => operations::finish(&pool, op.id, owner, OperationStatus::Succeeded, Some(&result), None).await,
-        Ok(Ending::Cancelled) => operations::finish(&pool, op.id, owner, OperationStatus::Cancelled, None, None).await,
+        Ok(Ending::Done(result)) => operations::finish(&db, work, OperationStatus::Succeeded, Some(&result), None).await,
+        Ok(Ending::Cancelled) => operations::finish(&db, work, OperationStatus::Cancelled, None, None).await,
         Ok(Ending::Lost) => {
             tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
             return;
         }
-        Err(ApiError::Status(ErrorCode::Unavailable | ErrorCode::Conflict, detail)) => {
+        Err(e) if e.is_transient() => {
             // Transient: leave the lease to expire; the next claim retries (and counts).
-            tracing::warn!(operation = %op.id, %detail, "operation interrupted; it will be retried");
+            tracing::warn!(operation = %op.id, detail = %e, "operation interrupted; it will be retried");
             return;
         }
         Err(e) => {
@@ -201,36 +184,27 @@ async fn execute(state: &AppState, owner: &str, op: Claimed) {
                 ApiError::Internal(_) => "an internal error stopped the operation; see the server log".to_owned(),
                 other => other.to_string(),
             };
-            operations::finish(&pool, op.id, owner, OperationStatus::Failed, None, Some(&public)).await
+            operations::finish(&db, work, OperationStatus::Failed, None, Some(&public)).await
         }
     };
     match finished {
         Ok(true) => state.events().recorded(),
         Ok(false) => tracing::warn!(operation = %op.id, "the lease was lost before the end could be recorded"),
         Err(e) => {
-            tracing::warn!(operation = %op.id, error = %crate::deps::postgres::describe(&e), "could not record the end of the operation")
+            tracing::warn!(operation = %op.id, error = %crate::db::describe(&e), "could not record the end of the operation")
         }
-    }
-}
-
-/// Stop here? (Between steps: cancel requested, or the lease gone.)
-pub fn interrupted(signal: &Step) -> Option<Ending> {
-    match *signal.borrow() {
-        Heartbeat::Continue => None,
-        Heartbeat::Cancel => Some(Ending::Cancelled),
-        Heartbeat::Lost => Some(Ending::Lost),
     }
 }
 
 /// The creator, acting again: a user (membership re-checked by every scope) or an API key
 /// (which must still be live, with its current role).
-async fn creator(pool: &sqlx::PgPool, op: &Claimed) -> Result<Caller, ApiError> {
+async fn creator(db: &Database, op: &Claimed) -> Result<Caller, ApiError> {
     let gone =
         || ApiError::Status(ErrorCode::Forbidden, "the operation's creator (user or API key) can no longer act in the project".into());
     let principal = match (op.created_by, op.created_by_key) {
         (Some(user_id), _) => Principal::User { user_id },
         (None, Some(key_id)) => {
-            let role = crate::db::api_keys::live_role(pool, op.project_id, key_id).await?.ok_or_else(gone)?;
+            let role = crate::db::api_keys::live_role(db, op.project_id, key_id).await?.ok_or_else(gone)?;
             Principal::ApiKey { key_id, project_id: op.project_id, role }
         }
         (None, None) => return Err(gone()),
@@ -238,23 +212,17 @@ async fn creator(pool: &sqlx::PgPool, op: &Claimed) -> Result<Caller, ApiError> 
     Ok(Caller { principal, correlation_id: format!("operation-{}", op.id) })
 }
 
-async fn work(state: &AppState, owner: &str, op: &Claimed, signal: &watch::Receiver<Heartbeat>) -> Result<Ending, ApiError> {
-    let caller = creator(&state.deps().postgres, op).await?;
+async fn run_kind(state: &AppState, work: &WorkerScope, op: &Claimed, signal: &Step) -> Result<Ending, ApiError> {
+    let caller = creator(&state.deps().db, op).await?;
     match op.kind {
-        OperationKind::DocumentsImport => run_import(state, owner, op, &caller, signal).await,
-        OperationKind::ProjectExport => run_export(state, owner, op, &caller, signal).await,
-        OperationKind::DocumentsReindex => super::reindex::run(state, owner, op, &caller, signal).await,
+        OperationKind::DocumentsImport => run_import(state, work, op, &caller, signal).await,
+        OperationKind::ProjectExport => run_export(state, work, op, &caller, signal).await,
+        OperationKind::DocumentsReindex => super::reindex::run(state, work, op, &caller, signal).await,
     }
 }
 
-async fn run_import(
-    state: &AppState,
-    owner: &str,
-    op: &Claimed,
-    caller: &Caller,
-    signal: &watch::Receiver<Heartbeat>,
-) -> Result<Ending, ApiError> {
-    let pool = &state.deps().postgres;
+async fn run_import(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
+    let db = &state.deps().db;
     let input = Arc::new(import::parse(&op.input, state.config().document_max_bytes, state.config().metadata, state.config().vectors.dim)?);
     let total = input.documents.len();
     let batch = state.config().operations.import_batch as usize;
@@ -265,12 +233,11 @@ async fn run_import(
         }
         let end = (start + batch).min(total);
         let rows = import::rows(op.id, &input, start..end);
-        let mut s = Scoped::begin(pool, caller, op.project_id).await?;
-        s.scope().require(Role::Editor)?;
+        let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
         inserted += operations::import_batch(&mut s, &rows, op.id).await?;
         s.commit().await?;
         let percent = i16::try_from(end * 100 / total).unwrap_or(100);
-        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "documents": end, "of": total })).await? {
+        if !operations::progress(db, work, percent, serde_json::json!({ "documents": end, "of": total })).await? {
             return Ok(Ending::Lost);
         }
         state.events().recorded();
@@ -278,21 +245,16 @@ async fn run_import(
     Ending::done(&serde_json::json!({ "documents": total, "inserted_by_this_attempt": inserted }))
 }
 
-async fn run_export(
-    state: &AppState,
-    owner: &str,
-    op: &Claimed,
-    caller: &Caller,
-    signal: &watch::Receiver<Heartbeat>,
-) -> Result<Ending, ApiError> {
-    let pool = &state.deps().postgres;
+async fn run_export(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Caller, signal: &Step) -> Result<Ending, ApiError> {
+    let db = &state.deps().db;
     // One read-only snapshot: the bundle is consistent however long the export takes.
-    let mut s = Scoped::begin_snapshot(pool, caller, op.project_id).await?;
+    let mut s = db.snapshot::<Viewer>(caller, op.project_id).await?;
     let project = projects::get(&mut s).await?;
     let totals = operations::document_totals(&mut s).await?;
     let expected = export::check_estimate(&totals)?;
     let total = totals.documents.max(1);
-    let project = serde_json::to_value(poem_openapi::types::ToJSON::to_json(&project)).unwrap_or_default();
+    let project =
+        serde_json::to_value(poem_openapi::types::ToJSON::to_json(&crate::api::views::Project::from(project))).unwrap_or_default();
     let mut bundle = export::Bundle::new(&project, expected, export::MAX_BUNDLE_BYTES);
     let mut after = None;
     loop {
@@ -307,7 +269,7 @@ async fn run_export(
         }
         let documents = bundle.documents();
         let percent = i16::try_from((documents as i64 * 100 / total).min(99)).unwrap_or(99);
-        if !operations::progress(pool, op.id, owner, percent, serde_json::json!({ "documents": documents })).await? {
+        if !operations::progress(db, work, percent, serde_json::json!({ "documents": documents })).await? {
             return Ok(Ending::Lost);
         }
         state.events().recorded();

@@ -14,6 +14,9 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanExporter},
 };
 
+/// Upper bound on one export call, so a hung collector only delays the exporter's own thread.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often an export failure may be logged.
 pub const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 

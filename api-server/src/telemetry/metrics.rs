@@ -17,7 +17,7 @@ use opentelemetry_sdk::{
 };
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use super::export::{FailureLog, Guarded};
+use super::export::{EXPORT_TIMEOUT, FailureLog, Guarded};
 
 /// Latency buckets from the HTTP semantic conventions, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
@@ -82,7 +82,7 @@ impl Metrics {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
-                .with_timeout(super::EXPORT_TIMEOUT)
+                .with_timeout(EXPORT_TIMEOUT)
                 .build()
                 .map_err(|e| format!("OTLP metric exporter: {e}"))?;
             // Interval from OTEL_METRIC_EXPORT_INTERVAL (default 60 s), as the SDK reads it.
@@ -115,16 +115,15 @@ impl Metrics {
 
     /// Reports the PostgreSQL pool's usage (`db.client.connection.count` by state and
     /// `db.client.connection.max`) from the pool itself at each collection.
-    pub fn observe_pool(&self, pool: &sqlx::PgPool, max: u32) {
+    pub fn observe_pool(&self, connections: impl Fn() -> (u32, usize) + Send + Sync + 'static, max: u32) {
         let meter = self.meter();
-        let pool = pool.clone();
         meter
             .i64_observable_up_down_counter("db.client.connection.count")
             .with_unit("{connection}")
             .with_description("Connections in the pool, by state.")
             .with_callback(move |obs| {
-                let size = i64::from(pool.size());
-                let idle = pool.num_idle() as i64;
+                let (size, idle) = connections();
+                let (size, idle) = (i64::from(size), idle as i64);
                 let name = KeyValue::new("db.client.connection.pool.name", "postgres");
                 obs.observe(idle, &[name.clone(), KeyValue::new("db.client.connection.state", "idle")]);
                 obs.observe(size - idle, &[name, KeyValue::new("db.client.connection.state", "used")]);

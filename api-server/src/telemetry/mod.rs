@@ -5,8 +5,6 @@ pub mod metrics;
 pub mod redact;
 mod span_fields;
 
-use std::time::Duration;
-
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -18,8 +16,7 @@ use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::Subscribe
 use self::{export::FailureLog, metrics::Metrics};
 use crate::config::{LogFormat, TelemetryConfig};
 
-/// Upper bound on one export call, so a hung collector only delays the exporter's own thread.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use export::EXPORT_TIMEOUT;
 
 /// Crates whose own logs would echo the exporter's traffic or flood the output. Placed before
 /// `RUST_LOG`, whose directives for the same targets win.

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
+    access::ProjectScope,
     config::{VectorConfig, VectorDistance, VectorEngine},
-    db::scope::ProjectScope,
     error::{ApiError, ErrorCode},
 };
 

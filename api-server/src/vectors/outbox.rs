@@ -13,7 +13,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
 use super::{IndexError, IndexPoint, VectorIndex, VectorScope};
-use crate::db::outbox;
+use crate::db::{Database, outbox};
 
 /// Intents applied per transaction.
 pub const BATCH: i64 = 500;
@@ -61,18 +61,18 @@ impl Drop for OutboxWorker {
 }
 
 /// Starts the worker.
-pub fn spawn(pool: sqlx::PgPool, index: VectorIndex) -> OutboxWorker {
+pub fn spawn(db: Database, index: VectorIndex) -> OutboxWorker {
     let (shutdown, stopped) = watch::channel(false);
-    let handle = tokio::spawn(run(pool, index, stopped));
+    let handle = tokio::spawn(run(db, index, stopped));
     OutboxWorker { handle: Some(handle), shutdown }
 }
 
-async fn run(pool: sqlx::PgPool, index: VectorIndex, mut shutdown: watch::Receiver<bool>) {
+async fn run(db: Database, index: VectorIndex, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = BACKOFF.0;
     let mut failing = false;
     let mut changed_since_optimize = 0usize;
     while !*shutdown.borrow() {
-        match drain_once(&pool, &index).await {
+        match drain_once(&db, &index).await {
             Ok(0) => {
                 if changed_since_optimize >= OPTIMIZE_AFTER {
                     changed_since_optimize = 0;
@@ -106,9 +106,9 @@ async fn run(pool: sqlx::PgPool, index: VectorIndex, mut shutdown: watch::Receiv
 
 /// Applies one batch; returns how many intents it applied (0: nothing to do, or another
 /// replica is applying).
-pub async fn drain_once(pool: &sqlx::PgPool, index: &VectorIndex) -> Result<usize, DrainError> {
-    let Some(mut tx) = outbox::begin_drain(pool).await? else { return Ok(0) };
-    let intents = outbox::oldest(&mut tx, BATCH).await?;
+pub async fn drain_once(db: &Database, index: &VectorIndex) -> Result<usize, DrainError> {
+    let Some(mut tx) = outbox::begin_drain(db).await? else { return Ok(0) };
+    let intents = tx.oldest(BATCH).await?;
     if intents.is_empty() {
         tx.commit().await?;
         return Ok(0);
@@ -133,7 +133,7 @@ pub async fn drain_once(pool: &sqlx::PgPool, index: &VectorIndex) -> Result<usiz
             if documents.is_empty() {
                 continue;
             }
-            let live = outbox::states(&mut tx, project, &documents, dim).await?;
+            let live = tx.states(project, &documents, dim).await?;
             let gone: Vec<Uuid> = documents.iter().copied().filter(|id| !live.iter().any(|l| l.id == *id)).collect();
             let points = live.into_iter().map(|l| IndexPoint { document_id: l.id, language: l.language, vector: l.embedding }).collect();
             index.upsert(scope, points).await?;
@@ -142,7 +142,7 @@ pub async fn drain_once(pool: &sqlx::PgPool, index: &VectorIndex) -> Result<usiz
     }
     // Without an engine there is nothing to follow: a reindex rebuilds once one is configured.
     let ids: Vec<i64> = intents.iter().map(|i| i.id).collect();
-    outbox::remove(&mut tx, &ids).await?;
+    tx.remove(&ids).await?;
     tx.commit().await?;
     Ok(intents.len())
 }

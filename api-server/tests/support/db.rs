@@ -53,6 +53,19 @@ impl TestDatabase {
         PgPoolOptions::new().max_connections(max).connect(&self.app_url).await.expect("connect as the app role")
     }
 
+    /// The server's database handle, connected as the app role (or as the owner), for the
+    /// repository functions that take one.
+    pub fn database(&self, as_owner: bool) -> jeex_api::db::Database {
+        let pool = jeex_api::config::PoolConfig {
+            size: 2,
+            max_overflow: 0,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            max_lifetime: std::time::Duration::from_secs(600),
+            idle_timeout: std::time::Duration::from_secs(60),
+        };
+        jeex_api::db::Database::connect_lazy(if as_owner { &self.owner_url } else { &self.app_url }, &pool).expect("database URL")
+    }
+
     /// A pool connected as the owner (to arrange and inspect data behind the app's back).
     pub async fn owner_pool(&self) -> PgPool {
         PgPoolOptions::new().max_connections(2).connect(&self.owner_url).await.expect("connect as owner")

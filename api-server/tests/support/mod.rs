@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod db;
+pub mod scope;
 pub mod session;
 pub mod sse;
 
@@ -172,7 +173,10 @@ pub async fn start(config: Config) -> TestApp {
         other => panic!("tests need DATABASE_URL, got {other:?}"),
     };
     let deps = Dependencies::connect(&config, &url).expect("dependencies");
-    telemetry.metrics.observe_pool(&deps.postgres, config.pool.max_connections());
+    {
+        let db = deps.db.clone();
+        telemetry.metrics.observe_pool(move || db.connections(), config.pool.max_connections());
+    }
     let grace = config.shutdown_grace;
     let tokens = AccessTokens::load(&config.auth).await.expect("test keys load");
     let state = AppState::new(config.clone(), deps.clone(), telemetry.metrics.clone(), tokens);
@@ -180,9 +184,9 @@ pub async fn start(config: Config) -> TestApp {
     let base = format!("http://{}", bound.local_addr);
     let (stop, stopped) = oneshot::channel::<()>();
     let workers = jeex_api::ops::worker::spawn(&state);
-    let outbox = jeex_api::vectors::outbox::spawn(deps.postgres.clone(), deps.vectors.clone());
+    let outbox = jeex_api::vectors::outbox::spawn(deps.db.clone(), deps.vectors.clone());
     let stream_watch = jeex_api::api::access::StreamWatch::spawn(state.clone());
-    let relay = jeex_api::events::relay::spawn(deps.postgres.clone(), state.events().clone());
+    let relay = jeex_api::events::relay::spawn(deps.db.clone(), state.events().clone());
     let stopping = jeex_api::run::draining(state.events().clone(), async move { drop(stopped.await) });
     let served = tokio::spawn(server::serve(bound, app::build_with(state, TestApi), stopping, grace));
     TestApp {

@@ -1,0 +1,24 @@
+//! Who may do what, as types: the bottom of the crate (it imports only [`crate::error`]).
+//!
+//! - [`Principal`] and [`Caller`]: who is acting (a user or a project's API key).
+//! - [`Role`] and the role levels [`Viewer`], [`Editor`], [`Owner`]: a level is a type, so a
+//!   function that needs an editor says so in its signature (`Scoped<impl Admits<Editor>>`),
+//!   and a viewer's scope handed to it does not compile.
+//! - [`ProjectScope`], [`Scoped`], [`UserTx`]: proof of the membership check, and the
+//!   transactions that carry it. Only [`Scoped::begin`] (after the check) builds a
+//!   `ProjectScope`; every repository function on project data takes a `Scoped`.
+//! - [`WorkerScope`]: the right to work on one claimed operation; only the claim builds it.
+//!
+//! The pool itself is private to the data layer ([`crate::db::Database`]): the transactions
+//! here are opened from there, never from a handler.
+
+mod caller;
+mod role;
+mod scope;
+mod worker;
+
+pub use caller::{Caller, Principal};
+pub use role::{Admits, Editor, Level, Owner, Role, Viewer};
+pub(crate) use scope::set_rls;
+pub use scope::{ProjectScope, Scoped, UserTx, project_not_found, unauthorized};
+pub use worker::WorkerScope;

@@ -1,0 +1,93 @@
+//! The database: the connection pool, private to the data layer. Everything outside `db`
+//! reaches PostgreSQL through [`Database`]'s scoped transactions (or a repository function
+//! that takes the `Database` for work outside any project: logins, the worker's claim, the
+//! relays, health probes), never through the pool itself.
+
+use std::str::FromStr;
+
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use uuid::Uuid;
+
+use crate::{
+    access::{Caller, Level, Scoped, UserTx},
+    config::PoolConfig,
+    error::ApiError,
+};
+
+/// The connection pool, and the only doors into it.
+#[derive(Clone)]
+pub struct Database {
+    pool: PgPool,
+}
+
+/// The database URL does not parse (the config check cannot see every URL problem).
+#[derive(Debug, thiserror::Error)]
+#[error("DATABASE_URL does not parse as a PostgreSQL URL")]
+pub struct BadUrl;
+
+impl Database {
+    /// A lazily connecting pool: connections are tested before use and recycled after their
+    /// maximum lifetime, so a database restart heals by itself.
+    pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
+        // sqlx's message may quote the URL; say only that it does not parse.
+        let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections())
+            .min_connections(0)
+            .acquire_timeout(cfg.acquire_timeout)
+            .max_lifetime(cfg.max_lifetime)
+            .idle_timeout(cfg.idle_timeout)
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// The pool, for the repositories in this module only.
+    pub(in crate::db) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens `project_id`'s scope for `caller`, checked for at least the role level `R`.
+    pub async fn scoped<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
+        Scoped::begin(&self.pool, caller, project_id).await
+    }
+
+    /// Like [`Database::scoped`], in one read-only snapshot (an export).
+    pub async fn snapshot<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
+        Scoped::begin_snapshot(&self.pool, caller, project_id).await
+    }
+
+    /// Opens a transaction acting for the user `caller` outside any one project.
+    pub async fn user(&self, caller: &Caller) -> Result<UserTx, ApiError> {
+        UserTx::begin(&self.pool, caller).await
+    }
+
+    /// `SELECT 1` through the pool.
+    pub async fn probe(&self) -> Result<(), String> {
+        sqlx::query_scalar!("SELECT 1").fetch_one(&self.pool).await.map(drop).map_err(|e| describe(&e))
+    }
+
+    /// Connections open, and how many of them are idle (the pool metrics).
+    pub fn connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Closes the pool; called once at shutdown after requests have drained.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A short, credential-free description of a sqlx error.
+pub fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::Io(e) => format!("connection failed: {e}"),
+        sqlx::Error::Tls(_) => "TLS handshake failed".into(),
+        sqlx::Error::Database(e) => format!("database error: {}", e.message()),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,11 @@
+//! A project scope is proof of the membership check: it cannot be written by hand.
+
+use jeex_api::access::{Caller, ProjectScope, Role};
+
+fn forged(caller: Caller) -> ProjectScope {
+    ProjectScope { project_id: uuid::Uuid::nil(), caller, role: Role::Owner }
+}
+
+fn main() {
+    let _ = forged;
+}
