@@ -19,16 +19,15 @@ use crate::{
     access::{Caller, Principal, unauthorized},
     error::{ApiError, ErrorCode},
     middleware::correlation::CorrelationId,
-    ratelimit::meter::ProjectMeter,
     state::AppState,
 };
 
 /// Header carrying a project API key.
 pub const API_KEY_HEADER: &str = "X-API-Key";
 
-/// An authenticated caller; add it as a parameter to require authentication. Carries the
-/// request's project meter, which the membership check charges ([`crate::api::access`]).
-pub struct Auth(pub Caller, pub ProjectMeter);
+/// An authenticated caller, for operations outside any one project (those inside one take
+/// [`crate::api::access::Project`], which also charges the project's quota).
+pub struct Auth(pub Caller);
 
 /// Like [`Auth`] but only a user (an access token), never an API key.
 pub struct UserAuth(pub Caller, pub Uuid);
@@ -190,8 +189,7 @@ impl<'a> ApiExtractor<'a> for Auth {
     }
 
     async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        let meter = req.extensions().get::<ProjectMeter>().cloned().unwrap_or_default();
-        Ok(Self(authenticate(req).await?, meter))
+        Ok(Self(authenticate(req).await?))
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn add(s: &mut Scoped<impl Admits<Owner>>, email: &str, role: Role) ->
     sqlx::query!("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3)", project_id, user_id, role as _)
         .execute(s.conn())
         .await?;
-    audit::record(s, "member.add", "member", user_id, serde_json::json!({ "role": role_text(role) })).await?;
+    audit::record(s, "member.add", "member", user_id, serde_json::json!({ "role": role.as_str() })).await?;
     one(s, user_id).await
 }
 
@@ -108,7 +108,7 @@ pub async fn set_role(s: &mut Scoped<impl Admits<Owner>>, user_id: Uuid, role: R
     .fetch_optional(conn)
     .await?;
     changed.ok_or_else(no_member)?;
-    audit::record(s, "member.update", "member", user_id, serde_json::json!({ "role": role_text(role) })).await?;
+    audit::record(s, "member.update", "member", user_id, serde_json::json!({ "role": role.as_str() })).await?;
     one(s, user_id).await
 }
 
@@ -125,8 +125,4 @@ pub async fn remove(s: &mut Scoped<impl Admits<Owner>>, user_id: Uuid) -> Result
     .await?;
     removed.ok_or_else(no_member)?;
     audit::record(s, "member.remove", "member", user_id, serde_json::json!({})).await
-}
-
-fn role_text(role: Role) -> &'static str {
-    role.as_str()
 }
