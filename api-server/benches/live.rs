@@ -2,6 +2,10 @@
 //! of the release `jeex-api` binary, against a bare hyper hello-world, both as separate
 //! processes driven by the same load generator in the same run. Prints throughput ratio, p99
 //! latency, idle RSS and start-up time (process start to first 200, dependencies excluded).
+//! A second `jeex-api` exports every request's span (100 % sampling) over OTLP/gRPC to a
+//! receiver in this process ([`jeex_e2e::otlp`], counting what arrives): the export-on/off
+//! ratio is the cost of tracing. That receiver shares the machine's cores with both servers,
+//! as a collector on another host would not.
 
 mod common;
 
@@ -37,26 +41,44 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let (jeex, startup, idle_rss) = start_jeex();
+    let (jeex, startup, idle_rss) = start_jeex(&[]);
+    let collector = rt.block_on(jeex_e2e::otlp::Collector::counting());
+    let endpoint = collector.endpoint();
+    let (exporting, _, _) = start_jeex(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_TRACES_SAMPLER_ARG", "1.0")]);
     let baseline = start_baseline();
     let mut results: Vec<(&str, Stats)> = Vec::new();
+    let mut requests_exported = 0;
     for _ in 0..ROUNDS {
         results.push(("hyper hello-world", rt.block_on(load(&baseline))));
         results.push(("jeex-api /health/live", rt.block_on(load(&jeex))));
+        let stats = rt.block_on(load(&exporting));
+        requests_exported += stats.requests;
+        results.push((EXPORTING, stats));
     }
     let best =
         |name: &str| results.iter().filter(|(n, _)| *n == name).map(|(_, s)| s.clone()).max_by(|a, b| a.rps.total_cmp(&b.rps)).unwrap();
     let base = best("hyper hello-world");
     let ours = best("jeex-api /health/live");
+    let traced = best(EXPORTING);
     let loaded_rss = rss_mib(jeex.child.id());
     let ratio = ours.rps / base.rps;
 
     println!("\nGET /health/live, {CONNECTIONS} keep-alive connections, {}s per round, best of {ROUNDS} rounds", MEASURE.as_secs());
     println!("{:<24} {:>12} {:>10} {:>10} {:>14}", "target", "req/s", "p50 ms", "p99 ms", "server CPU µs/req");
-    for (name, s) in [("hyper hello-world", &base), ("jeex-api /health/live", &ours)] {
+    for (name, s) in [("hyper hello-world", &base), ("jeex-api /health/live", &ours), (EXPORTING, &traced)] {
         println!("{name:<24} {:>12.0} {:>10.3} {:>10.3} {:>14.1}", s.rps, s.p50_ms, s.p99_ms, s.cpu_us);
     }
     println!("throughput ratio jeex/hyper: {ratio:.2} (target >= 0.70: {})", verdict(ratio >= 0.7));
+    // Every span the exporting server sent, over every request it answered (its batch queue
+    // drops spans beyond 2,048 waiting, rather than grow).
+    std::thread::sleep(Duration::from_secs(2));
+    let export = traced.rps / ours.rps;
+    println!(
+        "throughput ratio export on/off: {export:.2} (target >= 0.85: {}); spans received {} for {} requests",
+        verdict(export >= 0.85),
+        collector.span_count(),
+        requests_exported
+    );
     println!("idle RSS: {idle_rss:.1} MiB (target < 30: {}), after load: {loaded_rss:.1} MiB", verdict(idle_rss < 30.0));
     println!("start to first 200: {:.0} ms (target < 1000: {})", startup.as_secs_f64() * 1000.0, verdict(startup < Duration::from_secs(1)));
 }
@@ -65,12 +87,17 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
-/// The release binary, on a lazily connected pool (no dependency is contacted by the probe).
-fn start_jeex() -> (Target, Duration, f64) {
+/// The name of the exporting server's rows.
+const EXPORTING: &str = "… with OTLP export";
+
+/// The release binary, on a lazily connected pool (no dependency is contacted by the probe),
+/// with `env` besides.
+fn start_jeex(env: &[(&str, &str)]) -> (Target, Duration, f64) {
     let addr = free_addr();
     let started = Instant::now();
     let (mut cmd, data_dir) = serve_command(addr);
     cmd.env("DATABASE_URL", "postgres://jeex@127.0.0.1:5432/jeex");
+    cmd.envs(env.iter().copied());
     let target = spawn(cmd, data_dir, addr);
     let first_ok = wait_for_200(addr, "/health/live");
     let startup = first_ok - started;
@@ -115,6 +142,8 @@ struct Stats {
     p99_ms: f64,
     /// Server CPU time (user + system) per request: steadier than throughput on a busy machine.
     cpu_us: f64,
+    /// Every request answered, warm-up included.
+    requests: u64,
 }
 
 /// Closed-loop load: each connection sends the next request when the previous answer is in.
@@ -133,6 +162,7 @@ async fn load(target: &Target) -> Stats {
                 let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
                 tokio::spawn(conn);
                 let mut latencies = Vec::new();
+                let mut answered = 0u64;
                 loop {
                     let sent = Instant::now();
                     if sent >= end {
@@ -142,11 +172,12 @@ async fn load(target: &Target) -> Stats {
                     let resp = sender.send_request(req).await.expect("request failed");
                     assert!(resp.status().is_success(), "status {}", resp.status());
                     resp.into_body().collect().await.unwrap();
+                    answered += 1;
                     if sent >= measure_from {
                         latencies.push(sent.elapsed());
                     }
                 }
-                latencies
+                (latencies, answered)
             })
         })
         .collect();
@@ -155,8 +186,11 @@ async fn load(target: &Target) -> Stats {
     tokio::time::sleep_until(end.into()).await;
     let cpu = cpu_time(target.child.id()) - cpu_at_start;
     let mut all = Vec::new();
+    let mut requests = 0;
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let (latencies, answered) = t.await.unwrap();
+        all.extend(latencies);
+        requests += answered;
     }
     all.sort();
     let pct = |p: f64| percentile(&all, p).as_secs_f64() * 1000.0;
@@ -165,5 +199,6 @@ async fn load(target: &Target) -> Stats {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         cpu_us: cpu.as_secs_f64() * 1e6 / all.len() as f64,
+        requests,
     }
 }

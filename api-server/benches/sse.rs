@@ -287,10 +287,9 @@ async fn run() {
     let publisher = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
-            let client = redis::Client::open(redis_url.as_str()).unwrap();
-            let manager = redis::aio::ConnectionManager::new(client.clone()).await.unwrap();
+            let redis = jeex_api::deps::redis::Redis::connect(&redis_url, Duration::from_secs(5)).unwrap();
             let bus = jeex_api::events::EventBus::new(
-                Some((client, manager)),
+                Some((redis.client(), redis.connection())),
                 &prefix,
                 jeex_api::events::Retention { max_len: 10_000, ttl: Duration::from_secs(600) },
             );

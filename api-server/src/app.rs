@@ -63,6 +63,7 @@ pub fn build_with<T: OpenApi + 'static>(state: AppState, extra: T) -> App {
         timeout: config.request_timeout,
         body_limit: config.body_limit,
         uploads: Uploads::new(config.import_body_limit),
+        server_spans: config.telemetry.otlp_endpoint.is_some(),
         state,
     }
 }

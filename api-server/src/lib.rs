@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod client_span;
 pub mod config;
 pub mod db;
 pub mod deps;

@@ -15,9 +15,8 @@ use support::{db::TestDatabase, scope::project_scopes, session};
 use uuid::Uuid;
 
 fn redis_bus(prefix: &str, max_len: usize) -> EventBus {
-    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
-    let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), redis::aio::ConnectionManagerConfig::new()).unwrap();
-    EventBus::new(Some((client, manager)), prefix, Retention { max_len, ttl: Duration::from_secs(60) })
+    let redis = jeex_api::deps::redis::Redis::connect(&jeex_e2e::services::redis_url(), std::time::Duration::from_secs(5)).unwrap();
+    EventBus::new(Some((redis.client(), redis.connection())), prefix, Retention { max_len, ttl: Duration::from_secs(60) })
 }
 
 fn ids(history: &History) -> Vec<String> {

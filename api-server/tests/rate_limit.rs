@@ -254,8 +254,9 @@ const MULTIPLIERS: [u32; 3] = [1, 2, 10];
 
 /// The Redis store on the test Redis.
 async fn redis_store() -> RedisStore {
-    let client = redis::Client::open(jeex_e2e::services::redis_url()).unwrap();
-    RedisStore::new(redis::aio::ConnectionManager::new(client).await.unwrap())
+    RedisStore::new(
+        jeex_api::deps::redis::Redis::connect(&jeex_e2e::services::redis_url(), std::time::Duration::from_secs(5)).unwrap().connection(),
+    )
 }
 
 /// An IP, a user and a project key under prefix `p`.

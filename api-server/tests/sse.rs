@@ -273,14 +273,10 @@ async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() 
     assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
 
     let bus = jeex_api::events::EventBus::new(
-        Some((
-            redis::Client::open(jeex_e2e::services::redis_url()).unwrap(),
-            redis::aio::ConnectionManager::new_lazy_with_config(
-                redis::Client::open(jeex_e2e::services::redis_url()).unwrap(),
-                redis::aio::ConnectionManagerConfig::new(),
-            )
-            .unwrap(),
-        )),
+        Some({
+            let redis = jeex_api::deps::redis::Redis::connect(&jeex_e2e::services::redis_url(), std::time::Duration::from_secs(5)).unwrap();
+            (redis.client(), redis.connection())
+        }),
         &app.redis_prefix,
         jeex_api::events::Retention { max_len: 1_000, ttl: Duration::from_secs(60) },
     );

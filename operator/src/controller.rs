@@ -19,12 +19,13 @@ use hyper::{Request, Response, body::Incoming, server::conn::http1, service::ser
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::Secret};
 use kube::{
-    Api, Client,
+    Api,
     api::ListParams,
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 
 use crate::{
+    api_calls::ApiCalls,
     crd::JeexBackend,
     lease::Elector,
     metrics::Metrics,
@@ -47,6 +48,8 @@ pub struct Settings {
     pub identity: String,
     /// Whether to take the leader Lease before reconciling (off for a single local replica).
     pub leader_election: bool,
+    /// The meter the reconcile metrics are exported with, when telemetry is on.
+    pub meter: Option<opentelemetry::metrics::Meter>,
 }
 
 /// Why the operator stopped.
@@ -55,6 +58,9 @@ pub enum RunError {
     /// No cluster credentials.
     #[error("cannot reach Kubernetes (in a pod: the service account; outside: KUBECONFIG): {0}")]
     Client(#[from] kube::Error),
+    /// No cluster configuration at all.
+    #[error("no Kubernetes configuration (in a pod: the service account; outside: KUBECONFIG): {0}")]
+    Config(#[from] kube::config::InferConfigError),
     /// The CRD is missing.
     #[error("the JeexBackend CRD is not installed or not readable ({0}); apply crds/jeexbackend.yaml (the Helm chart does)")]
     NoCrd(kube::Error),
@@ -73,8 +79,11 @@ pub enum RunError {
 
 /// Runs until SIGTERM (exit 0) or until leadership is lost (error).
 pub async fn run(settings: Settings) -> Result<(), RunError> {
-    let client = Client::try_default().await?;
-    let metrics = Metrics::default();
+    let config = kube::Config::infer().await?;
+    // Every API call the reconciles make gets its client span.
+    let calls = ApiCalls::for_cluster(&config.cluster_url);
+    let client = kube::client::ClientBuilder::try_from(config)?.with_layer(&calls).build();
+    let metrics = settings.meter.as_ref().map(Metrics::exported_with).unwrap_or_default();
     let listener =
         tokio::net::TcpListener::bind(settings.http_addr).await.map_err(|source| RunError::Listen { addr: settings.http_addr, source })?;
     let leading = Arc::new(AtomicBool::new(false));

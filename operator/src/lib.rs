@@ -1,6 +1,7 @@
 //! The JEEX operator: reconciles `JeexBackend` resources into secrets, a migration Job and a
 //! gated rollout of the API.
 
+pub mod api_calls;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
@@ -12,6 +13,7 @@ pub mod pools;
 pub mod probes;
 pub mod reconcile;
 pub mod secrets;
+pub mod telemetry;
 
 use kube::CustomResourceExt;
 

@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use jeex_operator::controller::{self, Settings};
+use jeex_operator::{
+    controller::{self, Settings},
+    telemetry::{Telemetry, TelemetryConfig},
+};
 
 /// The JEEX operator: reconciles JeexBackend resources.
 #[derive(Parser)]
@@ -51,15 +54,32 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { http_addr, namespace, identity, leader_election, log_format } => {
+            let config = match TelemetryConfig::from_env(|k| std::env::var(k).ok()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("jeex-operator: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
-            let builder = tracing_subscriber::fmt().with_env_filter(filter);
-            if log_format == "json" {
-                builder.json().flatten_event(true).init();
-            } else {
-                builder.init();
-            }
+            // The exporters run on the runtime's tasks: build them inside it.
             let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
-            match runtime.block_on(controller::run(Settings { http_addr, namespace, identity, leader_election })) {
+            let _entered = runtime.enter();
+            let telemetry = match Telemetry::build(&config) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("jeex-operator: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = telemetry.install(filter, log_format == "json", config.endpoint.is_some()) {
+                eprintln!("jeex-operator: {e}");
+                return ExitCode::FAILURE;
+            }
+            let settings = Settings { http_addr, namespace, identity, leader_election, meter: telemetry.meter() };
+            let outcome = runtime.block_on(controller::run(settings));
+            telemetry.shutdown();
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("jeex-operator: {e}");

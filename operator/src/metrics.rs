@@ -20,6 +20,15 @@ pub struct Metrics {
     duration: Histogram,
     running: Arc<Mutex<(u64, BTreeMap<u64, Instant>)>>,
     renewed: Arc<Mutex<Option<Instant>>>,
+    /// The same reconcile measures, exported over OTLP when telemetry is on.
+    exported: Option<Exported>,
+}
+
+/// The OpenTelemetry instruments (semantic-convention style names).
+#[derive(Clone)]
+struct Exported {
+    duration: opentelemetry::metrics::Histogram<f64>,
+    reconciles: opentelemetry::metrics::Counter<u64>,
 }
 
 /// A reconcile in flight; dropping it ends it.
@@ -51,13 +60,33 @@ impl Default for Metrics {
         {
             registry.register(c).expect("unique metric names");
         }
-        Self { registry, reconciles, failures, duration, running: Arc::default(), renewed: Arc::default() }
+        Self { registry, reconciles, failures, duration, running: Arc::default(), renewed: Arc::default(), exported: None }
     }
 }
 
 impl Metrics {
+    /// Metrics also recorded with `meter`, which exports them (`jeex.operator.reconcile.duration`
+    /// and `jeex.operator.reconciles`, each with its `outcome`).
+    pub fn exported_with(meter: &opentelemetry::metrics::Meter) -> Self {
+        let exported = Exported {
+            duration: meter
+                .f64_histogram("jeex.operator.reconcile.duration")
+                .with_unit("s")
+                .with_description("Time a reconcile took")
+                .with_boundaries(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .build(),
+            reconciles: meter.u64_counter("jeex.operator.reconciles").with_description("Reconciles run").build(),
+        };
+        Self { exported: Some(exported), ..Self::default() }
+    }
+
     /// Records one reconcile.
     pub fn observe(&self, took: Duration, failed: bool) {
+        if let Some(e) = &self.exported {
+            let outcome = [opentelemetry::KeyValue::new("outcome", if failed { "error" } else { "success" })];
+            e.duration.record(took.as_secs_f64(), &outcome);
+            e.reconciles.add(1, &outcome);
+        }
         self.reconciles.inc();
         if failed {
             self.failures.inc();

@@ -51,12 +51,28 @@ pub async fn probe(targets: &Targets, timeout: Duration) -> Vec<Down> {
     [p, r, q].into_iter().flatten().collect()
 }
 
+/// One probe, bounded by `timeout`, in a client span of its own when the reconcile is traced
+/// (`db.system.name` is the dependency; a failed probe is an error span naming why).
 async fn bounded(dependency: &'static str, timeout: Duration, check: impl Future<Output = Result<(), String>>) -> Option<Down> {
-    match tokio::time::timeout(timeout, check).await {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = if opentelemetry::Context::map_current(|cx| cx.span().span_context().is_sampled()) {
+        let system = if dependency == "postgres" { "postgresql" } else { dependency };
+        tracing::error_span!("probe", otel.name = %format!("probe {dependency}"), otel.kind = "client", db.system.name = system)
+    } else {
+        tracing::Span::none()
+    };
+    let down = match tokio::time::timeout(timeout, check).instrument(span.clone()).await {
         Ok(Ok(())) => None,
         Ok(Err(reason)) => Some(Down { dependency, reason }),
         Err(_) => Some(Down { dependency, reason: format!("no answer within {}s", timeout.as_secs_f32()) }),
+    };
+    if let Some(down) = &down.as_ref().filter(|_| !span.is_none()) {
+        span.set_attribute("error.type", if down.reason.starts_with("no answer") { "timeout" } else { "unavailable" });
+        span.set_status(opentelemetry::trace::Status::error(down.reason.clone()));
     }
+    down
 }
 
 async fn postgres(url: &str) -> Result<(), String> {

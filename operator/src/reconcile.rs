@@ -10,6 +10,8 @@ use kube::{
     ResourceExt,
     runtime::{controller::Action, events::EventType},
 };
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use crate::phases::{
     apply::APPLIED,
@@ -27,13 +29,37 @@ fn key_of(jb: &JeexBackend) -> String {
     format!("{}/{}", jb.namespace().unwrap_or_default(), jb.name_any())
 }
 
-/// Reconciles one `JeexBackend`.
-#[tracing::instrument(skip_all, fields(namespace = jb.metadata.namespace.as_deref(), name = jb.metadata.name.as_deref()))]
+/// Reconciles one `JeexBackend`, in a span of its own: the root of a trace whose children are
+/// the reconcile's API calls and dependency probes. Its plain fields are the log lines' own;
+/// the dotted ones are for the trace.
 pub async fn reconcile(jb: Arc<JeexBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let (namespace, name) = (jb.metadata.namespace.as_deref(), jb.metadata.name.as_deref());
+    let span = tracing::error_span!(
+        parent: None,
+        "reconcile",
+        namespace,
+        name,
+        otel.name = "reconcile JeexBackend",
+        otel.kind = "internal",
+        k8s.namespace.name = namespace,
+        jeex.backend.name = name,
+        jeex.backend.generation = jb.metadata.generation,
+        jeex.reconcile.outcome = tracing::field::Empty,
+    );
     let started = std::time::Instant::now();
     let _running = ctx.metrics.running();
-    let result = tokio::time::timeout(DEADLINE, run(&jb, &ctx)).await.unwrap_or(Err(Error::Timeout));
+    let result = tokio::time::timeout(DEADLINE, run(&jb, &ctx)).instrument(span.clone()).await.unwrap_or(Err(Error::Timeout));
     ctx.metrics.observe(started.elapsed(), result.is_err());
+    match &result {
+        Ok(action) => {
+            span.record("jeex.reconcile.outcome", if *action == Action::await_change() { "done" } else { "requeue" });
+        }
+        Err(e) => {
+            span.record("jeex.reconcile.outcome", "error");
+            span.set_attribute("error.type", e.reason().0);
+            span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+    }
     if result.is_ok() {
         ctx.failures.lock().expect("not poisoned").remove(&key_of(&jb));
     }

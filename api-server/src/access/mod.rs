@@ -1,4 +1,5 @@
-//! Who may do what, as types: the bottom of the crate (it imports only [`crate::error`]).
+//! Who may do what, as types: the bottom of the crate (it imports only [`crate::error`] and,
+//! for the statements' spans, [`crate::client_span`]).
 //!
 //! - [`Principal`] and [`Caller`]: who is acting (a user or a project's API key).
 //! - [`Role`] and the role levels [`Viewer`], [`Editor`], [`Owner`]: a level is a type, so a
@@ -8,6 +9,7 @@
 //!   transactions that carry it. Only [`Scoped::begin`] (after the check) builds a
 //!   `ProjectScope`; every repository function on project data takes a `Scoped`.
 //! - [`WorkerScope`]: the right to work on one claimed operation; only the claim builds it.
+//! - [`Tx`] and [`Pooled`]: where SQL runs, each statement in its client span.
 //!
 //! The pool itself is private to the data layer ([`crate::db::Database`]): the transactions
 //! here are opened from there, never from a handler.
@@ -15,10 +17,12 @@
 mod caller;
 mod role;
 mod scope;
+mod statement;
 mod worker;
 
 pub use caller::{Caller, Principal};
 pub use role::{Admits, Editor, Level, Owner, Role, Viewer};
 pub(crate) use scope::set_rls;
 pub use scope::{ProjectScope, Scoped, UserTx, project_not_found, unauthorized};
+pub use statement::{Pooled, Tx};
 pub use worker::WorkerScope;

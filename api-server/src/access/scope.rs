@@ -7,16 +7,20 @@
 //! repository function on project data takes the [`Scoped`] transaction that holds one: an
 //! unscoped query does not compile, nor does an editor's operation on a viewer's scope.
 
-use std::marker::PhantomData;
+use std::{marker::PhantomData, sync::Arc};
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     caller::{Caller, Principal},
     role::{Level, Role, Viewer},
+    statement::Tx,
 };
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    client_span::Endpoint,
+    error::{ApiError, ErrorCode},
+};
 
 /// Proof that the caller may act in a project, with which role. Built only by
 /// [`Scoped::begin`] after the membership check.
@@ -58,13 +62,13 @@ pub fn unauthorized() -> ApiError {
 /// A transaction scoped to one project, checked for at least the role level `R`. Dropping it
 /// without [`Scoped::commit`] rolls back.
 pub struct Scoped<R = Viewer> {
-    tx: Transaction<'static, Postgres>,
+    tx: Tx,
     scope: ProjectScope,
     level: PhantomData<R>,
 }
 
 /// Sets the settings the row-level policies read, for this transaction only.
-pub(crate) async fn set_rls(conn: &mut PgConnection, user_id: Option<Uuid>, project_id: Option<Uuid>) -> Result<(), sqlx::Error> {
+pub(crate) async fn set_rls(conn: &mut Tx, user_id: Option<Uuid>, project_id: Option<Uuid>) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"SELECT set_config('jeex.user_id', $1, true) AS "user_id", set_config('jeex.project_id', $2, true) AS "project_id""#,
         user_id.map(|u| u.to_string()).unwrap_or_default(),
@@ -80,20 +84,20 @@ impl<R: Level> Scoped<R> {
     /// `R`'s role. A project that does not exist, is deleted, or is not the caller's answers
     /// the same 404; a member with a weaker role gets 403. Called by the data layer, which
     /// alone holds the pool.
-    pub(crate) async fn begin(pool: &PgPool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
-        let tx = pool.begin().await?;
+    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+        let tx = Tx::begin(pool, db).await?;
         Self::check(tx, caller, project_id).await
     }
 
     /// Like [`Scoped::begin`], in a read-only `REPEATABLE READ` transaction: every statement
     /// sees the same snapshot (an export reading page by page).
-    pub(crate) async fn begin_snapshot(pool: &PgPool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    pub(crate) async fn begin_snapshot(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+        let mut tx = Tx::begin(pool, db).await?;
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut tx).await?;
         Self::check(tx, caller, project_id).await
     }
 
-    async fn check(mut tx: Transaction<'static, Postgres>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    async fn check(mut tx: Tx, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         let role = match &caller.principal {
             Principal::User { user_id } => {
                 set_rls(&mut tx, Some(*user_id), Some(project_id)).await?;
@@ -103,7 +107,7 @@ impl<R: Level> Scoped<R> {
                     project_id,
                     user_id
                 )
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?
             }
             Principal::ApiKey { key_id, project_id: key_project, role } => {
@@ -120,7 +124,7 @@ impl<R: Level> Scoped<R> {
                     project_id,
                     key_id
                 )
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
                 live.map(|_| *role)
             }
@@ -129,6 +133,7 @@ impl<R: Level> Scoped<R> {
         if role < R::ROLE {
             return Err(ApiError::Status(ErrorCode::Forbidden, format!("this needs the {} role in the project", R::ROLE.as_str())));
         }
+        crate::client_span::scoped(project_id);
         Ok(Self { tx, scope: ProjectScope { project_id, caller: caller.clone(), role }, level: PhantomData })
     }
 
@@ -138,12 +143,12 @@ impl<R: Level> Scoped<R> {
     }
 
     /// The connection, for the repositories (`crate::db`) only.
-    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+    pub(crate) fn conn(&mut self) -> &mut Tx {
         &mut self.tx
     }
 
     /// Scope and connection at once (a repository reads one while using the other).
-    pub(crate) fn parts(&mut self) -> (&ProjectScope, &mut PgConnection) {
+    pub(crate) fn parts(&mut self) -> (&ProjectScope, &mut Tx) {
         (&self.scope, &mut self.tx)
     }
 
@@ -155,7 +160,7 @@ impl<R: Level> Scoped<R> {
 
 impl Scoped<super::role::Owner> {
     /// Opens a scope on a project created in this same transaction by its creator.
-    pub(crate) fn created(tx: Transaction<'static, Postgres>, caller: &Caller, project_id: Uuid) -> Self {
+    pub(crate) fn created(tx: Tx, caller: &Caller, project_id: Uuid) -> Self {
         Self { tx, scope: ProjectScope { project_id, caller: caller.clone(), role: Role::Owner }, level: PhantomData }
     }
 }
@@ -163,22 +168,22 @@ impl Scoped<super::role::Owner> {
 /// A transaction acting for a user outside any one project ("my projects", creating a
 /// project). Row-level security lets it see only the user's memberships.
 pub struct UserTx {
-    tx: Transaction<'static, Postgres>,
+    tx: Tx,
     caller: Caller,
     user_id: Uuid,
 }
 
 impl UserTx {
     /// Opens the transaction for a user caller; API keys act only inside their project (403).
-    pub(crate) async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
+    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller) -> Result<Self, ApiError> {
         let Principal::User { user_id } = caller.principal else {
             return Err(ApiError::Status(ErrorCode::Forbidden, "API keys act only inside their own project".into()));
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = Tx::begin(pool, db).await?;
         set_rls(&mut tx, Some(user_id), None).await?;
         // A deleted user's tokens stop working here, not only when they expire.
         let live = sqlx::query_scalar!(r#"SELECT 1 AS "live!" FROM users WHERE id = $1 AND deleted_at IS NULL"#, user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         if live.is_none() {
             return Err(unauthorized());
@@ -197,12 +202,12 @@ impl UserTx {
     }
 
     /// The connection, for the repositories (`crate::db`) only.
-    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+    pub(crate) fn conn(&mut self) -> &mut Tx {
         &mut self.tx
     }
 
     /// Hands the transaction on (a project created in it becomes its creator's scope).
-    pub(crate) fn into_parts(self) -> (Transaction<'static, Postgres>, Caller) {
+    pub(crate) fn into_parts(self) -> (Tx, Caller) {
         (self.tx, self.caller)
     }
 

@@ -92,6 +92,12 @@ pub struct StreamEvent {
     pub data: serde_json::Value,
     /// When it was published.
     pub time: chrono::DateTime<chrono::Utc>,
+    /// The W3C trace ID (32 hex digits) of the work that recorded the event — the request that
+    /// queued or cancelled an operation, the worker that ran it — when that work was traced;
+    /// quote it when reporting a problem. Absent when tracing is off or the trace was not
+    /// sampled.
+    #[oai(skip_serializing_if_is_none)]
+    pub trace_id: Option<String>,
 }
 
 /// The event's whole SSE message (`id:`, `event:`, `data:`), encoded on first use and then
@@ -106,6 +112,7 @@ fn frame(e: &Event) -> Bytes {
                 operation_id: e.operation_id,
                 data: e.data.clone(),
                 time: e.time,
+                trace_id: e.trace_id.clone(),
             }
             .to_json_string();
             let mut out = String::with_capacity(json.len() + e.id.len() + e.kind.len() + 24);
@@ -257,6 +264,7 @@ async fn open(state: &AppState, scope: &ProjectScope, after: Option<String>, fil
                     "reason": "the event history cannot show everything after Last-Event-ID; fetch the current state (the events it holds follow)"
                 }),
                 time: chrono::Utc::now(),
+                trace_id: None,
             });
             events
         }
@@ -285,6 +293,7 @@ fn snapshot(op: &operations::Operation) -> Event {
         operation_id: Some(op.id),
         data: poem_openapi::types::ToJSON::to_json(&op).unwrap_or_default(),
         time: chrono::Utc::now(),
+        trace_id: None,
     }
 }
 

@@ -16,7 +16,9 @@ use jsonwebtoken::{
     jwk::{Jwk, JwkSet},
 };
 
-use crate::config::AuthConfig;
+use tracing::Instrument;
+
+use crate::{client_span, config::AuthConfig};
 
 /// Shortest interval between two JWKS fetches.
 pub const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(60);
@@ -180,8 +182,14 @@ impl Jwks {
     }
 
     async fn fetch(&self, algorithm: Algorithm) -> Result<HashMap<String, DecodingKey>, String> {
-        let resp = self.client.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        let span = url::Url::parse(&self.url).map(|u| client_span::http("GET", &u)).unwrap_or_else(|_| tracing::Span::none());
+        let sent = self.client.get(&self.url).send().instrument(span.clone()).await;
+        let resp = sent
+            .inspect_err(|e| client_span::fail(&span, if e.is_timeout() { "timeout" } else { "connect" }))
+            .map_err(|e| e.to_string())?;
+        span.record("http.response.status_code", i64::from(resp.status().as_u16()));
         if !resp.status().is_success() {
+            client_span::fail(&span, resp.status().as_str());
             return Err(format!("HTTP {}", resp.status()));
         }
         if resp.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {

@@ -109,14 +109,14 @@ pub struct PresentedKey {
 
 /// The live key with `prefix` in a live project.
 pub async fn find_presented(db: &Database, prefix: &str) -> Result<Option<PresentedKey>, ApiError> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query!("SELECT set_config('jeex.api_key_prefix', $1, true)", prefix).fetch_one(&mut *tx).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query!("SELECT set_config('jeex.api_key_prefix', $1, true)", prefix).fetch_one(&mut tx).await?;
     let key = sqlx::query_as!(
         PresentedKey,
         r#"SELECT id, project_id, role AS "role: Role", secret_hash, expires_at FROM api_keys WHERE prefix = $1 AND deleted_at IS NULL"#,
         prefix
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(key)
@@ -125,7 +125,7 @@ pub async fn find_presented(db: &Database, prefix: &str) -> Result<Option<Presen
 /// The role of a live, unexpired key of `project` (an operation's worker acting for the key
 /// that started it must stop when the key is revoked or expires).
 pub async fn live_role(db: &Database, project: Uuid, key: Uuid) -> Result<Option<Role>, ApiError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     crate::access::set_rls(&mut tx, None, Some(project)).await?;
     let role = sqlx::query_scalar!(
         r#"SELECT role AS "role: Role" FROM api_keys
@@ -133,7 +133,7 @@ pub async fn live_role(db: &Database, project: Uuid, key: Uuid) -> Result<Option
         project,
         key
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(role)

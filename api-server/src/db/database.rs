@@ -3,7 +3,7 @@
 //! that takes the `Database` for work outside any project: logins, the worker's claim, the
 //! relays, health probes), never through the pool itself.
 
-use std::str::FromStr;
+use std::{str::FromStr, sync::Arc};
 
 use sqlx::{
     PgPool,
@@ -12,7 +12,8 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
-    access::{Caller, Level, Scoped, UserTx},
+    access::{Caller, Level, Pooled, Scoped, Tx, UserTx},
+    client_span::Endpoint,
     config::PoolConfig,
     error::ApiError,
 };
@@ -21,6 +22,8 @@ use crate::{
 #[derive(Clone)]
 pub struct Database {
     pool: PgPool,
+    /// The database as its statements' spans name it.
+    endpoint: Arc<Endpoint>,
 }
 
 /// The database URL does not parse (the config check cannot see every URL problem).
@@ -34,6 +37,11 @@ impl Database {
     pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
         // sqlx's message may quote the URL; say only that it does not parse.
         let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
+        let endpoint = Endpoint {
+            namespace: options.get_database().unwrap_or_else(|| options.get_username()).to_owned(),
+            address: options.get_host().to_owned(),
+            port: options.get_port(),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections())
             .min_connections(0)
@@ -42,27 +50,38 @@ impl Database {
             .idle_timeout(cfg.idle_timeout)
             .test_before_acquire(true)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self { pool, endpoint: Arc::new(endpoint) })
     }
 
-    /// The pool, for the repositories in this module only.
+    /// The pool itself, for the migrations (which run outside any request).
     pub(in crate::db) fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    /// The pool as an executor of single statements, for the repositories in this module only.
+    pub(in crate::db) fn exec(&self) -> Pooled<'_> {
+        Pooled::new(&self.pool, &self.endpoint)
+    }
+
+    /// A transaction outside any scope (logins, the worker's claim, the relays), for the
+    /// repositories in this module only.
+    pub(in crate::db) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Tx::begin(&self.pool, &self.endpoint).await
+    }
+
     /// Opens `project_id`'s scope for `caller`, checked for at least the role level `R`.
     pub async fn scoped<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin(&self.pool, caller, project_id).await
+        Scoped::begin(&self.pool, &self.endpoint, caller, project_id).await
     }
 
     /// Like [`Database::scoped`], in one read-only snapshot (an export).
     pub async fn snapshot<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin_snapshot(&self.pool, caller, project_id).await
+        Scoped::begin_snapshot(&self.pool, &self.endpoint, caller, project_id).await
     }
 
     /// Opens a transaction acting for the user `caller` outside any one project.
     pub async fn user(&self, caller: &Caller) -> Result<UserTx, ApiError> {
-        UserTx::begin(&self.pool, caller).await
+        UserTx::begin(&self.pool, &self.endpoint, caller).await
     }
 
     /// `SELECT 1` through the pool.

@@ -6,20 +6,22 @@
 //! Every state change records its event (`operation.queued`, `.running`, `.progress`,
 //! `.cancel_requested`, `.succeeded`, `.failed`, `.cancelled`) in the event outbox in the same
 //! transaction: the operation's state and its events never disagree.
-use super::Database;
-use crate::access::{Admits, Editor, Level, Scoped, WorkerScope};
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Postgres, Transaction};
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use super::{
-    audit, event_outbox,
+    Database, audit, event_outbox,
     page::{Page, Paged},
 };
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    access::{Admits, Editor, Level, Scoped, Tx, WorkerScope},
+    client_span,
+    error::{ApiError, ErrorCode},
+};
 
 /// What an operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
@@ -105,8 +107,8 @@ pub async fn create(
     let (scope, conn) = s.parts();
     let op = sqlx::query_as!(
         Operation,
-        r#"INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts)
-           VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7)
+        r#"INSERT INTO operations (id, project_id, kind, input, created_by, created_by_key, max_attempts, traceparent)
+           VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8)
            RETURNING id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
                   cancel_requested, created_by, created_at, updated_at, started_at, finished_at"#,
         Uuid::now_v7(),
@@ -115,7 +117,8 @@ pub async fn create(
         input,
         scope.caller().user_id(),
         scope.caller().api_key_id(),
-        i32::try_from(max_attempts).unwrap_or(i32::MAX)
+        i32::try_from(max_attempts).unwrap_or(i32::MAX),
+        client_span::traceparent()
     )
     .fetch_one(conn)
     .await?;
@@ -233,73 +236,116 @@ fn lease_interval(lease: Duration) -> chrono::Duration {
     chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(10))
 }
 
-async fn worker_tx(db: &Database) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut *tx).await?;
+async fn worker_tx(db: &Database) -> Result<Tx, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut tx).await?;
     Ok(tx)
 }
 
+/// A claimable operation the claim found and locked, before it changes anything: the worker
+/// opens the operation's trace from it, and the claim's own statements run in that trace.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Id.
+    pub id: Uuid,
+    /// Project.
+    pub project_id: Uuid,
+    /// Kind.
+    pub kind: OperationKind,
+    /// The attempt this claim would make.
+    pub attempt: i32,
+    /// The trace context of the request that queued it, if that was traced.
+    pub traceparent: Option<String>,
+}
+
 /// Claims the oldest queued operation, or one whose lease expired. Operations out of
-/// attempts are failed on the way.
-pub async fn claim(db: &Database, owner: &str, lease: Duration) -> Result<Option<(Claimed, WorkerScope)>, sqlx::Error> {
+/// attempts are failed on the way. `trace` gives the span of a found operation's run (the
+/// claim's changes are recorded in it); the search itself, which finds nothing most of the
+/// time, is traced in no span.
+pub async fn claim(
+    db: &Database,
+    owner: &str,
+    lease: Duration,
+    trace: impl Fn(&Found) -> Span,
+) -> Result<Option<(Claimed, WorkerScope, Span)>, sqlx::Error> {
     loop {
         let mut tx = worker_tx(db).await?;
         let next = sqlx::query!(
-            "SELECT id, project_id, attempt, max_attempts, cancel_requested FROM operations
-             WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
-             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+            r#"SELECT id, project_id, kind AS "kind: OperationKind", attempt, max_attempts, cancel_requested, traceparent FROM operations
+               WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
+               ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"#
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(next) = next else { return Ok(None) };
-        let (id, project, attempt, max_attempts, cancel_requested) =
-            (next.id, next.project_id, next.attempt, next.max_attempts, next.cancel_requested);
-        if cancel_requested {
-            // Cancelled while its worker was gone: end it instead of running another step.
-            sqlx::query!(
-                "UPDATE operations SET status = 'cancelled', input = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = now(),
-                     updated_at = now()
-                 WHERE id = $1",
-                id
-            )
-            .execute(&mut *tx)
-            .await?;
-            event_outbox::record(&mut tx, project, Some(id), "operation.cancelled", &serde_json::json!({})).await?;
-            tx.commit().await?;
-            continue;
+        let found =
+            Found { id: next.id, project_id: next.project_id, kind: next.kind, attempt: next.attempt + 1, traceparent: next.traceparent };
+        let run = trace(&found);
+        let claiming = tracing::error_span!(parent: &run, "claim", jeex.operation.id = %found.id);
+        let taken = take(tx, &found, next.max_attempts, next.cancel_requested, owner, lease).instrument(claiming).await?;
+        if let Some(claimed) = taken {
+            let work = WorkerScope::claimed(claimed.id, claimed.project_id, owner);
+            return Ok(Some((claimed, work, run)));
         }
-        if attempt >= max_attempts {
-            let error = format!("gave up after {attempt} attempts (the replicas running it stopped)");
-            sqlx::query!(
-                "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now()
-                 WHERE id = $1",
-                id,
-                &error
-            )
-            .execute(&mut *tx)
-            .await?;
-            event_outbox::record(&mut tx, project, Some(id), "operation.failed", &serde_json::json!({ "error": error })).await?;
-            tx.commit().await?;
-            continue;
-        }
-        let claimed = sqlx::query_as!(
-            Claimed,
-            r#"UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2,
-                   lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now()
-               WHERE id = $1
-               RETURNING id, project_id, kind AS "kind: OperationKind", input::text AS "input!", attempt, created_by, created_by_key"#,
-            id,
-            owner,
-            lease_interval(lease) as _
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let running = serde_json::json!({ "attempt": claimed.attempt });
-        event_outbox::record(&mut tx, project, Some(id), "operation.running", &running).await?;
-        tx.commit().await?;
-        let work = WorkerScope::claimed(claimed.id, claimed.project_id, owner);
-        return Ok(Some((claimed, work)));
     }
+}
+
+/// The claim's changes to a found operation: cancelled or failed (then `None`: look for
+/// another), or running under `owner`'s lease.
+async fn take(
+    mut tx: Tx,
+    found: &Found,
+    max_attempts: i32,
+    cancel_requested: bool,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    let (id, project) = (found.id, found.project_id);
+    let attempt = found.attempt - 1;
+    if cancel_requested {
+        // Cancelled while its worker was gone: end it instead of running another step.
+        sqlx::query!(
+            "UPDATE operations SET status = 'cancelled', input = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = now(),
+                 updated_at = now()
+             WHERE id = $1",
+            id
+        )
+        .execute(&mut tx)
+        .await?;
+        event_outbox::record(&mut tx, project, Some(id), "operation.cancelled", &serde_json::json!({})).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+    if attempt >= max_attempts {
+        let error = format!("gave up after {attempt} attempts (the replicas running it stopped)");
+        sqlx::query!(
+            "UPDATE operations SET status = 'failed', error = $2, input = NULL, lease_owner = NULL, finished_at = now(), updated_at = now()
+             WHERE id = $1",
+            id,
+            &error
+        )
+        .execute(&mut tx)
+        .await?;
+        event_outbox::record(&mut tx, project, Some(id), "operation.failed", &serde_json::json!({ "error": error })).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let claimed = sqlx::query_as!(
+        Claimed,
+        r#"UPDATE operations SET status = 'running', attempt = attempt + 1, lease_owner = $2,
+               lease_expires_at = now() + $3, started_at = coalesce(started_at, now()), updated_at = now()
+           WHERE id = $1
+           RETURNING id, project_id, kind AS "kind: OperationKind", input::text AS "input!", attempt, created_by, created_by_key"#,
+        id,
+        owner,
+        lease_interval(lease) as _
+    )
+    .fetch_one(&mut tx)
+    .await?;
+    let running = serde_json::json!({ "attempt": claimed.attempt });
+    event_outbox::record(&mut tx, project, Some(id), "operation.running", &running).await?;
+    tx.commit().await?;
+    Ok(Some(claimed))
 }
 
 /// Hands back every running operation of `instance` (a graceful stop): queued again (an
@@ -316,7 +362,7 @@ pub async fn release(db: &Database, instance: &str) -> Result<u64, sqlx::Error> 
            SELECT project_id, id, 'operation.queued', '{"requeued": true}' FROM released"#,
         instance
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected())
@@ -343,7 +389,7 @@ pub async fn heartbeat(db: &Database, work: &WorkerScope, lease: Duration) -> Re
         work.owner(),
         lease_interval(lease) as _
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(match flag {
@@ -365,13 +411,15 @@ pub async fn progress(db: &Database, work: &WorkerScope, percent: i16, mut data:
         "WITH changed AS (
              UPDATE operations SET progress = $3, updated_at = now()
              WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id)
-         INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.progress', $4 FROM changed",
+         INSERT INTO event_outbox (project_id, operation_id, kind, data, trace_id)
+         SELECT project_id, $1, 'operation.progress', $4, $5 FROM changed",
         work.operation_id(),
         work.owner(),
         percent,
-        sqlx::types::Json(&data) as _
+        sqlx::types::Json(&data) as _,
+        client_span::trace_id()
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -397,15 +445,17 @@ pub async fn finish(
                  progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
                  lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now()
              WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING project_id)
-         INSERT INTO event_outbox (project_id, operation_id, kind, data) SELECT project_id, $1, 'operation.' || $3, $6 FROM ended",
+         INSERT INTO event_outbox (project_id, operation_id, kind, data, trace_id)
+         SELECT project_id, $1, 'operation.' || $3, $6, $7 FROM ended",
         work.operation_id(),
         work.owner(),
         status as _,
         result.map(sqlx::types::Json) as _,
         error,
-        sqlx::types::Json(&data) as _
+        sqlx::types::Json(&data) as _,
+        client_span::trace_id()
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -422,7 +472,7 @@ pub async fn prune(db: &Database, age: Duration, batch: i64) -> Result<u64, sqlx
         chrono::Duration::from_std(age).unwrap_or(chrono::TimeDelta::MAX) as _,
         batch
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected())
@@ -474,7 +524,7 @@ impl ImportRows {
     }
 }
 
-async fn insert_rows(conn: &mut PgConnection, project: Uuid, user: Option<Uuid>, rows: &ImportRows) -> Result<u64, sqlx::Error> {
+async fn insert_rows(conn: &mut Tx, project: Uuid, user: Option<Uuid>, rows: &ImportRows) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding)
          SELECT r.id, $2, r.title, r.content, r.language, r.metadata, $3,
@@ -542,7 +592,8 @@ pub async fn document_totals(s: &mut Scoped<impl Level>) -> Result<DocumentTotal
     .await?)
 }
 
-fn kind_text(kind: OperationKind) -> &'static str {
+/// The kind as the API and events spell it (`documents.import`).
+pub fn kind_text(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::DocumentsImport => "documents.import",
         OperationKind::ProjectExport => "project.export",

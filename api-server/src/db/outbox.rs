@@ -8,7 +8,7 @@
 use super::Database;
 use crate::access::{Admits, Editor, Level, Scoped, set_rls};
 
-use sqlx::{PgConnection, Postgres, Transaction};
+use crate::access::Tx;
 use uuid::Uuid;
 
 /// The advisory lock key ("jeexvect").
@@ -37,13 +37,13 @@ pub struct LiveVector {
 }
 
 /// The drain: a transaction declared as the worker, holding the index lock.
-pub struct DrainTx(Transaction<'static, Postgres>);
+pub struct DrainTx(Tx);
 
 /// Opens the drain. `None` when another replica holds the lock (it is draining).
 pub async fn begin_drain(db: &Database) -> Result<Option<DrainTx>, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut *tx).await?;
-    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, INDEX_LOCK).fetch_one(&mut *tx).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut tx).await?;
+    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, INDEX_LOCK).fetch_one(&mut tx).await?;
     Ok(locked.then_some(DrainTx(tx)))
 }
 
@@ -74,13 +74,13 @@ pub async fn lock_index(s: &mut Scoped<impl Admits<Editor>>) -> Result<(), sqlx:
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", INDEX_LOCK).fetch_one(s.conn()).await.map(drop)
 }
 
-async fn oldest(conn: &mut PgConnection, limit: i64) -> Result<Vec<Intent>, sqlx::Error> {
+async fn oldest(conn: &mut Tx, limit: i64) -> Result<Vec<Intent>, sqlx::Error> {
     sqlx::query_as!(Intent, "SELECT id, project_id, document_id FROM vector_outbox ORDER BY id LIMIT $1", limit).fetch_all(conn).await
 }
 
 /// Of `ids` in `project`, the documents whose vectors belong in the index now: live, in a
 /// live project, with an embedding of the configured dimension. The rest must leave it.
-async fn states(conn: &mut PgConnection, project: Uuid, ids: &[Uuid], dim: u64) -> Result<Vec<LiveVector>, sqlx::Error> {
+async fn states(conn: &mut Tx, project: Uuid, ids: &[Uuid], dim: u64) -> Result<Vec<LiveVector>, sqlx::Error> {
     // Scoped to the intent's project, as every read of project data is.
     set_rls(conn, None, Some(project)).await?;
     sqlx::query_as!(
@@ -96,7 +96,7 @@ async fn states(conn: &mut PgConnection, project: Uuid, ids: &[Uuid], dim: u64) 
     .await
 }
 
-async fn remove(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, sqlx::Error> {
+async fn remove(conn: &mut Tx, ids: &[i64]) -> Result<u64, sqlx::Error> {
     sqlx::query!("DELETE FROM vector_outbox WHERE id = ANY($1)", ids).execute(conn).await.map(|r| r.rows_affected())
 }
 
@@ -133,11 +133,11 @@ pub async fn live_among(s: &mut Scoped<impl Level>, ids: &[Uuid], dim: u64) -> R
 
 /// How far the index is behind: pending intents and the age of the oldest, in seconds.
 pub async fn lag(db: &Database) -> Result<(i64, f64), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut *tx).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query!("SELECT set_config('jeex.worker', 'claim', true)").fetch_one(&mut tx).await?;
     let row =
         sqlx::query!(r#"SELECT count(*) AS "pending!", extract(epoch FROM now() - min(created_at))::float8 AS age FROM vector_outbox"#)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
     tx.commit().await?;
     Ok((row.pending, row.age.unwrap_or(0.0).max(0.0)))

@@ -92,9 +92,9 @@ pub async fn create(tx: UserTx, new: &NewProject) -> Result<Project, ApiError> {
         &new.language,
         user_id
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
-    sqlx::query!("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')", id, user_id).execute(&mut *tx).await?;
+    sqlx::query!("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')", id, user_id).execute(&mut tx).await?;
     let mut scoped = Scoped::created(tx, &caller, id);
     audit::record(&mut scoped, "project.create", "project", id, serde_json::json!({ "name": project.name })).await?;
     scoped.commit().await?;

@@ -34,7 +34,7 @@ impl Refused {
     }
 }
 
-async fn insert(conn: &mut sqlx::PgConnection, user_id: Uuid, family_id: Uuid, ttl: Duration) -> Result<String, ApiError> {
+async fn insert<'e>(conn: impl sqlx::PgExecutor<'e>, user_id: Uuid, family_id: Uuid, ttl: Duration) -> Result<String, ApiError> {
     let token = secrets::random_token();
     sqlx::query!(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, now() + $5)",
@@ -51,8 +51,7 @@ async fn insert(conn: &mut sqlx::PgConnection, user_id: Uuid, family_id: Uuid, t
 
 /// Starts a new family for `user_id` and returns its first token.
 pub async fn issue(db: &Database, user_id: Uuid, ttl: Duration) -> Result<String, ApiError> {
-    let mut conn = db.pool().acquire().await?;
-    insert(&mut conn, user_id, Uuid::now_v7(), ttl).await
+    insert(db.exec(), user_id, Uuid::now_v7(), ttl).await
 }
 
 struct Stored {
@@ -65,7 +64,7 @@ struct Stored {
 
 /// Uses `presented`: on success the user and the successor token.
 pub async fn rotate(db: &Database, presented: &str, ttl: Duration) -> Result<Result<(Uuid, String), Refused>, ApiError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     // FOR UPDATE: two concurrent uses of one token are serialised, so the second sees it used.
     let stored = sqlx::query_as!(
         Stored,
@@ -74,7 +73,7 @@ pub async fn rotate(db: &Database, presented: &str, ttl: Duration) -> Result<Res
            FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t"#,
         secrets::hash(presented)
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     let Some(stored) = stored else { return Ok(Err(Refused::Unknown)) };
     if stored.revoked {
@@ -88,13 +87,13 @@ pub async fn rotate(db: &Database, presented: &str, ttl: Duration) -> Result<Res
     if stored.expired {
         return Ok(Err(Refused::Expired));
     }
-    sqlx::query!("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", secrets::hash(presented)).execute(&mut *tx).await?;
+    sqlx::query!("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", secrets::hash(presented)).execute(&mut tx).await?;
     let next = insert(&mut tx, stored.user_id, stored.family_id, ttl).await?;
     tx.commit().await?;
     Ok(Ok((stored.user_id, next)))
 }
 
-async fn revoke_family(conn: &mut sqlx::PgConnection, family_id: Uuid) -> Result<(), ApiError> {
+async fn revoke_family(conn: &mut crate::access::Tx, family_id: Uuid) -> Result<(), ApiError> {
     sqlx::query!("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id)
         .execute(conn)
         .await?;
@@ -104,9 +103,9 @@ async fn revoke_family(conn: &mut sqlx::PgConnection, family_id: Uuid) -> Result
 /// Logout: revokes the family of `presented` (holding the token is the proof). Returns
 /// whether a family was found.
 pub async fn revoke(db: &Database, presented: &str) -> Result<bool, ApiError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let family = sqlx::query_scalar!("SELECT family_id FROM refresh_tokens WHERE token_hash = $1", secrets::hash(presented))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
     if let Some(family) = family {
         revoke_family(&mut tx, family).await?;

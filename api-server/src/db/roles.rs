@@ -50,6 +50,6 @@ pub async fn inspect(db: &Database) -> Result<RoleSafety, sqlx::Error> {
                           AND pg_has_role(current_user, t.tableowner, 'USAGE')) AS "owns_tables!"
            FROM pg_roles r WHERE r.rolname = current_user"#
     )
-    .fetch_one(db.pool())
+    .fetch_one(db.exec())
     .await
 }

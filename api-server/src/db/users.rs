@@ -36,21 +36,21 @@ pub async fn login(db: &Database, email: &str, name: Option<&str>) -> Result<Use
         name.unwrap_or(default_name),
         name.is_some()
     )
-    .fetch_one(db.pool())
+    .fetch_one(db.exec())
     .await?)
 }
 
 /// The live user with `id`.
 pub async fn get(db: &Database, id: Uuid) -> Result<Option<User>, ApiError> {
     Ok(sqlx::query_as!(User, "SELECT id, email, name, last_login_at, created_at FROM users WHERE id = $1 AND deleted_at IS NULL", id)
-        .fetch_optional(db.pool())
+        .fetch_optional(db.exec())
         .await?)
 }
 
 /// The id of the live user with `email`, creating the user (an invitation: they sign in later
 /// with that address) when there is none. Answering the same for known and unknown addresses
 /// keeps the endpoint from revealing who has an account.
-pub(in crate::db) async fn invite(conn: &mut sqlx::PgConnection, email: &str) -> Result<Uuid, ApiError> {
+pub(in crate::db) async fn invite(conn: &mut crate::access::Tx, email: &str) -> Result<Uuid, ApiError> {
     let name = email.split('@').next().unwrap_or(email);
     sqlx::query!(
         "INSERT INTO users (id, email, name) VALUES ($1, $2, $3) ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING",

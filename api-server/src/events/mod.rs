@@ -50,6 +50,9 @@ pub struct Event {
     pub data: serde_json::Value,
     /// When it was published.
     pub time: DateTime<Utc>,
+    /// The trace the event was recorded in, when it was traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// What a history read found.
@@ -424,7 +427,7 @@ pub struct BusError(pub String);
 impl EventBus {
     /// On Redis (with the shared subscription task started) when `redis` is given, in process
     /// otherwise.
-    pub fn new(redis: Option<(::redis::Client, ::redis::aio::ConnectionManager)>, prefix: &str, retention: Retention) -> Self {
+    pub fn new(redis: Option<(::redis::Client, crate::deps::redis::Connection)>, prefix: &str, retention: Retention) -> Self {
         let fanout = Arc::new(Fanout::default());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweeper(Arc::downgrade(&fanout)));
@@ -454,6 +457,7 @@ impl EventBus {
             operation_id: operation,
             data,
             time: Utc::now(),
+            trace_id: crate::client_span::trace_id(),
         };
         match &*self.backend {
             Backend::Redis(bus) => bus.publish(draft).await,
@@ -481,6 +485,7 @@ impl EventBus {
                     operation_id: r.operation_id,
                     data: r.data.0,
                     time: r.created_at,
+                    trace_id: r.trace_id,
                 };
                 (r.seq, event)
             })
@@ -591,6 +596,7 @@ mod tests {
             operation_id: None,
             data: serde_json::Value::Null,
             time: Utc::now(),
+            trace_id: None,
         }
     }
 

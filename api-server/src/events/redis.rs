@@ -22,10 +22,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 
 use futures_util::StreamExt;
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
 use super::{BusError, Event, Fanout, History, Retention, compare_ids};
+use crate::deps::redis::Connection;
 
 /// KEYS[1] stream, KEYS[2] channel; ARGV: max length, TTL (s), the event JSON without its id.
 /// Returns the new ID. The published message is `<id> <json>`. A new stream gets its
@@ -63,7 +64,7 @@ return ids
 
 /// The Redis side of the bus.
 pub struct RedisBus {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     retention: Retention,
     script: Script,
@@ -77,7 +78,7 @@ pub struct RedisBus {
 impl RedisBus {
     /// Starts the shared subscription (reconnecting until the bus is dropped) and returns the
     /// bus.
-    pub fn start(client: redis::Client, conn: ConnectionManager, prefix: &str, retention: Retention, fanout: Arc<Fanout>) -> Self {
+    pub fn start(client: redis::Client, conn: Connection, prefix: &str, retention: Retention, fanout: Arc<Fanout>) -> Self {
         let channel = format!("{prefix}events");
         let (stop, stopped) = watch::channel(());
         let (up, subscribed) = watch::channel(false);

@@ -45,8 +45,8 @@ impl Extractor for Headers<'_> {
 }
 
 /// Adopts or generates the request's ID, stores it in the request, and opens the request
-/// span (continuing an incoming `traceparent`).
-pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
+/// span with `open` (continuing an incoming `traceparent`).
+pub fn assign(req: &mut Request, open: impl FnOnce(&Request, &str) -> Span) -> (CorrelationId, Span) {
     let id = [HEADER, ALT_HEADER]
         .iter()
         .find_map(|h| req.headers().get(h).and_then(|v| v.to_str().ok()).filter(|v| is_acceptable(v)))
@@ -54,12 +54,7 @@ pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
         .unwrap_or_else(generate);
     req.extensions_mut().insert(CorrelationId(id.clone()));
 
-    // Fields are formatted when the span opens, for every request: keep them to what every
-    // line must carry. Method and path are on the access-log line.
-    // ERROR level: the span must exist whenever anything at all is logged (RUST_LOG=warn still
-    // needs the correlation ID on its error lines); the level of a span only gates whether it
-    // is recorded.
-    let span = tracing::error_span!("request", correlation_id = id.as_str(), trace_id = Empty);
+    let span = open(req, &id);
     if span.is_disabled() {
         return (CorrelationId(id), span);
     }
@@ -86,6 +81,15 @@ pub fn assign(req: &mut Request) -> (CorrelationId, Span) {
 fn generate() -> String {
     let uuid = uuid::Uuid::new_v7(uuid::Timestamp::now(uuid::NoContext));
     uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
+}
+
+/// The request span when spans are not exported. Its fields are formatted when it opens, for
+/// every request: they are kept to what every line must carry (method and path are on the
+/// access-log line). ERROR level: the span must exist whenever anything at all is logged
+/// (`RUST_LOG=warn` still needs the correlation ID on its error lines); the level of a span
+/// only gates whether it is recorded.
+pub fn log_span(correlation_id: &str) -> Span {
+    tracing::error_span!("request", correlation_id, trace_id = Empty)
 }
 
 /// Echoes the ID on the response.

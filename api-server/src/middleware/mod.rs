@@ -5,7 +5,8 @@
 //!
 //! Order, outermost first:
 //!
-//! 1. [`correlation`] — correlation ID and the request span (everything below logs inside it);
+//! 1. [`correlation`] — correlation ID and the request span (everything below logs inside it;
+//!    when spans are exported it is the [`server_span`]);
 //! 2. [`observe`] — access log and HTTP metrics, seeing the final status of every request;
 //! 3. [`security_headers`] — on every response, errors and docs included;
 //! 4. [`cors`] — answers preflights, adds CORS headers for allowed origins; then [`options`]
@@ -43,6 +44,7 @@ pub mod panic;
 pub mod problem;
 pub mod rate_limit;
 pub mod security_headers;
+pub mod server_span;
 pub mod timeout;
 
 use std::{panic::AssertUnwindSafe, time::Duration};
@@ -82,6 +84,9 @@ pub struct Chain<E> {
     pub uploads: body_limit::Uploads,
     /// Shared state (the rate limiter and the token verifier it keys users with).
     pub state: AppState,
+    /// Whether spans are exported: the request span is then a server span
+    /// ([`server_span`]).
+    pub server_spans: bool,
 }
 
 impl<E: Endpoint> Endpoint for Chain<E> {
@@ -90,16 +95,22 @@ impl<E: Endpoint> Endpoint for Chain<E> {
     /// Not `async`: the response future is built once, wrapped in the span, and moved to its
     /// box as it is (an `async` wrapper would hold, and copy, a second one).
     fn call(&self, mut req: Request) -> impl Future<Output = Result<Response>> + Send {
-        let (id, span) = correlation::assign(&mut req);
-        self.respond(req, id).instrument(span).map(Ok)
+        let route = self.routes.find(req.uri().path());
+        let (id, span) = if self.server_spans {
+            let client = rate_limit::client_ip(&req, &self.state.limiter().config().trusted_proxies);
+            correlation::assign(&mut req, |req, id| server_span::open(req, id, route, client))
+        } else {
+            correlation::assign(&mut req, |_, id| correlation::log_span(id))
+        };
+        self.respond(req, id, route).instrument(span).map(Ok)
     }
 }
 
 impl<E: Endpoint> Chain<E> {
     /// Layers 2–9 and the routes, as one `async fn` so the request is held once: each nested
     /// `async fn` would keep its own copy of its arguments.
-    async fn respond(&self, mut req: Request, id: CorrelationId) -> Response {
-        let observation = self.observer.start(&self.routes, &req);
+    async fn respond(&self, mut req: Request, id: CorrelationId, route: Option<&RouteEntry>) -> Response {
+        let observation = self.observer.start(route, &req);
         let path = observation.path();
         // The route's project, read once, and the request's one authentication, done when first
         // asked (by the limiter, the upload check or the handler).
@@ -154,6 +165,9 @@ impl<E: Endpoint> Chain<E> {
         };
         security_headers::apply(&self.policies, path, &mut resp);
         correlation::echo(&mut resp, &id);
+        if self.server_spans {
+            server_span::close(&tracing::Span::current(), resp.status().as_u16());
+        }
         self.observer.finish(observation, resp.status().as_u16());
         resp
     }

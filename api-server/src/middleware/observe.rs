@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use opentelemetry::{KeyValue, StringValue};
-use poem::{Request, http::Method};
+use poem::Request;
 
 use crate::{
-    routes::{RouteEntry, RouteTable},
-    telemetry::metrics::{ActiveRequests, METHODS, Metrics},
+    routes::RouteEntry,
+    telemetry::metrics::{ActiveRequests, METHODS, Metrics, method_slot},
 };
 
 /// What the observer needs.
@@ -35,7 +35,8 @@ impl<'a> Observation<'a> {
         &self.path
     }
 
-    /// The route the request matched (looked up once, here, for every step that needs it).
+    /// The route the request matched (looked up once, by the chain, for every step that needs
+    /// it).
     pub fn route(&self) -> Option<&'a RouteEntry> {
         self.route
     }
@@ -51,18 +52,12 @@ impl Drop for Observation<'_> {
 }
 
 impl Observer {
-    /// Starts observing `req`, labelled with its route template from `routes`.
-    pub fn start<'a>(&self, routes: &'a RouteTable, req: &Request) -> Observation<'a> {
+    /// Starts observing `req`, labelled with the template of `route`, the route it matched.
+    pub fn start<'a>(&self, route: Option<&'a RouteEntry>, req: &Request) -> Observation<'a> {
         let method = method_slot(req.method());
         self.metrics.active_requests.add(method, 1);
         let path = req.uri().path();
-        Observation {
-            started: Instant::now(),
-            method,
-            route: routes.find(path),
-            path: path.to_owned(),
-            active: Some(self.metrics.active_requests.clone()),
-        }
+        Observation { started: Instant::now(), method, route, path: path.to_owned(), active: Some(self.metrics.active_requests.clone()) }
     }
 
     /// Records the outcome: the duration histogram and one access-log line.
@@ -96,14 +91,10 @@ impl Observer {
     }
 }
 
-/// The method's slot in [`METHODS`]; methods outside the standard set share `_OTHER`.
-fn method_slot(method: &Method) -> usize {
-    const STANDARD: [Method; 7] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
-    STANDARD.iter().position(|m| m == method).unwrap_or(STANDARD.len())
-}
-
 #[cfg(test)]
 mod tests {
+    use poem::http::Method;
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@
 //! the database and the strays are deleted. Searches keep working throughout: nothing is
 //! purged first. Repeating a reindex (a retry after a crash) does no harm.
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::step::{Ending, Step, interrupted};
@@ -50,16 +51,18 @@ pub async fn run(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Ca
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = locked_batch(db, caller, op).await?;
-        let page = outbox::live_page(&mut s, after, PAGE, dim).await?;
+        // Each batch's calls in a span of its own, beneath the run's.
+        let step = tracing::error_span!("reindex batch");
+        let mut s = locked_batch(db, caller, op).instrument(step.clone()).await?;
+        let page = outbox::live_page(&mut s, after, PAGE, dim).instrument(step.clone()).await?;
         let full = page.len() as i64 == PAGE;
         after = page.last().map(|l| l.id);
         indexed += page.len() as i64;
         let points = page.into_iter().map(|l| IndexPoint { document_id: l.id, language: l.language, vector: l.embedding }).collect();
-        index.upsert(VectorScope::from(s.scope()), points).await?;
-        s.commit().await?;
+        index.upsert(VectorScope::from(s.scope()), points).instrument(step.clone()).await?;
+        s.commit().instrument(step.clone()).await?;
         let percent = i16::try_from((indexed * 90 / total).min(90)).unwrap_or(90);
-        if !operations::progress(db, work, percent, serde_json::json!({ "indexed": indexed, "of": total })).await? {
+        if !operations::progress(db, work, percent, serde_json::json!({ "indexed": indexed, "of": total })).instrument(step).await? {
             return Ok(Ending::Lost);
         }
         state.events().recorded();
@@ -74,14 +77,15 @@ pub async fn run(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Ca
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let mut s = locked_batch(db, caller, op).await?;
+        let step = tracing::error_span!("sweep batch");
+        let mut s = locked_batch(db, caller, op).instrument(step.clone()).await?;
         let scope = VectorScope::from(s.scope());
-        let (ids, next) = index.scroll(scope, from, PAGE as usize).await?;
-        let live = outbox::live_among(&mut s, &ids, dim).await?;
+        let (ids, next) = index.scroll(scope, from, PAGE as usize).instrument(step.clone()).await?;
+        let live = outbox::live_among(&mut s, &ids, dim).instrument(step.clone()).await?;
         let strays: Vec<Uuid> = ids.into_iter().filter(|id| !live.contains(id)).collect();
         removed += strays.len();
-        index.delete(scope, strays).await?;
-        s.commit().await?;
+        index.delete(scope, strays).instrument(step.clone()).await?;
+        s.commit().instrument(step).await?;
         match next {
             Some(next) => from = Some(next),
             None => break,

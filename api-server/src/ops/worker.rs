@@ -6,6 +6,8 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use super::{
@@ -14,9 +16,10 @@ use super::{
 };
 use crate::{
     access::{Caller, Editor, Principal, Viewer, WorkerScope},
+    client_span,
     db::{
         Database,
-        operations::{self, Claimed, Heartbeat, OperationKind, OperationStatus},
+        operations::{self, Claimed, Found, Heartbeat, OperationKind, OperationStatus},
         projects,
     },
     error::{ApiError, ErrorCode},
@@ -114,11 +117,11 @@ async fn run(state: AppState, owner: String, mut shutdown: watch::Receiver<bool>
     let db = state.deps().db.clone();
     let lease = state.config().operations.lease;
     while !*shutdown.borrow() {
-        match operations::claim(&db, &owner, lease).await {
-            Ok(Some((op, work))) => {
+        match operations::claim(&db, &owner, lease, run_span).await {
+            Ok(Some((op, work, span))) => {
                 // The claim recorded `operation.running`.
                 state.events().recorded();
-                execute(&state, &work, op).await;
+                execute(&state, &work, op, span).await;
             }
             Ok(None) => {
                 let _ = tokio::time::timeout(IDLE, shutdown.changed()).await;
@@ -140,7 +143,31 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn execute(state: &AppState, work: &WorkerScope, op: Claimed) {
+/// The span of one run of an operation: the root of a trace of its own (a run may come long
+/// after the request, and many runs after one), linked to the request that queued it. Its
+/// plain fields are the log lines' own; the dotted ones are for the trace.
+fn run_span(found: &Found) -> Span {
+    let kind = operations::kind_text(found.kind);
+    let span = tracing::error_span!(
+        parent: None,
+        "operation",
+        operation = %found.id,
+        kind,
+        attempt = found.attempt,
+        otel.name = %format!("operation {kind}"),
+        otel.kind = "consumer",
+        jeex.operation.id = %found.id,
+        jeex.operation.kind = kind,
+        jeex.operation.attempt = found.attempt,
+        jeex.project_id = %found.project_id,
+    );
+    if let Some(queued_by) = found.traceparent.as_deref().and_then(client_span::remote) {
+        span.add_link(queued_by);
+    }
+    span
+}
+
+async fn execute(state: &AppState, work: &WorkerScope, op: Claimed, span: Span) {
     let db = state.deps().db.clone();
     let lease = state.config().operations.lease;
     let (signal_tx, signal) = watch::channel(Heartbeat::Continue);
@@ -162,29 +189,32 @@ async fn execute(state: &AppState, work: &WorkerScope, op: Claimed) {
             }
         })
     });
-    let span = tracing::info_span!("operation", operation = %op.id, kind = ?op.kind, attempt = op.attempt);
-    let outcome = tracing::Instrument::instrument(run_kind(state, work, &op, &signal), span).await;
+    let outcome = run_kind(state, work, &op, &signal).instrument(span.clone()).await;
     drop(beat);
+    let ending = tracing::error_span!(parent: &span, "finish");
     let finished = match outcome {
-        Ok(Ending::Done(result)) => operations::finish(&db, work, OperationStatus::Succeeded, Some(&result), None).await,
-        Ok(Ending::Cancelled) => operations::finish(&db, work, OperationStatus::Cancelled, None, None).await,
+        Ok(Ending::Done(result)) => operations::finish(&db, work, OperationStatus::Succeeded, Some(&result), None).instrument(ending).await,
+        Ok(Ending::Cancelled) => operations::finish(&db, work, OperationStatus::Cancelled, None, None).instrument(ending).await,
         Ok(Ending::Lost) => {
             tracing::warn!(operation = %op.id, "lease lost to another replica; abandoning this run");
+            client_span::fail(&span, "lease_lost");
             return;
         }
         Err(e) if e.is_transient() => {
             // Transient: leave the lease to expire; the next claim retries (and counts).
             tracing::warn!(operation = %op.id, detail = %e, "operation interrupted; it will be retried");
+            client_span::fail(&span, "interrupted");
             return;
         }
         Err(e) => {
             tracing::warn!(operation = %op.id, error = %e, "operation failed");
+            client_span::fail(&span, e.code().as_str());
             // Internal details stay in the log; the API shows the public reason only.
             let public = match &e {
                 ApiError::Internal(_) => "an internal error stopped the operation; see the server log".to_owned(),
                 other => other.to_string(),
             };
-            operations::finish(&db, work, OperationStatus::Failed, None, Some(&public)).await
+            operations::finish(&db, work, OperationStatus::Failed, None, Some(&public)).instrument(ending).await
         }
     };
     match finished {
@@ -232,12 +262,19 @@ async fn run_import(state: &AppState, work: &WorkerScope, op: &Claimed, caller: 
             return Ok(ending);
         }
         let end = (start + batch).min(total);
-        let rows = import::rows(op.id, &input, start..end);
-        let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
-        inserted += operations::import_batch(&mut s, &rows, op.id).await?;
-        s.commit().await?;
-        let percent = i16::try_from(end * 100 / total).unwrap_or(100);
-        if !operations::progress(db, work, percent, serde_json::json!({ "documents": end, "of": total })).await? {
+        let step = tracing::error_span!("import batch", jeex.batch.first = start as i64, jeex.batch.size = (end - start) as i64);
+        let batch = async {
+            let rows = import::rows(op.id, &input, start..end);
+            let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
+            let added = operations::import_batch(&mut s, &rows, op.id).await?;
+            s.commit().await?;
+            let percent = i16::try_from(end * 100 / total).unwrap_or(100);
+            let ours = operations::progress(db, work, percent, serde_json::json!({ "documents": end, "of": total })).await?;
+            Ok::<_, ApiError>((added, ours))
+        };
+        let (added, ours) = batch.instrument(step).await?;
+        inserted += added;
+        if !ours {
             return Ok(Ending::Lost);
         }
         state.events().recorded();
@@ -261,7 +298,8 @@ async fn run_export(state: &AppState, work: &WorkerScope, op: &Claimed, caller: 
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let page = operations::export_page(&mut s, after, export::PAGE).await?;
+        let step = tracing::error_span!("export page");
+        let page = operations::export_page(&mut s, after, export::PAGE).instrument(step.clone()).await?;
         let full = page.len() as i64 == export::PAGE;
         let last = page.last().map(|(id, _)| *id);
         for (_, document) in &page {
@@ -269,7 +307,7 @@ async fn run_export(state: &AppState, work: &WorkerScope, op: &Claimed, caller: 
         }
         let documents = bundle.documents();
         let percent = i16::try_from((documents as i64 * 100 / total).min(99)).unwrap_or(99);
-        if !operations::progress(db, work, percent, serde_json::json!({ "documents": documents })).await? {
+        if !operations::progress(db, work, percent, serde_json::json!({ "documents": documents })).instrument(step).await? {
             return Ok(Ending::Lost);
         }
         state.events().recorded();

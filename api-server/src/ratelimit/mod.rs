@@ -66,7 +66,7 @@ pub enum Verdict {
 
 impl Limiter {
     /// A limiter on Redis when `redis` is given, in memory otherwise.
-    pub fn new(config: RateLimitConfig, prefix: String, redis: Option<::redis::aio::ConnectionManager>, errors: Counter<u64>) -> Self {
+    pub fn new(config: RateLimitConfig, prefix: String, redis: Option<crate::deps::redis::Connection>, errors: Counter<u64>) -> Self {
         let store = match redis {
             Some(conn) => Store::Redis(RedisStore::new(conn)),
             None => Store::Memory(MemoryStore::default()),

@@ -14,7 +14,11 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
+
+use tracing::Instrument;
+
+use crate::{client_span, deps::redis::Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::gcra::{self, Outcome};
@@ -82,6 +86,8 @@ struct Pending {
     intervals: Vec<i64>,
     window: i64,
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    /// The asking request's span, when it is traced: the batch's Redis call belongs to it.
+    span: tracing::Span,
 }
 
 /// The Redis store: hands requests to the batching task.
@@ -92,7 +98,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Uses `conn` (the shared, self-reconnecting connection). Starts the batching task, which
     /// ends when the store is dropped.
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: Connection) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
         tokio::spawn(batches(pending, conn, Script::new(GCRA)));
         Self { queue }
@@ -103,16 +109,17 @@ impl RedisStore {
         let (intervals, window) = gcra::intervals(multipliers, quota);
         let (reply, answer) = oneshot::channel();
         let closed = || Arc::new(redis::RedisError::from((redis::ErrorKind::Client, "the rate limiter's Redis task has stopped")));
-        self.queue.send(Pending { keys, intervals, window, reply }).map_err(|_| closed())?;
+        let span = if client_span::sampled() { tracing::Span::current() } else { tracing::Span::none() };
+        self.queue.send(Pending { keys, intervals, window, reply, span }).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }
 
 /// Sends one batch at a time: whatever queued while the last one was out.
-async fn batches(mut pending: mpsc::UnboundedReceiver<Pending>, conn: ConnectionManager, script: Script) {
+async fn batches(mut pending: mpsc::UnboundedReceiver<Pending>, conn: Connection, script: Script) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match run(&conn, &script, &batch).await {
+        match run(&conn, &script, &batch).instrument(batch_span(&batch)).await {
             Ok(outcomes) => {
                 for (p, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = p.reply.send(Ok(outcome));
@@ -126,6 +133,18 @@ async fn batches(mut pending: mpsc::UnboundedReceiver<Pending>, conn: Connection
             }
         }
     }
+}
+
+/// The span of a batch's check: a child of the first traced request in it, linked to the
+/// others (one Redis call answers them all). None when no request in it is traced.
+fn batch_span(batch: &[Pending]) -> tracing::Span {
+    let mut traced = batch.iter().map(|p| &p.span).filter(|s| !s.is_none());
+    let Some(first) = traced.next() else { return tracing::Span::none() };
+    let span = tracing::error_span!(target: client_span::TARGET, parent: first, "rate limit", otel.name = "rate limit check", jeex.batch.size = batch.len() as i64);
+    for other in traced {
+        span.follows_from(other);
+    }
+    span
 }
 
 /// Requests of a batch with the same keys, intervals and window, by their place in the batch.
@@ -151,7 +170,7 @@ fn groups(batch: &[Pending]) -> Vec<Group<'_>> {
 }
 
 /// One script run for `batch`; an outcome per request, in order.
-async fn run(conn: &ConnectionManager, script: &Script, batch: &[Pending]) -> Result<Vec<Outcome>, redis::RedisError> {
+async fn run(conn: &Connection, script: &Script, batch: &[Pending]) -> Result<Vec<Outcome>, redis::RedisError> {
     let groups = groups(batch);
     let mut invocation = script.prepare_invoke();
     invocation.arg(groups.len());

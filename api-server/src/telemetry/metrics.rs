@@ -26,6 +26,13 @@ const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0
 /// `_OTHER` for any other (as the semantic conventions ask).
 pub const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "_OTHER"];
 
+/// The method's slot in [`METHODS`]; methods outside the standard set share `_OTHER`.
+pub fn method_slot(method: &poem::http::Method) -> usize {
+    use poem::http::Method;
+    const STANDARD: [Method; 7] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
+    STANDARD.iter().position(|m| m == method).unwrap_or(STANDARD.len())
+}
+
 /// `http.server.active_requests` by method, counted in atomics and read at each collection:
 /// an up-down counter would hash the attributes and take a lock twice per request.
 #[derive(Clone)]

@@ -11,10 +11,13 @@ use opentelemetry_sdk::{
     Resource,
     trace::{BatchSpanProcessor, Sampler, SdkTracerProvider},
 };
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer, filter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use self::{export::FailureLog, metrics::Metrics};
-use crate::config::{LogFormat, TelemetryConfig};
+use crate::{
+    client_span,
+    config::{LogFormat, TelemetryConfig},
+};
 
 pub use export::EXPORT_TIMEOUT;
 
@@ -55,7 +58,7 @@ impl Telemetry {
         let tracer = telemetry.tracer_provider.tracer("jeex-api");
         // RUST_LOG was validated with the configuration.
         let filter = EnvFilter::try_new(format!("{QUIET},{}", cfg.log_filter)).map_err(|e| format!("RUST_LOG: {e}"))?;
-        let fmt_layer = match cfg.log_format {
+        let fmt_layer: Box<dyn Layer<_> + Send + Sync> = match cfg.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .with_writer(redact::RedactingWriter(std::io::stdout))
                 .json()
@@ -66,10 +69,27 @@ impl Telemetry {
                 .boxed(),
             LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(redact::RedactingWriter(std::io::stdout)).boxed(),
         };
+        // Client spans (made only when exporting) are for traces only: a line logged during a
+        // statement keeps the request span (and its correlation ID) as its span. Without export
+        // the filter would cost every span and event for nothing.
+        let fmt_layer = if cfg.otlp_endpoint.is_some() {
+            fmt_layer.with_filter(filter::filter_fn(|meta| !(meta.is_span() && meta.target() == client_span::TARGET))).boxed()
+        } else {
+            fmt_layer
+        };
         // Spans become OpenTelemetry spans only when they are exported: building them costs
-        // several microseconds a request for nothing otherwise.
-        let otel_layer =
-            cfg.otlp_endpoint.is_some().then(|| tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false));
+        // several microseconds a request for nothing otherwise. The semantic-convention
+        // attributes are the spans' own; the source location, thread and level would only
+        // add bytes to every span.
+        let otel_layer = cfg.otlp_endpoint.is_some().then(|| {
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_tracked_inactivity(false)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_level(false)
+        });
         tracing_subscriber::registry()
             .with(filter)
             .with(fmt_layer)

@@ -25,19 +25,23 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         writer.write_str(if empty { "{}" } else { "}" })
     }
 
-    /// Fields recorded after creation (`trace_id`): merged into the object, which is rare
-    /// enough to afford a parse.
+    /// Fields recorded after creation (`trace_id`, on every request whose spans are exported):
+    /// spliced into the object as text, without parsing it. A field is recorded once, so no key
+    /// repeats.
     fn add_fields(&self, current: &'writer mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
         let mut added = String::new();
         self.format_fields(Writer::new(&mut added), fields)?;
-        if current.fields.is_empty() {
+        if added == "{}" {
+            return Ok(());
+        }
+        if current.fields.is_empty() || current.fields == "{}" {
             current.fields = added;
             return Ok(());
         }
-        let parse = |s: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).map_err(|_| fmt::Error);
-        let mut merged = parse(&current.fields)?;
-        merged.extend(parse(&added)?);
-        current.fields = serde_json::Value::Object(merged).to_string();
+        // Both are objects this formatter wrote: `{…}` and `{…}` become `{…,…}`.
+        current.fields.pop();
+        current.fields.push(',');
+        current.fields.push_str(&added[1..]);
         Ok(())
     }
 }
@@ -50,6 +54,13 @@ struct Object<'a, 'w> {
 }
 
 impl<'w> Object<'_, 'w> {
+    /// Whether `field` stays out of the log: the semantic-convention attributes (dotted names:
+    /// `http.route`, `otel.name`, …) of exported spans are for the trace; the access-log line
+    /// already says the same.
+    fn skipped(field: &Field) -> bool {
+        field.name().contains('.')
+    }
+
     fn key(&mut self, field: &Field) -> fmt::Result {
         self.out.write_str(if self.empty { "{\"" } else { ",\"" })?;
         self.empty = false;
@@ -58,14 +69,14 @@ impl<'w> Object<'_, 'w> {
     }
 
     fn raw(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && !Self::skipped(field) {
             self.result = self.key(field).and_then(|()| self.out.write_fmt(value));
         }
     }
 
     /// A string field; `write` writes its value through the escaper.
     fn string(&mut self, field: &Field, write: impl FnOnce(&mut Escaped<'_, Writer<'w>>) -> fmt::Result) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && !Self::skipped(field) {
             self.result = self.key(field).and_then(|()| {
                 self.out.write_char('"')?;
                 write(&mut Escaped(&mut *self.out))?;
@@ -165,6 +176,9 @@ mod tests {
     #[test]
     fn no_fields_is_an_empty_object_and_later_fields_merge() {
         assert_eq!(fields_of(|| tracing::error_span!("bare")), serde_json::json!({}));
+        // Semantic-convention attributes are for the trace only.
+        let v = fields_of(|| tracing::error_span!("request", http.route = "/x/{id}", correlation_id = "abc", otel.kind = "server"));
+        assert_eq!(v, serde_json::json!({"correlation_id": "abc"}));
         let v = fields_of(|| {
             let span = tracing::error_span!("request", correlation_id = "abc", trace_id = tracing::field::Empty);
             span.record("trace_id", tracing::field::display("0af7651916cd43dd8448eb211c80319c"));

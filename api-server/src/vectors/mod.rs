@@ -18,10 +18,12 @@ mod server;
 
 use std::sync::Arc;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
     access::ProjectScope,
+    client_span::{self, Endpoint},
     config::{VectorConfig, VectorDistance, VectorEngine},
     error::{ApiError, ErrorCode},
 };
@@ -159,12 +161,24 @@ enum Engine {
 pub struct VectorIndex {
     engine: Engine,
     shape: Arc<Shape>,
+    /// The Qdrant server, as its calls' spans name it (`None` for the embedded engine).
+    server: Option<Arc<Endpoint>>,
 }
 
 impl VectorIndex {
     /// Builds the configured engine without touching it (start-up never waits for it).
     pub fn new(config: &VectorConfig) -> Result<Self, IndexError> {
         let shape = Shape { collection: config.collection.clone(), dim: config.dim, distance: config.distance };
+        let server = match &config.engine {
+            VectorEngine::Server(q) => url::Url::parse(&q.url).ok().map(|u| {
+                Arc::new(Endpoint {
+                    namespace: String::new(),
+                    address: u.host_str().unwrap_or_default().to_owned(),
+                    port: u.port_or_known_default().unwrap_or(6334),
+                })
+            }),
+            _ => None,
+        };
         let engine = match &config.engine {
             VectorEngine::Server(q) => Engine::Server(server::ServerIndex::new(q, shape.clone())?),
             #[cfg(feature = "embedded-vectors")]
@@ -173,7 +187,7 @@ impl VectorIndex {
             VectorEngine::Embedded(_) => Engine::Disabled,
             VectorEngine::Disabled => Engine::Disabled,
         };
-        Ok(Self { engine, shape: Arc::new(shape) })
+        Ok(Self { engine, shape: Arc::new(shape), server })
     }
 
     /// `qdrant-server`, `embedded` or `disabled`.
@@ -184,6 +198,23 @@ impl VectorIndex {
             Engine::Embedded(_) => "embedded",
             Engine::Disabled => "disabled",
         }
+    }
+
+    /// Runs one call in its client span (none unless the caller is traced).
+    async fn traced<T>(&self, operation: &'static str, call: impl Future<Output = Result<T, IndexError>>) -> Result<T, IndexError> {
+        let span = client_span::qdrant(self.server.as_deref(), operation, &self.shape.collection);
+        let result = call.instrument(span.clone()).await;
+        if let Err(e) = &result {
+            client_span::fail(
+                &span,
+                match e {
+                    IndexError::Unavailable(_) => "unavailable",
+                    IndexError::Mismatch(_) => "mismatch",
+                    IndexError::Disabled => "disabled",
+                },
+            );
+        }
+        result
     }
 
     /// Whether an engine is configured.
@@ -234,12 +265,15 @@ impl VectorIndex {
         if points.is_empty() {
             return Ok(());
         }
-        match &self.engine {
-            Engine::Server(s) => s.upsert(scope, points).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.upsert(scope, points).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.upsert(scope, points).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.upsert(scope, points).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("upsert", call).await
     }
 
     /// Removes these documents' points (only ever those in `scope`).
@@ -247,53 +281,68 @@ impl VectorIndex {
         if documents.is_empty() {
             return Ok(());
         }
-        match &self.engine {
-            Engine::Server(s) => s.delete(scope, Some(documents)).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.delete(scope, Some(documents)).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.delete(scope, Some(documents)).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.delete(scope, Some(documents)).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("delete", call).await
     }
 
     /// Removes every point of the project.
     pub async fn purge(&self, scope: VectorScope) -> Result<(), IndexError> {
-        match &self.engine {
-            Engine::Server(s) => s.delete(scope, None).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.delete(scope, None).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.delete(scope, None).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.delete(scope, None).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("delete", call).await
     }
 
     /// Nearest neighbours within the project (and language, when given), best first.
     pub async fn search(&self, scope: VectorScope, query: VectorQuery) -> Result<Vec<Hit>, IndexError> {
-        match &self.engine {
-            Engine::Server(s) => s.search(scope, query).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.search(scope, query).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.search(scope, query).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.search(scope, query).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("search", call).await
     }
 
     /// One page of the project's document ids in id order, after `after`; the second value
     /// is where the next page starts.
     pub async fn scroll(&self, scope: VectorScope, after: Option<Uuid>, limit: usize) -> Result<(Vec<Uuid>, Option<Uuid>), IndexError> {
-        match &self.engine {
-            Engine::Server(s) => s.scroll(scope, after, limit).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.scroll(scope, after, limit).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.scroll(scope, after, limit).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.scroll(scope, after, limit).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("scroll", call).await
     }
 
     /// Points in the project.
     pub async fn count(&self, scope: VectorScope) -> Result<u64, IndexError> {
-        match &self.engine {
-            Engine::Server(s) => s.count(scope).await,
-            #[cfg(feature = "embedded-vectors")]
-            Engine::Embedded(e) => e.count(scope).await,
-            Engine::Disabled => Err(IndexError::Disabled),
-        }
+        let call = async {
+            match &self.engine {
+                Engine::Server(s) => s.count(scope).await,
+                #[cfg(feature = "embedded-vectors")]
+                Engine::Embedded(e) => e.count(scope).await,
+                Engine::Disabled => Err(IndexError::Disabled),
+            }
+        };
+        self.traced("count", call).await
     }
 
     /// Compacts and indexes the embedded engine's segments (builds its HNSW graphs); a no-op

@@ -12,7 +12,8 @@ async fn unscoped(conn: &mut sqlx::PgConnection) {
 }
 
 async fn begun(pool: &sqlx::PgPool, caller: &jeex_api::access::Caller) {
-    let _ = Scoped::<Viewer>::begin(pool, caller, uuid::Uuid::nil()).await;
+    let db = std::sync::Arc::new(jeex_api::client_span::Endpoint::default());
+    let _ = Scoped::<Viewer>::begin(pool, &db, caller, uuid::Uuid::nil()).await;
 }
 
 fn main() {

@@ -281,7 +281,8 @@ impl ApiServer {
                 respond.send_response(server.answer(request).await);
             }
         });
-        Client::new(service, "default")
+        // The operator's own layer, as its real client has it.
+        kube::client::ClientBuilder::new(service, "default").with_layer(&jeex_operator::api_calls::ApiCalls::default()).build()
     }
 
     /// Puts an object at its API path as a cluster admin would (e.g.

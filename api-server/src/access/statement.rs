@@ -1,0 +1,154 @@
+//! Where SQL runs: a transaction ([`Tx`]) or the pool ([`Pooled`]), each an sqlx executor that
+//! gives every statement its client span ([`crate::client_span::sql`]) when the request or
+//! step running it is traced. Every query of the server goes through one of the two, so none
+//! is missing from a trace.
+
+use std::{
+    fmt,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures_util::{FutureExt, Stream, future::BoxFuture, stream::BoxStream};
+use sqlx::{
+    Describe, Either, Execute, Executor, PgPool, Postgres, Transaction,
+    postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo},
+};
+use tracing::{Instrument, Span};
+
+use crate::client_span::{self, Endpoint};
+
+/// A transaction whose statements are traced. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    tx: Transaction<'static, Postgres>,
+    db: Arc<Endpoint>,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tx")
+    }
+}
+
+impl Tx {
+    /// Takes a connection from `pool` and begins.
+    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>) -> Result<Self, sqlx::Error> {
+        let span = client_span::sql(db, "BEGIN");
+        let tx = pool.begin().instrument(span.clone()).await.inspect_err(|e| client_span::sql_failed(&span, e))?;
+        Ok(Self { tx, db: db.clone() })
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let span = client_span::sql(&self.db, "COMMIT");
+        self.tx.commit().instrument(span.clone()).await.inspect_err(|e| client_span::sql_failed(&span, e))
+    }
+}
+
+/// The pool, as an executor of single statements (each on a connection of its own).
+#[derive(Clone, Copy)]
+pub struct Pooled<'a> {
+    pool: &'a PgPool,
+    db: &'a Endpoint,
+}
+
+impl<'a> Pooled<'a> {
+    /// `pool`, with spans naming `db`.
+    pub(crate) fn new(pool: &'a PgPool, db: &'a Endpoint) -> Self {
+        Self { pool, db }
+    }
+}
+
+impl fmt::Debug for Pooled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pooled")
+    }
+}
+
+/// A statement's rows (or results), inside its span.
+struct InSpan<'e, T> {
+    inner: BoxStream<'e, Result<T, sqlx::Error>>,
+    span: Span,
+}
+
+impl<T> Stream for InSpan<'_, T> {
+    type Item = Result<T, sqlx::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        let next = this.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Err(e))) = &next {
+            client_span::sql_failed(&this.span, e);
+        }
+        next
+    }
+}
+
+type Step = Either<PgQueryResult, PgRow>;
+
+fn fetch_many<'e, T: Send + 'e>(span: Span, inner: BoxStream<'e, Result<T, sqlx::Error>>) -> BoxStream<'e, Result<T, sqlx::Error>> {
+    if span.is_none() { inner } else { Box::pin(InSpan { inner, span }) }
+}
+
+fn fetch_optional<'e>(
+    span: Span,
+    inner: BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>,
+) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>> {
+    if span.is_none() {
+        return inner;
+    }
+    inner.instrument(span.clone()).map(move |result| result.inspect_err(|e| client_span::sql_failed(&span, e))).boxed()
+}
+
+/// The executor methods of both, each handing the statement to `$inner` inside its span.
+macro_rules! traced_executor {
+    ($this:ident => $inner:expr, $db:expr) => {
+        type Database = Postgres;
+
+        fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+        where
+            'c: 'e,
+            E: 'q + Execute<'q, Postgres>,
+        {
+            let $this = self;
+            let span = client_span::sql($db, query.sql());
+            fetch_many(span, $inner.fetch_many(query))
+        }
+
+        fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+        where
+            'c: 'e,
+            E: 'q + Execute<'q, Postgres>,
+        {
+            let $this = self;
+            let span = client_span::sql($db, query.sql());
+            fetch_optional(span, $inner.fetch_optional(query))
+        }
+
+        fn prepare_with<'e, 'q: 'e>(self, sql: &'q str, parameters: &'e [PgTypeInfo]) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
+        where
+            'c: 'e,
+        {
+            let $this = self;
+            $inner.prepare_with(sql, parameters)
+        }
+
+        fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+        where
+            'c: 'e,
+        {
+            let $this = self;
+            $inner.describe(sql)
+        }
+    };
+}
+
+impl<'c> Executor<'c> for &'c mut Tx {
+    traced_executor!(this => &mut *this.tx, &this.db);
+}
+
+impl<'c> Executor<'c> for Pooled<'c> {
+    traced_executor!(this => this.pool, this.db);
+}
