@@ -24,6 +24,11 @@ pub fn sampled() -> bool {
     opentelemetry::Context::map_current(|cx| cx.span().span_context().is_sampled())
 }
 
+/// Whether `span` belongs to a sampled trace (a step's span is made only then).
+pub fn traced(span: &Span) -> bool {
+    span.context().span().span_context().is_sampled()
+}
+
 /// The current trace's id (32 hex digits), when the trace is sampled: what an event records so
 /// that a client can report the trace that produced it.
 pub fn trace_id() -> Option<String> {

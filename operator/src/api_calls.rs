@@ -16,15 +16,27 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The layer, added to the client's service stack ([`kube::client::ClientBuilder::with_layer`]).
 #[derive(Debug, Clone, Default)]
 pub struct ApiCalls {
-    /// The API server's host and port, when known (the cluster URL).
-    pub server: Option<(String, u16)>,
+    /// The API server's scheme, host and port, when known (the cluster URL).
+    pub server: Option<Server>,
+}
+
+/// Where the API server is.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// `https` (or `http`).
+    pub scheme: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
 }
 
 impl ApiCalls {
     /// Spans naming the API server at `url`.
     pub fn for_cluster(url: &http::Uri) -> Self {
-        let port = url.port_u16().unwrap_or(if url.scheme_str() == Some("http") { 80 } else { 443 });
-        Self { server: url.host().map(|h| (h.to_owned(), port)) }
+        let scheme = url.scheme_str().unwrap_or("https").to_owned();
+        let port = url.port_u16().unwrap_or(if scheme == "http" { 80 } else { 443 });
+        Self { server: url.host().map(|host| Server { scheme, host: host.to_owned(), port }) }
     }
 }
 
@@ -40,7 +52,7 @@ impl<S> tower::Layer<S> for ApiCalls {
 #[derive(Debug, Clone)]
 pub struct Traced<S> {
     inner: S,
-    server: Option<(String, u16)>,
+    server: Option<Server>,
 }
 
 type Boxed<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -86,12 +98,12 @@ where
     }
 }
 
-fn span<B>(req: &http::Request<B>, server: Option<&(String, u16)>) -> tracing::Span {
+fn span<B>(req: &http::Request<B>, server: Option<&Server>) -> tracing::Span {
     let method = req.method().as_str();
     let path = req.uri().path();
     let (template, namespace) = template(path);
     let full = match server {
-        Some((host, port)) => format!("https://{host}:{port}{path}"),
+        Some(s) => format!("{}://{}:{}{path}", s.scheme, s.host, s.port),
         None => path.to_owned(),
     };
     tracing::error_span!(
@@ -101,8 +113,8 @@ fn span<B>(req: &http::Request<B>, server: Option<&(String, u16)>) -> tracing::S
         http.request.method = method,
         url.template = %template,
         url.full = %full,
-        server.address = server.map(|(h, _)| h.as_str()),
-        server.port = server.map(|(_, p)| i64::from(*p)),
+        server.address = server.map(|s| s.host.as_str()),
+        server.port = server.map(|s| i64::from(s.port)),
         k8s.namespace.name = namespace,
     )
 }

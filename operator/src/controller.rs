@@ -59,7 +59,7 @@ pub enum RunError {
     #[error("cannot reach Kubernetes (in a pod: the service account; outside: KUBECONFIG): {0}")]
     Client(#[from] kube::Error),
     /// No cluster configuration at all.
-    #[error("no Kubernetes configuration (in a pod: the service account; outside: KUBECONFIG): {0}")]
+    #[error("cannot reach Kubernetes: no configuration found (in a pod: the service account; outside: KUBECONFIG): {0}")]
     Config(#[from] kube::config::InferConfigError),
     /// The CRD is missing.
     #[error("the JeexBackend CRD is not installed or not readable ({0}); apply crds/jeexbackend.yaml (the Helm chart does)")]

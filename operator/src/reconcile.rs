@@ -30,32 +30,26 @@ fn key_of(jb: &JeexBackend) -> String {
 }
 
 /// Reconciles one `JeexBackend`, in a span of its own: the root of a trace whose children are
-/// the reconcile's API calls and dependency probes. Its plain fields are the log lines' own;
-/// the dotted ones are for the trace.
+/// the reconcile's API calls and dependency probes. Its fields are the log lines' own, as they
+/// always were; the trace's attributes are set on the exported span only.
 pub async fn reconcile(jb: Arc<JeexBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let (namespace, name) = (jb.metadata.namespace.as_deref(), jb.metadata.name.as_deref());
-    let span = tracing::error_span!(
-        parent: None,
-        "reconcile",
-        namespace,
-        name,
-        otel.name = "reconcile JeexBackend",
-        otel.kind = "internal",
-        k8s.namespace.name = namespace,
-        jeex.backend.name = name,
-        jeex.backend.generation = jb.metadata.generation,
-        jeex.reconcile.outcome = tracing::field::Empty,
-    );
+    let span = tracing::info_span!(parent: None, "reconcile", namespace, name);
+    span.set_attribute("k8s.namespace.name", namespace.unwrap_or_default().to_owned());
+    span.set_attribute("jeex.backend.name", name.unwrap_or_default().to_owned());
+    if let Some(generation) = jb.metadata.generation {
+        span.set_attribute("jeex.backend.generation", generation);
+    }
     let started = std::time::Instant::now();
     let _running = ctx.metrics.running();
     let result = tokio::time::timeout(DEADLINE, run(&jb, &ctx)).instrument(span.clone()).await.unwrap_or(Err(Error::Timeout));
     ctx.metrics.observe(started.elapsed(), result.is_err());
     match &result {
         Ok(action) => {
-            span.record("jeex.reconcile.outcome", if *action == Action::await_change() { "done" } else { "requeue" });
+            span.set_attribute("jeex.reconcile.outcome", if *action == Action::await_change() { "done" } else { "requeue" });
         }
         Err(e) => {
-            span.record("jeex.reconcile.outcome", "error");
+            span.set_attribute("jeex.reconcile.outcome", "error");
             span.set_attribute("error.type", e.reason().0);
             span.set_status(opentelemetry::trace::Status::error(e.to_string()));
         }

@@ -105,6 +105,8 @@ impl Telemetry {
             .with_threads(false)
             .with_target(false)
             .with_level(false)
+            // Spans only: log events (which may quote a dependency's error) stay in the log.
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
     }
 
     /// The meter the reconcile metrics are recorded with, when they are exported.

@@ -36,9 +36,9 @@ async fn a_reconcile_is_a_span_with_its_api_calls_and_probes_beneath() {
     tokio::task::spawn_blocking(move || flushing.flush()).await.unwrap();
 
     let spans = collector
-        .wait_for(Duration::from_secs(10), |spans| spans.iter().any(|s| s.name == "reconcile JeexBackend" && s.parent_span_id.is_empty()))
+        .wait_for(Duration::from_secs(10), |spans| spans.iter().any(|s| s.name == "reconcile" && s.parent_span_id.is_empty()))
         .await;
-    let reconcile = spans.iter().find(|s| s.name == "reconcile JeexBackend").unwrap_or_else(|| panic!("no reconcile span: {spans:#?}"));
+    let reconcile = spans.iter().find(|s| s.name == "reconcile").unwrap_or_else(|| panic!("no reconcile span: {spans:#?}"));
     let shown = tree(&spans, &reconcile.trace_id);
     assert_eq!(reconcile.service, "jeex-operator");
     assert_eq!(reconcile.parent_span_id, "", "a reconcile is the root of its trace");

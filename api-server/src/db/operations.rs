@@ -281,7 +281,8 @@ pub async fn claim(
         let found =
             Found { id: next.id, project_id: next.project_id, kind: next.kind, attempt: next.attempt + 1, traceparent: next.traceparent };
         let run = trace(&found);
-        let claiming = tracing::error_span!(parent: &run, "claim", jeex.operation.id = %found.id);
+        // Only a traced run gets the claim's own span: a log line of the claim keeps no empty one.
+        let claiming = if client_span::traced(&run) { tracing::error_span!(parent: &run, "claim") } else { run.clone() };
         let taken = take(tx, &found, next.max_attempts, next.cancel_requested, owner, lease).instrument(claiming).await?;
         if let Some(claimed) = taken {
             let work = WorkerScope::claimed(claimed.id, claimed.project_id, owner);

@@ -71,6 +71,8 @@ pub fn close(span: &Span, status: u16) {
 fn authority<'a>(req: &'a Request, scheme: &str) -> (Option<&'a str>, Option<u16>) {
     let raw = req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()));
     let Some(raw) = raw else { return (None, None) };
+    // An absolute-form target may carry `user:password@`: never recorded.
+    let raw = raw.rsplit('@').next().unwrap_or(raw);
     let (host, port) = match raw.rsplit_once(':') {
         // `[::1]:8080`, `example.com:8080`; a bare IPv6 literal has colons but no port.
         Some((host, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => (host, port.parse().ok()),

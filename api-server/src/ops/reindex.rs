@@ -10,7 +10,7 @@
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::step::{Ending, Step, interrupted};
+use super::step::{Ending, Step, interrupted, step_span};
 use crate::{
     access::{Caller, Editor, Scoped, WorkerScope},
     db::{
@@ -52,7 +52,7 @@ pub async fn run(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Ca
             return Ok(ending);
         }
         // Each batch's calls in a span of its own, beneath the run's.
-        let step = tracing::error_span!("reindex batch");
+        let step = step_span!("reindex batch");
         let mut s = locked_batch(db, caller, op).instrument(step.clone()).await?;
         let page = outbox::live_page(&mut s, after, PAGE, dim).instrument(step.clone()).await?;
         let full = page.len() as i64 == PAGE;
@@ -77,7 +77,7 @@ pub async fn run(state: &AppState, work: &WorkerScope, op: &Claimed, caller: &Ca
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let step = tracing::error_span!("sweep batch");
+        let step = step_span!("sweep batch");
         let mut s = locked_batch(db, caller, op).instrument(step.clone()).await?;
         let scope = VectorScope::from(s.scope());
         let (ids, next) = index.scroll(scope, from, PAGE as usize).instrument(step.clone()).await?;

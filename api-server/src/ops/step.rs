@@ -33,3 +33,12 @@ pub fn interrupted(signal: &Step) -> Option<Ending> {
         Heartbeat::Lost => Some(Ending::Lost),
     }
 }
+
+/// A step's span beneath the current one, only when that is traced: the log lines of a step
+/// keep the run's span (and its operation id) otherwise.
+macro_rules! step_span {
+    ($($arg:tt)+) => {
+        if $crate::client_span::sampled() { ::tracing::error_span!($($arg)+) } else { ::tracing::Span::none() }
+    };
+}
+pub(crate) use step_span;

@@ -145,24 +145,27 @@ impl Drop for AbortOnDrop {
 
 /// The span of one run of an operation: the root of a trace of its own (a run may come long
 /// after the request, and many runs after one), linked to the request that queued it. Its
-/// plain fields are the log lines' own; the dotted ones are for the trace.
+/// plain fields are the log lines' own, as they always were; the trace's name and kind are
+/// fields the JSON log leaves out, and its attributes are set on the exported span only.
 fn run_span(found: &Found) -> Span {
     let kind = operations::kind_text(found.kind);
     let span = tracing::error_span!(
         parent: None,
         "operation",
         operation = %found.id,
-        kind,
+        kind = ?found.kind,
         attempt = found.attempt,
         otel.name = %format!("operation {kind}"),
         otel.kind = "consumer",
-        jeex.operation.id = %found.id,
-        jeex.operation.kind = kind,
-        jeex.operation.attempt = found.attempt,
-        jeex.project_id = %found.project_id,
     );
-    if let Some(queued_by) = found.traceparent.as_deref().and_then(client_span::remote) {
-        span.add_link(queued_by);
+    if client_span::traced(&span) {
+        span.set_attribute("jeex.operation.id", found.id.to_string());
+        span.set_attribute("jeex.operation.kind", kind);
+        span.set_attribute("jeex.operation.attempt", i64::from(found.attempt));
+        span.set_attribute("jeex.project_id", found.project_id.to_string());
+        if let Some(queued_by) = found.traceparent.as_deref().and_then(client_span::remote) {
+            span.add_link(queued_by);
+        }
     }
     span
 }
@@ -191,7 +194,7 @@ async fn execute(state: &AppState, work: &WorkerScope, op: Claimed, span: Span) 
     });
     let outcome = run_kind(state, work, &op, &signal).instrument(span.clone()).await;
     drop(beat);
-    let ending = tracing::error_span!(parent: &span, "finish");
+    let ending = if client_span::traced(&span) { tracing::error_span!(parent: &span, "finish") } else { Span::none() };
     let finished = match outcome {
         Ok(Ending::Done(result)) => operations::finish(&db, work, OperationStatus::Succeeded, Some(&result), None).instrument(ending).await,
         Ok(Ending::Cancelled) => operations::finish(&db, work, OperationStatus::Cancelled, None, None).instrument(ending).await,
@@ -262,7 +265,7 @@ async fn run_import(state: &AppState, work: &WorkerScope, op: &Claimed, caller: 
             return Ok(ending);
         }
         let end = (start + batch).min(total);
-        let step = tracing::error_span!("import batch", jeex.batch.first = start as i64, jeex.batch.size = (end - start) as i64);
+        let step = super::step::step_span!("import batch", jeex.batch.first = start as i64, jeex.batch.size = (end - start) as i64);
         let batch = async {
             let rows = import::rows(op.id, &input, start..end);
             let mut s = db.scoped::<Editor>(caller, op.project_id).await?;
@@ -298,7 +301,7 @@ async fn run_export(state: &AppState, work: &WorkerScope, op: &Claimed, caller: 
         if let Some(ending) = interrupted(signal) {
             return Ok(ending);
         }
-        let step = tracing::error_span!("export page");
+        let step = super::step::step_span!("export page");
         let page = operations::export_page(&mut s, after, export::PAGE).instrument(step.clone()).await?;
         let full = page.len() as i64 == export::PAGE;
         let last = page.last().map(|(id, _)| *id);

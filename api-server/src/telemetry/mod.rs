@@ -81,6 +81,8 @@ impl Telemetry {
         // several microseconds a request for nothing otherwise. The semantic-convention
         // attributes are the spans' own; the source location, thread and level would only
         // add bytes to every span.
+        // Spans only: log events would become span events with their fields as logged, past
+        // the redaction that guards every log line.
         let otel_layer = cfg.otlp_endpoint.is_some().then(|| {
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -89,6 +91,7 @@ impl Telemetry {
                 .with_threads(false)
                 .with_target(false)
                 .with_level(false)
+                .with_filter(filter::filter_fn(|meta| meta.is_span()))
         });
         tracing_subscriber::registry()
             .with(filter)
