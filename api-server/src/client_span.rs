@@ -213,17 +213,25 @@ pub fn http(method: &str, url: &url::Url) -> Span {
 /// first data-changing or reading keyword outside parentheses (after a `WITH`'s common table
 /// expressions), and the table it names.
 pub fn summary(text: &str) -> (&str, Option<&str>) {
-    let words = Words::new(text);
+    let mut words = Words::new(text);
     let mut operation = None;
     let mut expect_table = false;
     // After `WITH`, the names of its expressions come before the main statement's keyword.
     let mut in_with = false;
-    for (word, depth) in words {
-        if depth > 0 {
+    // After a function in `FROM` (`jeex_enter(…)`), the rows come from a sub-select: its
+    // `FROM` names the table.
+    let mut nested = false;
+    while let Some((word, depth)) = words.next() {
+        if depth > 0 && !nested {
             continue;
         }
         if expect_table {
             if word.eq_ignore_ascii_case("ONLY") {
+                continue;
+            }
+            if operation == Some("SELECT") && words.called() {
+                expect_table = false;
+                nested = true;
                 continue;
             }
             let table = word.trim_matches('"');
@@ -264,6 +272,11 @@ struct Words<'a> {
 impl<'a> Words<'a> {
     fn new(text: &'a str) -> Self {
         Self { text, at: 0, depth: 0 }
+    }
+
+    /// Whether the word just read is called: an opening parenthesis follows it.
+    fn called(&self) -> bool {
+        self.text[self.at..].trim_start().starts_with('(')
     }
 }
 
@@ -330,6 +343,14 @@ mod tests {
         assert_eq!(summary("UPDATE operations SET status = 'running' WHERE id = $1"), ("UPDATE", Some("operations")));
         assert_eq!(summary("DELETE FROM event_outbox WHERE seq = ANY($1)"), ("DELETE", Some("event_outbox")));
         assert_eq!(summary("SELECT set_config('jeex.user_id', $1, true)"), ("SELECT", None));
+        // A statement that enters its project reads from the sub-select after `jeex_enter`.
+        assert_eq!(
+            summary(
+                "SELECT p.id FROM jeex_enter($1, $2, $3, $4) AS entered(role) CROSS JOIN LATERAL (SELECT * FROM projects WHERE id = $3 OFFSET 0) p"
+            ),
+            ("SELECT", Some("projects"))
+        );
+        assert_eq!(summary("SELECT jeex_enter($1, $2, $3, $4) AS role"), ("SELECT", None));
         assert_eq!(summary("BEGIN"), ("BEGIN", None));
         assert_eq!(summary("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"), ("SET", None));
         // The main statement of a WITH, not its common table expressions.

@@ -84,6 +84,15 @@ impl DevDatabase {
         }
     }
 
+    /// Restarts the cluster on the same port (`pg_ctl restart -m fast`: every connection is
+    /// cut, as in a database failover or upgrade), waiting until it accepts connections again.
+    pub async fn restart(&self) -> Result<(), DevDbError> {
+        let data = self.data_dir.display().to_string();
+        // The log as at start: without one the server would hold pg_ctl's output open.
+        let log = self.data_dir.with_file_name("server.log").display().to_string();
+        self.run("pg_ctl", &["restart", "-D", &data, "-l", &log, "-m", "fast", "-w", "-t", "60"]).await.map(drop)
+    }
+
     /// The port of a cluster already running on this data directory.
     async fn running_port(&self) -> Option<u16> {
         let data = self.data_dir.display().to_string();

@@ -1,13 +1,19 @@
 //! Health probes against the real PostgreSQL and Redis, and against faults: a closed port,
-//! a listener that never answers, and a dependency that comes back.
+//! a listener that never answers, a dependency that comes back, and a PostgreSQL restart.
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use jeex_e2e::net::{FaultyListener, Proxy, closed_port};
-use reqwest::StatusCode;
-use serde_json::Value;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use support::{client, config, start};
 
 fn component<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -146,4 +152,73 @@ async fn readiness_refuses_an_old_schema_and_outside_development_a_role_that_byp
     let (status, body) = support::session::split(client().get(app.url("/health/ready")).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert!(body["detail"].as_str().unwrap().contains("jeex-api migrate"), "{body}");
+}
+
+/// Issue 27: connections are no longer tested before each use, so a PostgreSQL restart reaches
+/// requests. It still loses no acknowledged write, and the server recovers by itself: a real
+/// restart (`pg_ctl restart -m fast`) of a private cluster, under a steady stream of writes.
+#[tokio::test]
+async fn a_postgres_restart_loses_no_acknowledged_write_and_readiness_recovers() {
+    use jeex_api::{db::migrate, devdb::DevDatabase};
+
+    let dir = support::temp_dir();
+    let pg = DevDatabase::start(&dir).await.expect("a private PostgreSQL cluster");
+    migrate::run(&pg.owner_url, Some(&migrate::AppRole::named(jeex_api::devdb::APP_ROLE))).await.expect("migrate");
+    let app = start(config(&[("DATABASE_URL", &pg.url)])).await;
+    let user = support::session::login(&app, "restart@example.com").await;
+    let project = user.project("Restart").await;
+
+    // Writes one after another, each remembered when the server acknowledged it (201).
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (user, project, writing) = (user.clone(), project.clone(), writing.clone());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut refused) = (Vec::new(), 0u32);
+            let mut n = 0;
+            while writing.load(Ordering::SeqCst) {
+                n += 1;
+                let body = json!({ "title": format!("note {n}"), "content": "kept" });
+                let (status, doc) = user.call(Method::POST, &format!("/api/v1/projects/{project}/documents"), Some(body)).await;
+                match status {
+                    201 => acknowledged.push(doc["id"].as_str().unwrap().to_owned()),
+                    // The statements on their way when the database went: refused, never a panic.
+                    503 => refused += 1,
+                    other => panic!("a write during the restart answered {other}: {doc}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (acknowledged, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.restart().await.expect("pg_ctl restart");
+    let restarted = Instant::now();
+
+    // Readiness comes back without the server being touched.
+    let c = client();
+    loop {
+        if c.get(app.url("/health/ready")).send().await.unwrap().status() == StatusCode::OK {
+            break;
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(15), "/health/ready did not recover within 15 s of the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writing.store(false, Ordering::SeqCst);
+    let (acknowledged, refused) = writer.await.unwrap();
+    assert!(acknowledged.len() > 20, "writes went on around the restart: {} acknowledged", acknowledged.len());
+
+    // Every acknowledged write is in the database, read back as the owner (no RLS).
+    let mut owner = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.owner_url).await.unwrap();
+    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|id| id.parse().unwrap()).collect();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM documents WHERE id = ANY($1)").bind(&ids).fetch_one(&mut owner).await.unwrap();
+    assert_eq!(stored, ids.len() as i64, "every acknowledged write survived ({refused} refused during the restart)");
+    // And new requests succeed on connections opened after it.
+    let (status, _) = user.call(Method::GET, &format!("/api/v1/projects/{project}"), None).await;
+    assert_eq!(status, 200);
+    drop(owner);
+    app.shutdown().await;
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

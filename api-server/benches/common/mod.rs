@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each bench uses a different part
 
+pub mod round_trips;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -149,6 +151,8 @@ const BENCH_ROLE: &str = "jeex_bench_app";
 pub struct BenchDatabase {
     /// URL for the server (the unprivileged role).
     pub app_url: String,
+    /// URL as the owner (a superuser: no row-level security), for bare baselines.
+    pub owner_url: String,
     /// The user.
     pub user: uuid::Uuid,
     /// Their project.
@@ -189,7 +193,7 @@ impl BenchDatabase {
             .await
             .unwrap();
         owner.close().await.ok();
-        Self { app_url: format!("postgres://{BENCH_ROLE}@{host}/{name}"), user, project, name, admin }
+        Self { app_url: format!("postgres://{BENCH_ROLE}@{host}/{name}"), owner_url, user, project, name, admin }
     }
 
     /// The database's name.

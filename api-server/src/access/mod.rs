@@ -8,21 +8,25 @@
 //! - [`ProjectScope`], [`Scoped`], [`UserTx`]: proof of the membership check, and the
 //!   transactions that carry it. Only [`Scoped::begin`] (after the check) builds a
 //!   `ProjectScope`; every repository function on project data takes a `Scoped`.
+//! - [`Entry`] and [`Checked`]: a claim on a project checked by the statement that uses it
+//!   (`jeex_enter`), for one-round-trip reads and two-round-trip writes.
 //! - [`WorkerScope`]: the right to work on one claimed operation; only the claim builds it.
-//! - [`Tx`] and [`Pooled`]: where SQL runs, each statement in its client span.
+//! - [`Tx`], [`Conn`] and [`Pooled`]: where SQL runs, each statement in its client span.
 //!
 //! The pool itself is private to the data layer ([`crate::db::Database`]): the transactions
 //! here are opened from there, never from a handler.
 
 mod caller;
+mod entry;
 mod role;
 mod scope;
 mod statement;
 mod worker;
 
 pub use caller::{Caller, Principal};
+pub use entry::{Checked, Entry};
 pub use role::{Admits, Editor, Level, Owner, Role, Viewer};
 pub(crate) use scope::set_rls;
 pub use scope::{ProjectScope, Scoped, UserTx, project_not_found, unauthorized};
-pub use statement::{Pooled, Tx};
+pub use statement::{Conn, Pooled, Tx};
 pub use worker::WorkerScope;

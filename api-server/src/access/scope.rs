@@ -1,11 +1,13 @@
 //! The project scope: the only way to run SQL on project data.
 //!
-//! [`Scoped::begin`] opens a transaction, sets the row-level-security settings
-//! transaction-locally (`set_config(…, true)`: they vanish at COMMIT/ROLLBACK, so a pooled
-//! connection never carries one request's scope into the next), checks membership and then the
-//! role the scope's type asks for. Only then does a [`ProjectScope`] exist, and every
-//! repository function on project data takes the [`Scoped`] transaction that holds one: an
-//! unscoped query does not compile, nor does an editor's operation on a viewer's scope.
+//! [`Scoped::begin`] opens a transaction in which the SQL function `jeex_enter` has set the
+//! row-level-security settings transaction-locally (`set_config(…, true)`: they vanish at
+//! COMMIT/ROLLBACK, so a pooled connection never carries one request's scope into the next) and
+//! checked membership and the role the scope's type asks for, all in one round trip. Only then
+//! does a [`ProjectScope`] exist, and every repository function on project data takes the
+//! [`Scoped`] transaction that holds one (or an [`super::Entry`], whose one statement enters
+//! itself): an unscoped query does not compile, nor does an editor's operation on a viewer's
+//! scope.
 
 use std::{marker::PhantomData, sync::Arc};
 
@@ -22,24 +24,18 @@ use crate::{
     error::{ApiError, ErrorCode},
 };
 
-/// Proof that the caller may act in a project, with which role. Built only by
-/// [`Scoped::begin`] after the membership check.
+/// Proof that the caller may act in a project. Built only by [`Scoped::begin`] after the
+/// membership and role check (the role checked for is the scope's type).
 #[derive(Debug, Clone)]
 pub struct ProjectScope {
     project_id: Uuid,
     caller: Caller,
-    role: Role,
 }
 
 impl ProjectScope {
     /// The project.
     pub fn project_id(&self) -> Uuid {
         self.project_id
-    }
-
-    /// The caller's role in it.
-    pub fn role(&self) -> Role {
-        self.role
     }
 
     /// Who is acting.
@@ -79,62 +75,69 @@ pub(crate) async fn set_rls(conn: &mut Tx, user_id: Option<Uuid>, project_id: Op
     .map(drop)
 }
 
+/// A key acts only in its own project: presented for another, the same 404 as any project
+/// not the caller's, without a round trip.
+fn own_project(caller: &Caller, project_id: Uuid) -> Result<(), ApiError> {
+    match &caller.principal {
+        Principal::ApiKey { project_id: own, .. } if *own != project_id => Err(project_not_found()),
+        _ => Ok(()),
+    }
+}
+
+/// A UUID as an SQL literal: its own spelling, quoted (never text from a request).
+fn literal(id: Option<Uuid>) -> String {
+    id.map_or_else(|| "NULL".to_owned(), |id| format!("'{id}'"))
+}
+
+/// The one simple-protocol message that enters `project_id` for `caller` and opens the
+/// transaction: `SELECT jeex_enter(…); BEGIN`. PostgreSQL counts the statements of one message
+/// that run before its `BEGIN` into the transaction it opens, so the settings `jeex_enter`
+/// makes hold until COMMIT; and when `jeex_enter` refuses, the message stops before the `BEGIN`
+/// and its implicit transaction rolls back, so the connection goes back to the pool clean (a
+/// `BEGIN` first would leave it in a failed transaction). Written from UUIDs and a role's own
+/// spelling only.
+fn enter_then_begin(caller: &Caller, project_id: Uuid, needs: Role) -> String {
+    format!(
+        "SELECT jeex_enter({}::uuid, {}::uuid, '{project_id}'::uuid, '{}'); BEGIN",
+        literal(caller.user_id()),
+        literal(caller.api_key_id()),
+        needs.as_str()
+    )
+}
+
 impl<R: Level> Scoped<R> {
     /// Opens the transaction and checks that `caller` may act in `project_id` with at least
-    /// `R`'s role. A project that does not exist, is deleted, or is not the caller's answers
-    /// the same 404; a member with a weaker role gets 403. Called by the data layer, which
-    /// alone holds the pool.
+    /// `R`'s role, in one round trip (see [`enter_then_begin`]). A project that does not exist,
+    /// is deleted, or is not the caller's answers the same 404; a member with a weaker role gets
+    /// 403. Called by the data layer, which alone holds the pool.
     pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
-        let tx = Tx::begin(pool, db).await?;
-        Self::check(tx, caller, project_id).await
+        own_project(caller, project_id)?;
+        let tx = Tx::begin_with(pool, db, enter_then_begin(caller, project_id, R::ROLE)).await?;
+        Ok(Self::entered(tx, caller, project_id))
     }
 
     /// Like [`Scoped::begin`], in a read-only `REPEATABLE READ` transaction: every statement
-    /// sees the same snapshot (an export reading page by page).
+    /// sees the same snapshot (an export reading page by page). The isolation level must come
+    /// first in its transaction, so this one enters in a statement of its own.
     pub(crate) async fn begin_snapshot(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+        own_project(caller, project_id)?;
         let mut tx = Tx::begin(pool, db).await?;
         sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut tx).await?;
-        Self::check(tx, caller, project_id).await
+        sqlx::query_scalar!(
+            r#"SELECT jeex_enter($1, $2, $3, $4) AS "role!: Role""#,
+            caller.user_id(),
+            caller.api_key_id(),
+            project_id,
+            R::ROLE.as_str()
+        )
+        .fetch_one(&mut tx)
+        .await?;
+        Ok(Self::entered(tx, caller, project_id))
     }
 
-    async fn check(mut tx: Tx, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
-        let role = match &caller.principal {
-            Principal::User { user_id } => {
-                set_rls(&mut tx, Some(*user_id), Some(project_id)).await?;
-                sqlx::query_scalar!(
-                    r#"SELECT m.role AS "role: Role" FROM project_members m JOIN projects p ON p.id = m.project_id JOIN users u ON u.id = m.user_id
-                       WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL AND u.deleted_at IS NULL"#,
-                    project_id,
-                    user_id
-                )
-                .fetch_optional(&mut tx)
-                .await?
-            }
-            Principal::ApiKey { key_id, project_id: key_project, role } => {
-                if *key_project != project_id {
-                    return Err(project_not_found());
-                }
-                set_rls(&mut tx, None, Some(project_id)).await?;
-                // The key itself too: a stream ticket or an open stream outlives the request
-                // that authenticated the key, and a revoked key must stop there as well.
-                let live = sqlx::query_scalar!(
-                    r#"SELECT 1 AS "live!" FROM projects p JOIN api_keys k ON k.project_id = p.id
-                       WHERE p.id = $1 AND p.deleted_at IS NULL AND k.id = $2 AND k.deleted_at IS NULL
-                         AND (k.expires_at IS NULL OR k.expires_at > now())"#,
-                    project_id,
-                    key_id
-                )
-                .fetch_optional(&mut tx)
-                .await?;
-                live.map(|_| *role)
-            }
-        };
-        let role = role.ok_or_else(project_not_found)?;
-        if role < R::ROLE {
-            return Err(ApiError::Status(ErrorCode::Forbidden, format!("this needs the {} role in the project", R::ROLE.as_str())));
-        }
+    fn entered(tx: Tx, caller: &Caller, project_id: Uuid) -> Self {
         crate::client_span::scoped(project_id);
-        Ok(Self { tx, scope: ProjectScope { project_id, caller: caller.clone(), role }, level: PhantomData })
+        Self { tx, scope: ProjectScope { project_id, caller: caller.clone() }, level: PhantomData }
     }
 
     /// The scope.
@@ -161,7 +164,7 @@ impl<R: Level> Scoped<R> {
 impl Scoped<super::role::Owner> {
     /// Opens a scope on a project created in this same transaction by its creator.
     pub(crate) fn created(tx: Tx, caller: &Caller, project_id: Uuid) -> Self {
-        Self { tx, scope: ProjectScope { project_id, caller: caller.clone(), role: Role::Owner }, level: PhantomData }
+        Self { tx, scope: ProjectScope { project_id, caller: caller.clone() }, level: PhantomData }
     }
 }
 
@@ -179,15 +182,10 @@ impl UserTx {
         let Principal::User { user_id } = caller.principal else {
             return Err(ApiError::Status(ErrorCode::Forbidden, "API keys act only inside their own project".into()));
         };
-        let mut tx = Tx::begin(pool, db).await?;
-        set_rls(&mut tx, Some(user_id), None).await?;
-        // A deleted user's tokens stop working here, not only when they expire.
-        let live = sqlx::query_scalar!(r#"SELECT 1 AS "live!" FROM users WHERE id = $1 AND deleted_at IS NULL"#, user_id)
-            .fetch_optional(&mut tx)
-            .await?;
-        if live.is_none() {
-            return Err(unauthorized());
-        }
+        // As for a project (see `enter_then_begin`): one round trip, and a refusal leaves the
+        // connection clean.
+        let statement = format!("SELECT jeex_enter_user({}::uuid); BEGIN", literal(Some(user_id)));
+        let tx = Tx::begin_with(pool, db, statement).await?;
         Ok(Self { tx, caller: caller.clone(), user_id })
     }
 

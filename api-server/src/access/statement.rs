@@ -1,4 +1,4 @@
-//! Where SQL runs: a transaction ([`Tx`]) or the pool ([`Pooled`]), each an sqlx executor that
+//! Where SQL runs: a transaction ([`Tx`]), one connection ([`Conn`]) or the pool ([`Pooled`]), each an sqlx executor that
 //! gives every statement its client span ([`crate::client_span::sql`]) when the request or
 //! step running it is traced. Every query of the server goes through one of the two, so none
 //! is missing from a trace.
@@ -13,6 +13,7 @@ use std::{
 use futures_util::{FutureExt, Stream, future::BoxFuture, stream::BoxStream};
 use sqlx::{
     Describe, Either, Execute, Executor, PgPool, Postgres, Transaction,
+    pool::PoolConnection,
     postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo},
 };
 use tracing::{Instrument, Span};
@@ -39,10 +40,39 @@ impl Tx {
         Ok(Self { tx, db: db.clone() })
     }
 
+    /// Takes a connection from `pool` and sends `statement`, which must leave it in a
+    /// transaction (sqlx checks): one simple-protocol message, so one round trip however many
+    /// statements it holds.
+    pub(crate) async fn begin_with(pool: &PgPool, db: &Arc<Endpoint>, statement: String) -> Result<Self, sqlx::Error> {
+        let span = client_span::sql(db, "BEGIN");
+        let tx = pool.begin_with(statement).instrument(span.clone()).await.inspect_err(|e| client_span::sql_failed(&span, e))?;
+        Ok(Self { tx, db: db.clone() })
+    }
+
     /// Commits.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         let span = client_span::sql(&self.db, "COMMIT");
         self.tx.commit().instrument(span.clone()).await.inspect_err(|e| client_span::sql_failed(&span, e))
+    }
+}
+
+/// One pooled connection for a few statements in a row, each its own transaction (a write's
+/// check, then the write). Dropped, it returns to the pool.
+pub struct Conn {
+    conn: PoolConnection<Postgres>,
+    db: Arc<Endpoint>,
+}
+
+impl Conn {
+    /// Takes a connection from `pool`.
+    pub(crate) async fn acquire(pool: &PgPool, db: &Arc<Endpoint>) -> Result<Self, sqlx::Error> {
+        Ok(Self { conn: pool.acquire().await?, db: db.clone() })
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Conn")
     }
 }
 
@@ -147,6 +177,10 @@ macro_rules! traced_executor {
 
 impl<'c> Executor<'c> for &'c mut Tx {
     traced_executor!(this => &mut *this.tx, &this.db);
+}
+
+impl<'c> Executor<'c> for &'c mut Conn {
+    traced_executor!(this => &mut *this.conn, &this.db);
 }
 
 impl<'c> Executor<'c> for Pooled<'c> {

@@ -5,6 +5,8 @@
 //! the project's shared rate-limit quota, in that order: only a caller the check admitted
 //! spends the project's budget. The check runs when the handler asks (after the body was
 //! validated), so no connection is held while a request body is still arriving.
+//! [`Project::read`] and [`Project::check`] do the same for the statements that enter the
+//! project themselves ([`Entry`]): a read in one round trip, a write in two.
 //!
 //! And staying in it: [`StreamWatch`] repeats the check for every open event stream, so a
 //! stream ends soon after its caller's access does.
@@ -21,7 +23,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use crate::{
-    access::{Caller, Level, Scoped, Viewer},
+    access::{Caller, Checked, Entry, Level, Scoped, Viewer},
     auth::{
         principal::{SCHEMES, authenticate, register_schemes},
         request::RequestAuth,
@@ -67,6 +69,26 @@ impl<R: Level> Project<R> {
         // A refused charge drops (rolls back) the transaction before anything ran in it.
         self.meter.charge(state.limiter(), self.project_id).await?;
         Ok(scoped)
+    }
+
+    /// A read in one statement that enters the project ([`Entry`]): `read` runs the statement,
+    /// then the project's quota is charged, so again only a caller the check admitted spends
+    /// it (a refused charge answers 429 and the row read is dropped).
+    pub async fn read<T>(&self, state: &AppState, read: impl AsyncFnOnce(&Entry<R>) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let entry = state.deps().db.entry::<R>(&self.caller, self.project_id)?;
+        let value = read(&entry).await?;
+        crate::client_span::scoped(self.project_id);
+        self.meter.charge(state.limiter(), self.project_id).await?;
+        Ok(value)
+    }
+
+    /// A write's check ([`Entry::check`]), then the quota charge; the write's own statement,
+    /// which enters again, follows on the same connection.
+    pub async fn check(&self, state: &AppState) -> Result<Checked<R>, ApiError> {
+        let checked = state.deps().db.entry::<R>(&self.caller, self.project_id)?.check().await?;
+        crate::client_span::scoped(self.project_id);
+        self.meter.charge(state.limiter(), self.project_id).await?;
+        Ok(checked)
     }
 }
 

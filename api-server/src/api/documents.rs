@@ -118,9 +118,8 @@ impl DocumentsApi {
             embedding: body.embedding.as_deref().map(|e| check.embedding("/embedding", e, state.config().vectors.dim)),
         };
         check.finish()?;
-        let mut s = project_id.open(&state).await?;
-        let doc = documents::create(&mut s, &new).await?;
-        s.commit().await?;
+        let mut checked = project_id.check(&state).await?;
+        let doc = documents::create(&mut checked, &new).await?;
         let location = format!("/api/v1/projects/{}/documents/{}", doc.project_id, doc.id);
         let tag = etag::of(doc.version);
         Ok(Created::Created(Json(doc.into()), location, Some(tag)))
@@ -151,9 +150,7 @@ impl DocumentsApi {
                 Some(q)
             }
         };
-        let mut s = project_id.open(&state).await?;
-        let paged = documents::list(&mut s, q.as_deref(), &page).await?;
-        s.commit().await?;
+        let paged = project_id.read(&state, async |e| documents::list(e, q.as_deref(), &page).await).await?;
         Ok(Json(paged.into()))
     }
 
@@ -165,9 +162,7 @@ impl DocumentsApi {
         project_id: project::Path<Viewer>,
         document_id: Path<Uuid>,
     ) -> Result<Tagged<Document>, ApiError> {
-        let mut s = project_id.open(&state).await?;
-        let doc = documents::get(&mut s, document_id.0).await?;
-        s.commit().await?;
+        let doc = project_id.read(&state, async |e| documents::get(e, document_id.0).await).await?;
         let tag = etag::of(doc.version);
         Ok(Tagged::Ok(Json(doc.into()), tag))
     }

@@ -124,9 +124,7 @@ impl ProjectsApi {
     /// One project.
     #[oai(path = "/projects/:project_id", method = "get")]
     async fn get(&self, state: Data<&AppState>, project_id: project::Path<Viewer>) -> Result<Tagged<views::Project>, ApiError> {
-        let mut s = project_id.open(&state).await?;
-        let project = projects::get(&mut s).await?;
-        s.commit().await?;
+        let project = project_id.read(&state, projects::read).await?;
         let tag = etag::of(project.version);
         Ok(Tagged::Ok(Json(project.into()), tag))
     }

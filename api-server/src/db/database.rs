@@ -12,7 +12,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
-    access::{Caller, Level, Pooled, Scoped, Tx, UserTx},
+    access::{Caller, Entry, Level, Pooled, Scoped, Tx, UserTx},
     client_span::Endpoint,
     config::PoolConfig,
     error::ApiError,
@@ -32,8 +32,11 @@ pub struct Database {
 pub struct BadUrl;
 
 impl Database {
-    /// A lazily connecting pool: connections are tested before use and recycled after their
-    /// maximum lifetime, so a database restart heals by itself.
+    /// A lazily connecting pool. Connections are not tested before use (that would be a round
+    /// trip per request): one the database closed fails its next statement, is checked and
+    /// dropped when it returns to the pool (sqlx tests every returning connection), and every
+    /// connection is recycled after its maximum lifetime or idle time; so a database restart
+    /// costs at most the statements already on their way, and heals by itself.
     pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
         // sqlx's message may quote the URL; say only that it does not parse.
         let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
@@ -48,7 +51,7 @@ impl Database {
             .acquire_timeout(cfg.acquire_timeout)
             .max_lifetime(cfg.max_lifetime)
             .idle_timeout(cfg.idle_timeout)
-            .test_before_acquire(true)
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Self { pool, endpoint: Arc::new(endpoint) })
     }
@@ -72,6 +75,12 @@ impl Database {
     /// Opens `project_id`'s scope for `caller`, checked for at least the role level `R`.
     pub async fn scoped<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
         Scoped::begin(&self.pool, &self.endpoint, caller, project_id).await
+    }
+
+    /// `caller`'s claim on `project_id` for the role level `R`, checked by the one statement
+    /// (a read) or two (a write) that use it.
+    pub fn entry<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Entry<R>, ApiError> {
+        Entry::new(&self.pool, &self.endpoint, caller, project_id)
     }
 
     /// Like [`Database::scoped`], in one read-only snapshot (an export).

@@ -1,6 +1,6 @@
 //! Documents inside a project, with full-text search in each document's own language.
 
-use crate::access::{Admits, Editor, Level, Scoped};
+use crate::access::{Admits, Checked, Editor, Entry, Level, Scoped};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -107,62 +107,94 @@ fn not_found() -> ApiError {
     ApiError::Status(ErrorCode::NotFound, "no such document in this project".into())
 }
 
-/// Creates a document in the scoped project.
-pub async fn create(s: &mut Scoped<impl Admits<Editor>>, new: &NewDocument) -> Result<Document, ApiError> {
-    let (scope, conn) = s.parts();
+/// Creates a document and its audit row in one statement that enters the project again (the
+/// write's second round trip, after [`crate::access::Entry::check`]): `jeex_enter` feeds the
+/// INSERT its one row, so the row is written under the settings it made, and the audit row is
+/// written from the created one. Both or neither.
+pub async fn create(c: &mut Checked<impl Admits<Editor>>, new: &NewDocument) -> Result<Document, ApiError> {
+    let (e, conn) = c.parts();
     let doc = sqlx::query_as!(
         Document,
-        r#"INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           RETURNING id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
-               CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS "embedding_status!: EmbeddingStatus""#,
+        r#"WITH entered AS MATERIALIZED (SELECT jeex_enter($1, $2, $3, $4) AS role),
+           created AS (
+               INSERT INTO documents (id, project_id, title, content, language, metadata, created_by, embedding)
+               SELECT $5, $3, $6, $7, $8, $9, $1, $10 FROM entered
+               RETURNING id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
+                   CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS embedding_status),
+           recorded AS (
+               INSERT INTO audit_log (id, project_id, actor_user_id, actor_api_key_id, action, entity_type, entity_id, correlation_id, details)
+               SELECT $11, $3, $1, $2, 'document.create', 'document', created.id, $12, jsonb_build_object('title', created.title) FROM created)
+           SELECT id AS "id!", project_id AS "project_id!", title AS "title!", content AS "content!", language AS "language!",
+                  metadata AS "metadata!", created_by, created_at AS "created_at!", updated_at AS "updated_at!", version AS "version!",
+                  embedding_status AS "embedding_status!: EmbeddingStatus"
+           FROM created"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         Uuid::now_v7(),
-        scope.project_id(),
         &new.title,
         &new.content,
         &new.language,
         &new.metadata,
-        scope.caller().user_id(),
-        new.embedding.as_deref()
+        new.embedding.as_deref(),
+        Uuid::now_v7(),
+        &e.caller().correlation_id
     )
     .fetch_one(conn)
     .await?;
-    audit::record(s, "document.create", "document", doc.id, serde_json::json!({ "title": doc.title })).await?;
     Ok(doc)
 }
 
-/// One live document of the scoped project.
-pub async fn get(s: &mut Scoped<impl Level>, id: Uuid) -> Result<Document, ApiError> {
-    let (scope, conn) = s.parts();
+/// One live document of the project, in one statement that enters it (see
+/// [`super::projects::read`] for the shape).
+pub async fn get(e: &Entry<impl Level>, id: Uuid) -> Result<Document, ApiError> {
     sqlx::query_as!(
         Document,
-        r#"SELECT id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
-               CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS "embedding_status!: EmbeddingStatus"
-           FROM documents WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL"#,
-        scope.project_id(),
+        r#"SELECT d.id AS "id!", d.project_id AS "project_id!", d.title AS "title!", d.content AS "content!", d.language AS "language!",
+                  d.metadata AS "metadata!", d.created_by, d.created_at AS "created_at!", d.updated_at AS "updated_at!", d.version AS "version!",
+                  d.embedding_status AS "embedding_status!: EmbeddingStatus"
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT id, project_id, title, content, language, metadata, created_by, created_at, updated_at, version,
+                   CASE WHEN embedding IS NOT NULL THEN 'current' WHEN embedding_stale THEN 'stale' ELSE 'none' END AS embedding_status
+               FROM documents WHERE project_id = $3 AND id = $5 AND deleted_at IS NULL AND entered.role IS NOT NULL OFFSET 0) d"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(e.exec())
     .await?
     .ok_or_else(not_found)
 }
 
-/// Live documents, newest first; with `q`, the matches ranked by relevance.
-pub async fn list(s: &mut Scoped<impl Level>, q: Option<&str>, page: &Page) -> Result<Paged<DocumentSummary>, ApiError> {
-    let (scope, conn) = s.parts();
+/// Live documents, newest first; with `q`, the matches ranked by relevance. One statement
+/// that enters the project (see [`super::projects::read`] for the shape).
+pub async fn list(e: &Entry<impl Level>, q: Option<&str>, page: &Page) -> Result<Paged<DocumentSummary>, ApiError> {
     match q {
         None => {
             let rows = sqlx::query_as!(
                 DocumentSummary,
-                r#"SELECT id, title, language, metadata, char_length(content) AS "content_length!", created_at, updated_at, version,
-                          NULL::real AS "rank?"
-                   FROM documents
-                   WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"#,
-                scope.project_id(),
+                r#"SELECT d.id AS "id!", d.title AS "title!", d.language AS "language!", d.metadata AS "metadata!",
+                          d.content_length AS "content_length!", d.created_at AS "created_at!", d.updated_at AS "updated_at!",
+                          d.version AS "version!", NULL::real AS "rank?"
+                   FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+                   CROSS JOIN LATERAL (
+                       SELECT id, title, language, metadata, char_length(content) AS content_length, created_at, updated_at, version
+                       FROM documents
+                       WHERE project_id = $3 AND deleted_at IS NULL AND ($5::uuid IS NULL OR id < $5) AND entered.role IS NOT NULL
+                       ORDER BY id DESC LIMIT $6 OFFSET 0) d
+                   ORDER BY d.id DESC"#,
+                e.user(),
+                e.key(),
+                e.project_id(),
+                e.needs(),
                 page.after()?,
                 page.fetch()
             )
-            .fetch_all(conn)
+            .fetch_all(e.exec())
             .await?;
             Ok(Paged::keyset(rows, page, |d| d.id))
         }
@@ -171,17 +203,26 @@ pub async fn list(s: &mut Scoped<impl Level>, q: Option<&str>, page: &Page) -> R
             // The query is parsed with each document's own language, so stems match.
             let rows = sqlx::query_as!(
                 DocumentSummary,
-                r#"SELECT id, title, language, metadata, char_length(content) AS "content_length!", created_at, updated_at, version,
-                          ts_rank(search, query) AS "rank?"
-                   FROM documents, websearch_to_tsquery(jeex_ts_config(language), $2) AS query
-                   WHERE project_id = $1 AND deleted_at IS NULL AND search @@ query
-                   ORDER BY ts_rank(search, query) DESC, id DESC LIMIT $3 OFFSET $4"#,
-                scope.project_id(),
+                r#"SELECT d.id AS "id!", d.title AS "title!", d.language AS "language!", d.metadata AS "metadata!",
+                          d.content_length AS "content_length!", d.created_at AS "created_at!", d.updated_at AS "updated_at!",
+                          d.version AS "version!", d.rank AS "rank?"
+                   FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+                   CROSS JOIN LATERAL (
+                       SELECT id, title, language, metadata, char_length(content) AS content_length, created_at, updated_at, version,
+                              ts_rank(search, query) AS rank
+                       FROM documents, websearch_to_tsquery(jeex_ts_config(language), $5) AS query
+                       WHERE project_id = $3 AND deleted_at IS NULL AND search @@ query AND entered.role IS NOT NULL
+                       ORDER BY ts_rank(search, query) DESC, id DESC LIMIT $6 OFFSET $7) d
+                   ORDER BY d.rank DESC, d.id DESC"#,
+                e.user(),
+                e.key(),
+                e.project_id(),
+                e.needs(),
                 q,
                 page.fetch(),
                 i64::from(offset)
             )
-            .fetch_all(conn)
+            .fetch_all(e.exec())
             .await?;
             Ok(Paged::ranked(rows, page, offset))
         }
@@ -256,9 +297,20 @@ pub async fn delete(s: &mut Scoped<impl Admits<Editor>>, id: Uuid, expected: Exp
 
 /// After a conditional write matched nothing: 404 if the document is gone, else 412.
 async fn missing_or_changed(s: &mut Scoped<impl Level>, id: Uuid) -> ApiError {
-    match get(s, id).await {
-        Ok(_) => ApiError::Status(ErrorCode::PreconditionFailed, "the document has changed since the given ETag; fetch it again".into()),
-        Err(e) => e,
+    let (scope, conn) = s.parts();
+    let live = sqlx::query_scalar!(
+        r#"SELECT 1 AS "live!" FROM documents WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL"#,
+        scope.project_id(),
+        id
+    )
+    .fetch_optional(conn)
+    .await;
+    match live {
+        Ok(Some(_)) => {
+            ApiError::Status(ErrorCode::PreconditionFailed, "the document has changed since the given ETag; fetch it again".into())
+        }
+        Ok(None) => not_found(),
+        Err(e) => e.into(),
     }
 }
 

@@ -32,6 +32,12 @@ mod sqlstate {
     pub const DEADLOCK_DETECTED: &str = "40P01";
     /// Classes 08 (connection), 53 (resources), 57 (operator intervention: shutdown, timeout).
     pub const TRANSIENT_CLASSES: [&str; 3] = ["08", "53", "57"];
+    /// `jeex_enter` refused: no such project, or not the caller's (the two look the same).
+    pub const NOT_ENTERED: &str = "JX404";
+    /// `jeex_enter` refused: the caller's role in the project is weaker than needed.
+    pub const ROLE_TOO_WEAK: &str = "JX403";
+    /// `jeex_enter_user` refused: the user is deleted.
+    pub const USER_GONE: &str = "JX401";
     /// Read-only transaction (a standby after failover).
     pub const READ_ONLY: &str = "25006";
     /// Classes input alone can reach: 22 (data exception: invalid text representation,
@@ -55,6 +61,10 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(sqlstate::NOT_ENTERED) => crate::access::project_not_found(),
+                Some(sqlstate::USER_GONE) => crate::access::unauthorized(),
+                // The message is the function's own, naming the role needed.
+                Some(sqlstate::ROLE_TOO_WEAK) => ApiError::Status(ErrorCode::Forbidden, db.message().to_owned()),
                 Some(sqlstate::UNIQUE_VIOLATION) => ApiError::Status(ErrorCode::Conflict, conflict_detail(db.constraint()).into()),
                 Some(sqlstate::FOREIGN_KEY_VIOLATION) => {
                     ApiError::Status(ErrorCode::Conflict, "the change refers to something that does not exist".into())

@@ -1,7 +1,7 @@
 //! Projects. Reading or changing one takes a [`Scoped`] transaction; listing "my projects"
 //! and creating one act for a user ([`UserTx`]).
 
-use crate::access::{Admits, Editor, Level, Owner, Scoped, UserTx, set_rls};
+use crate::access::{Admits, Editor, Entry, Level, Owner, Scoped, UserTx, set_rls};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -130,6 +130,27 @@ pub async fn get(s: &mut Scoped<impl Level>) -> Result<Project, ApiError> {
         id
     )
     .fetch_optional(s.conn())
+    .await?
+    .ok_or_else(crate::access::project_not_found)
+}
+
+/// The project, in one statement that enters its scope (one round trip): `jeex_enter` runs
+/// first, and the row comes from a LATERAL sub-select that depends on its result, so it is
+/// read under the settings `jeex_enter` made (`OFFSET 0` keeps it a sub-select of its own).
+pub async fn read(e: &Entry<impl Level>) -> Result<Project, ApiError> {
+    sqlx::query_as!(
+        Project,
+        r#"SELECT p.id AS "id!", p.name AS "name!", p.status AS "status!: ProjectStatus", p.current_step AS "current_step!",
+                  p.language AS "language!", p.created_by, p.created_at AS "created_at!", p.updated_at AS "updated_at!",
+                  p.version AS "version!"
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (SELECT * FROM projects WHERE id = $3 AND deleted_at IS NULL AND entered.role IS NOT NULL OFFSET 0) p"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs()
+    )
+    .fetch_optional(e.exec())
     .await?
     .ok_or_else(crate::access::project_not_found)
 }

@@ -1,9 +1,9 @@
 //! A project scope is proof of the membership check: it cannot be written by hand.
 
-use jeex_api::access::{Caller, ProjectScope, Role};
+use jeex_api::access::{Caller, ProjectScope};
 
 fn forged(caller: Caller) -> ProjectScope {
-    ProjectScope { project_id: uuid::Uuid::nil(), caller, role: Role::Owner }
+    ProjectScope { project_id: uuid::Uuid::nil(), caller }
 }
 
 fn main() {

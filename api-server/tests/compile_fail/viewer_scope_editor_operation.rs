@@ -1,12 +1,12 @@
-//! A scope checked for the viewer role cannot be handed to an editor's operation, nor to an
-//! owner's: the role is part of the scope's type.
+//! A claim checked for the viewer role cannot be handed to an editor's operation, nor a scope
+//! checked for the editor role to an owner's: the role is part of the type.
 
 use jeex_api::{
-    access::{Editor, Scoped, Viewer},
+    access::{Checked, Editor, Scoped, Viewer},
     db::{documents, members},
 };
 
-async fn write(s: &mut Scoped<Viewer>, new: &documents::NewDocument) {
+async fn write(s: &mut Checked<Viewer>, new: &documents::NewDocument) {
     let _ = documents::create(s, new).await;
 }
 

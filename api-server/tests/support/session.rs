@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::TestApp;
 
 /// A user with an access token (from the real dev-login).
+#[derive(Clone)]
 pub struct User {
     /// The user's id.
     pub id: String,
