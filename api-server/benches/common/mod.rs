@@ -65,7 +65,7 @@ pub fn serve_command(addr: SocketAddr) -> (Command, PathBuf) {
         // Production defaults: probes log at debug, so no line per request.
         .env_remove("RUST_LOG")
         .env_remove("JEEX_VECTOR_DIR")
-        .stdout(Stdio::null());
+        .stdout(if std::env::var_os("JEEX_BENCH_SERVER_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
     (cmd, data_dir)
 }
 
