@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use jeex_api::access::{Caller, Principal};
 use jeex_e2e::net::{FaultyListener, Proxy, closed_port};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -155,8 +156,10 @@ async fn readiness_refuses_an_old_schema_and_outside_development_a_role_that_byp
 }
 
 /// Issue 27: connections are no longer tested before each use, so a PostgreSQL restart reaches
-/// requests. It still loses no acknowledged write, and the server recovers by itself: a real
-/// restart (`pg_ctl restart -m fast`) of a private cluster, under a steady stream of writes.
+/// requests. It still loses no acknowledged write, the server recovers by itself, and only the
+/// statement that finds the dead connections out fails: the pool then drops the rest unused. A
+/// real restart (`pg_ctl restart -m fast`) of a private cluster, first under concurrent writes,
+/// then with an idle pool.
 #[tokio::test]
 async fn a_postgres_restart_loses_no_acknowledged_write_and_readiness_recovers() {
     use jeex_api::{db::migrate, devdb::DevDatabase};
@@ -167,29 +170,32 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_readiness_recovers()
     let app = start(config(&[("DATABASE_URL", &pg.url)])).await;
     let user = support::session::login(&app, "restart@example.com").await;
     let project = user.project("Restart").await;
+    let project_path = format!("/api/v1/projects/{project}");
 
-    // Writes one after another, each remembered when the server acknowledged it (201).
+    // Four writers, each remembering what the server acknowledged (201).
     let writing = Arc::new(AtomicBool::new(true));
-    let writer = {
-        let (user, project, writing) = (user.clone(), project.clone(), writing.clone());
-        tokio::spawn(async move {
-            let (mut acknowledged, mut refused) = (Vec::new(), 0u32);
-            let mut n = 0;
-            while writing.load(Ordering::SeqCst) {
-                n += 1;
-                let body = json!({ "title": format!("note {n}"), "content": "kept" });
-                let (status, doc) = user.call(Method::POST, &format!("/api/v1/projects/{project}/documents"), Some(body)).await;
-                match status {
-                    201 => acknowledged.push(doc["id"].as_str().unwrap().to_owned()),
-                    // The statements on their way when the database went: refused, never a panic.
-                    503 => refused += 1,
-                    other => panic!("a write during the restart answered {other}: {doc}"),
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (user, project, writing) = (user.clone(), project.clone(), writing.clone());
+            tokio::spawn(async move {
+                let (mut acknowledged, mut refused) = (Vec::new(), 0u32);
+                let mut n = 0;
+                while writing.load(Ordering::SeqCst) {
+                    n += 1;
+                    let body = json!({ "title": format!("writer {w} note {n}"), "content": "kept" });
+                    let (status, doc) = user.call(Method::POST, &format!("/api/v1/projects/{project}/documents"), Some(body)).await;
+                    match status {
+                        201 => acknowledged.push(doc["id"].as_str().unwrap().to_owned()),
+                        // The statements on their way when the database went: refused, never a panic.
+                        503 => refused += 1,
+                        other => panic!("a write during the restart answered {other}: {doc}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (acknowledged, refused)
+                (acknowledged, refused)
+            })
         })
-    };
+        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     pg.restart().await.expect("pg_ctl restart");
     let restarted = Instant::now();
@@ -205,8 +211,13 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_readiness_recovers()
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     writing.store(false, Ordering::SeqCst);
-    let (acknowledged, refused) = writer.await.unwrap();
-    assert!(acknowledged.len() > 20, "writes went on around the restart: {} acknowledged", acknowledged.len());
+    let (mut acknowledged, mut refused) = (Vec::new(), 0);
+    for w in writers {
+        let (a, r) = w.await.unwrap();
+        acknowledged.extend(a);
+        refused += r;
+    }
+    assert!(acknowledged.len() > 40, "writes went on around the restart: {} acknowledged", acknowledged.len());
 
     // Every acknowledged write is in the database, read back as the owner (no RLS).
     let mut owner = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.owner_url).await.unwrap();
@@ -214,11 +225,41 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_readiness_recovers()
     let stored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM documents WHERE id = ANY($1)").bind(&ids).fetch_one(&mut owner).await.unwrap();
     assert_eq!(stored, ids.len() as i64, "every acknowledged write survived ({refused} refused during the restart)");
-    // And new requests succeed on connections opened after it.
-    let (status, _) = user.call(Method::GET, &format!("/api/v1/projects/{project}"), None).await;
-    assert_eq!(status, 200);
     drop(owner);
+
+    // After the restart, requests work again on new connections.
+    assert_eq!(user.call(Method::GET, &project_path, None).await.0, 200);
+    let user_id: uuid::Uuid = user.id.parse().unwrap();
     app.shutdown().await;
+
+    // An idle pool of six connections across a second restart, with nothing else using it (the
+    // server's pollers would otherwise find the dead connections first): the first statement
+    // finds its connection dead; the pool then drops the other five, opened before the restart,
+    // instead of handing each to a statement that would fail in turn.
+    let pool = jeex_api::config::PoolConfig {
+        size: 6,
+        max_overflow: 0,
+        acquire_timeout: Duration::from_secs(5),
+        max_lifetime: Duration::from_secs(600),
+        idle_timeout: Duration::from_secs(600),
+    };
+    let db = jeex_api::db::Database::connect_lazy(&pg.url, &pool).unwrap();
+    let caller = Caller { principal: Principal::User { user_id }, correlation_id: "restart".into() };
+    let held = futures_util::future::join_all((0..6).map(|_| db.user(&caller))).await;
+    assert!(held.iter().all(Result::is_ok), "six transactions at once");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(db.connections(), (6, 6), "six idle connections (open, idle)");
+    pg.restart().await.expect("pg_ctl restart");
+    let mut probes = Vec::new();
+    for _ in 0..6 {
+        probes.push(db.probe().await.is_ok());
+    }
+    let failed = probes.iter().filter(|ok| !**ok).count();
+    assert!(failed <= 1, "only the statement that found the dead connections out fails: {probes:?}");
+    assert!(probes[1..].iter().all(|ok| *ok), "{probes:?}");
+    db.close().await;
+
     pg.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -18,18 +18,19 @@ use std::{marker::PhantomData, sync::Arc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::backend::Backend;
 use super::{
     caller::{Caller, Principal},
     role::{Level, Role},
     scope::project_not_found,
     statement::{Conn, Pooled},
 };
-use crate::{client_span::Endpoint, error::ApiError};
+use crate::error::ApiError;
 
 /// A caller's claim on a project for the role level `R`, checked by the statement that uses it.
 pub struct Entry<R> {
     pool: PgPool,
-    db: Arc<Endpoint>,
+    db: Arc<Backend>,
     caller: Caller,
     project_id: Uuid,
     level: PhantomData<R>,
@@ -38,7 +39,7 @@ pub struct Entry<R> {
 impl<R: Level> Entry<R> {
     /// The claim of `caller` on `project_id`. A key names its one project, so a key presented
     /// for another is refused here, with the same 404, without a round trip.
-    pub(crate) fn new(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) fn new(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         if let Principal::ApiKey { project_id: own, .. } = &caller.principal
             && *own != project_id
         {

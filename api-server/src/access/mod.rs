@@ -11,11 +11,14 @@
 //! - [`Entry`] and [`Checked`]: a claim on a project checked by the statement that uses it
 //!   (`jeex_enter`), for one-round-trip reads and two-round-trip writes.
 //! - [`WorkerScope`]: the right to work on one claimed operation; only the claim builds it.
+//! - [`Backend`]: the database as the statements see it (its name in spans, when a
+//!   connection to it was last found dead).
 //! - [`Tx`], [`Conn`] and [`Pooled`]: where SQL runs, each statement in its client span.
 //!
 //! The pool itself is private to the data layer ([`crate::db::Database`]): the transactions
 //! here are opened from there, never from a handler.
 
+mod backend;
 mod caller;
 mod entry;
 mod role;
@@ -23,10 +26,11 @@ mod scope;
 mod statement;
 mod worker;
 
+pub use backend::Backend;
 pub use caller::{Caller, Principal};
 pub use entry::{Checked, Entry};
 pub use role::{Admits, Editor, Level, Owner, Role, Viewer};
 pub(crate) use scope::set_rls;
-pub use scope::{ProjectScope, Scoped, UserTx, project_not_found, unauthorized};
+pub use scope::{ProjectScope, Scoped, UserTx, is_refusal, project_not_found, unauthorized};
 pub use statement::{Conn, Pooled, Tx};
 pub use worker::WorkerScope;

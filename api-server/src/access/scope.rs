@@ -15,14 +15,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
+    backend::Backend,
     caller::{Caller, Principal},
     role::{Level, Role, Viewer},
     statement::Tx,
 };
-use crate::{
-    client_span::Endpoint,
-    error::{ApiError, ErrorCode},
-};
+use crate::error::{ApiError, ErrorCode};
 
 /// Proof that the caller may act in a project. Built only by [`Scoped::begin`] after the
 /// membership and role check (the role checked for is the scope's type).
@@ -47,7 +45,16 @@ impl ProjectScope {
 /// The uniform answer for "no such project" and "not yours": the two must be
 /// indistinguishable.
 pub fn project_not_found() -> ApiError {
-    ApiError::Status(ErrorCode::NotFound, "no such project".into())
+    ApiError::Status(ErrorCode::NotFound, NO_SUCH_PROJECT.into())
+}
+
+const NO_SUCH_PROJECT: &str = "no such project";
+
+/// Whether `err` is a refusal of the membership and role check: the project is not the
+/// caller's ([`project_not_found`]), or the caller's role is too weak (403).
+pub fn is_refusal(err: &ApiError) -> bool {
+    matches!(err, ApiError::Status(ErrorCode::NotFound, detail) if detail == NO_SUCH_PROJECT)
+        || matches!(err, ApiError::Status(ErrorCode::Forbidden, _))
 }
 
 /// The one answer to every failed authentication.
@@ -110,7 +117,7 @@ impl<R: Level> Scoped<R> {
     /// `R`'s role, in one round trip (see [`enter_then_begin`]). A project that does not exist,
     /// is deleted, or is not the caller's answers the same 404; a member with a weaker role gets
     /// 403. Called by the data layer, which alone holds the pool.
-    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         own_project(caller, project_id)?;
         let tx = Tx::begin_with(pool, db, enter_then_begin(caller, project_id, R::ROLE)).await?;
         Ok(Self::entered(tx, caller, project_id))
@@ -119,7 +126,7 @@ impl<R: Level> Scoped<R> {
     /// Like [`Scoped::begin`], in a read-only `REPEATABLE READ` transaction: every statement
     /// sees the same snapshot (an export reading page by page). The isolation level must come
     /// first in its transaction, so this one enters in a statement of its own.
-    pub(crate) async fn begin_snapshot(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) async fn begin_snapshot(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         own_project(caller, project_id)?;
         let mut tx = Tx::begin(pool, db).await?;
         sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut tx).await?;
@@ -178,7 +185,7 @@ pub struct UserTx {
 
 impl UserTx {
     /// Opens the transaction for a user caller; API keys act only inside their project (403).
-    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Endpoint>, caller: &Caller) -> Result<Self, ApiError> {
+    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Backend>, caller: &Caller) -> Result<Self, ApiError> {
         let Principal::User { user_id } = caller.principal else {
             return Err(ApiError::Status(ErrorCode::Forbidden, "API keys act only inside their own project".into()));
         };

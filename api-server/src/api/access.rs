@@ -71,15 +71,20 @@ impl<R: Level> Project<R> {
         Ok(scoped)
     }
 
-    /// A read in one statement that enters the project ([`Entry`]): `read` runs the statement,
-    /// then the project's quota is charged, so again only a caller the check admitted spends
-    /// it (a refused charge answers 429 and the row read is dropped).
+    /// A read in one statement that enters the project ([`Entry`]), then the project's quota
+    /// charge, for every caller the check admitted, whatever the read found (a member probing
+    /// for ids pays for each probe). A caller the check refused (404, 403) spends nothing. The
+    /// read runs before the charge, so a member over the quota still costs the database that
+    /// one statement before the 429 (a scope used to cost it three: `BEGIN`, settings, check).
     pub async fn read<T>(&self, state: &AppState, read: impl AsyncFnOnce(&Entry<R>) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let entry = state.deps().db.entry::<R>(&self.caller, self.project_id)?;
-        let value = read(&entry).await?;
+        let value = read(&entry).await;
+        if matches!(&value, Err(e) if crate::access::is_refusal(e)) {
+            return value;
+        }
         crate::client_span::scoped(self.project_id);
         self.meter.charge(state.limiter(), self.project_id).await?;
-        Ok(value)
+        value
     }
 
     /// A write's check ([`Entry::check`]), then the quota charge; the write's own statement,

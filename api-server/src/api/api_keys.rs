@@ -109,9 +109,7 @@ impl ApiKeysApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<ApiKeyList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = project_id.open(&state).await?;
-        let paged = api_keys::list(&mut s, &page).await?;
-        s.commit().await?;
+        let paged = project_id.read(&state, async |e| api_keys::list(e, &page).await).await?;
         Ok(Json(paged.into()))
     }
 

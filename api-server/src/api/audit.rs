@@ -29,9 +29,7 @@ impl AuditApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = project_id.open(&state).await?;
-        let paged = audit::list(&mut s, &page).await?;
-        s.commit().await?;
+        let paged = project_id.read(&state, async |e| audit::list(e, &page).await).await?;
         Ok(Json(paged.into()))
     }
 }

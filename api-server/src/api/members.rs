@@ -88,9 +88,7 @@ impl MembersApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = project_id.open(&state).await?;
-        let paged = members::list(&mut s, &page).await?;
-        s.commit().await?;
+        let paged = project_id.read(&state, async |e| members::list(e, &page).await).await?;
         Ok(Json(paged.into()))
     }
 

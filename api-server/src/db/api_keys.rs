@@ -2,7 +2,7 @@
 //! authentication, before any project is known (the one row-level policy that admits a row by
 //! something other than the scope: the presented prefix).
 use super::Database;
-use crate::access::{Admits, Owner, Role, Scoped};
+use crate::access::{Admits, Entry, Owner, Role, Scoped};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -63,18 +63,25 @@ pub async fn create(
 }
 
 /// Live keys of the project, newest first.
-pub async fn list(s: &mut Scoped<impl Admits<Owner>>, page: &Page) -> Result<Paged<ApiKeyInfo>, ApiError> {
-    let (scope, conn) = s.parts();
+pub async fn list(e: &Entry<impl Admits<Owner>>, page: &Page) -> Result<Paged<ApiKeyInfo>, ApiError> {
     let rows = sqlx::query_as!(
         ApiKeyInfo,
-        r#"SELECT id, name, prefix, role AS "role: Role", created_by, created_at, expires_at
-           FROM api_keys WHERE project_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id < $2)
-           ORDER BY id DESC LIMIT $3"#,
-        scope.project_id(),
+        r#"SELECT k.id AS "id!", k.name AS "name!", k.prefix AS "prefix!", k.role AS "role!: Role", k.created_by,
+                  k.created_at AS "created_at!", k.expires_at
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT id, name, prefix, role, created_by, created_at, expires_at
+               FROM api_keys WHERE project_id = $3 AND deleted_at IS NULL AND ($5::uuid IS NULL OR id < $5) AND entered.role IS NOT NULL
+               ORDER BY id DESC LIMIT $6 OFFSET 0) k
+           ORDER BY k.id DESC"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         page.after()?,
         page.fetch()
     )
-    .fetch_all(conn)
+    .fetch_all(e.exec())
     .await?;
     Ok(Paged::keyset(rows, page, |k| k.id))
 }

@@ -1,7 +1,7 @@
 //! The audit log: one row per mutation, written in the mutation's own transaction (so a
 //! change and its record commit or vanish together).
 
-use crate::access::{Level, Scoped};
+use crate::access::{Entry, Level, Scoped};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -60,17 +60,25 @@ pub async fn record(
 }
 
 /// The project's log, newest first.
-pub async fn list(s: &mut Scoped<impl Level>, page: &Page) -> Result<Paged<AuditEntry>, ApiError> {
-    let (scope, conn) = s.parts();
+pub async fn list(e: &Entry<impl Level>, page: &Page) -> Result<Paged<AuditEntry>, ApiError> {
     let rows = sqlx::query_as!(
         AuditEntry,
-        "SELECT id, actor_user_id, actor_api_key_id, action, entity_type, entity_id, correlation_id, details, created_at
-         FROM audit_log WHERE project_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-        scope.project_id(),
+        r#"SELECT a.id AS "id!", a.actor_user_id, a.actor_api_key_id, a.action AS "action!", a.entity_type AS "entity_type!",
+                  a.entity_id AS "entity_id!", a.correlation_id AS "correlation_id!", a.details AS "details!", a.created_at AS "created_at!"
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT id, actor_user_id, actor_api_key_id, action, entity_type, entity_id, correlation_id, details, created_at
+               FROM audit_log WHERE project_id = $3 AND ($5::uuid IS NULL OR id < $5) AND entered.role IS NOT NULL
+               ORDER BY id DESC LIMIT $6 OFFSET 0) a
+           ORDER BY a.id DESC"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         page.after()?,
         page.fetch()
     )
-    .fetch_all(conn)
+    .fetch_all(e.exec())
     .await?;
     Ok(Paged::keyset(rows, page, |e| e.id))
 }

@@ -12,7 +12,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
-    access::{Caller, Entry, Level, Pooled, Scoped, Tx, UserTx},
+    access::{Backend, Caller, Entry, Level, Pooled, Scoped, Tx, UserTx},
     client_span::Endpoint,
     config::PoolConfig,
     error::ApiError,
@@ -22,8 +22,8 @@ use crate::{
 #[derive(Clone)]
 pub struct Database {
     pool: PgPool,
-    /// The database as its statements' spans name it.
-    endpoint: Arc<Endpoint>,
+    /// The database as its statements see it (their spans' name for it, its lost connections).
+    backend: Arc<Backend>,
 }
 
 /// The database URL does not parse (the config check cannot see every URL problem).
@@ -33,10 +33,11 @@ pub struct BadUrl;
 
 impl Database {
     /// A lazily connecting pool. Connections are not tested before use (that would be a round
-    /// trip per request): one the database closed fails its next statement, is checked and
-    /// dropped when it returns to the pool (sqlx tests every returning connection), and every
-    /// connection is recycled after its maximum lifetime or idle time; so a database restart
-    /// costs at most the statements already on their way, and heals by itself.
+    /// trip per request). A statement that finds its connection dead marks the loss, and the
+    /// pool then drops, unused, every idle connection opened before it ([`Backend`]); the
+    /// dead connection itself fails sqlx's check when it comes back. Every connection is also
+    /// recycled after its maximum lifetime or idle time. So a database restart costs the
+    /// statements on their way and the first to find out, and heals by itself.
     pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
         // sqlx's message may quote the URL; say only that it does not parse.
         let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
@@ -45,6 +46,8 @@ impl Database {
             address: options.get_host().to_owned(),
             port: options.get_port(),
         };
+        let backend = Arc::new(Backend::new(endpoint));
+        let watch = backend.clone();
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections())
             .min_connections(0)
@@ -52,8 +55,12 @@ impl Database {
             .max_lifetime(cfg.max_lifetime)
             .idle_timeout(cfg.idle_timeout)
             .test_before_acquire(false)
+            .before_acquire(move |_, meta| {
+                let fresh = !watch.predates_loss(meta.age);
+                Box::pin(async move { Ok(fresh) })
+            })
             .connect_lazy_with(options);
-        Ok(Self { pool, endpoint: Arc::new(endpoint) })
+        Ok(Self { pool, backend })
     }
 
     /// The pool itself, for the migrations (which run outside any request).
@@ -63,39 +70,39 @@ impl Database {
 
     /// The pool as an executor of single statements, for the repositories in this module only.
     pub(in crate::db) fn exec(&self) -> Pooled<'_> {
-        Pooled::new(&self.pool, &self.endpoint)
+        Pooled::new(&self.pool, &self.backend)
     }
 
     /// A transaction outside any scope (logins, the worker's claim, the relays), for the
     /// repositories in this module only.
     pub(in crate::db) async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Tx::begin(&self.pool, &self.endpoint).await
+        Tx::begin(&self.pool, &self.backend).await
     }
 
     /// Opens `project_id`'s scope for `caller`, checked for at least the role level `R`.
     pub async fn scoped<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin(&self.pool, &self.endpoint, caller, project_id).await
+        Scoped::begin(&self.pool, &self.backend, caller, project_id).await
     }
 
     /// `caller`'s claim on `project_id` for the role level `R`, checked by the one statement
     /// (a read) or two (a write) that use it.
     pub fn entry<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Entry<R>, ApiError> {
-        Entry::new(&self.pool, &self.endpoint, caller, project_id)
+        Entry::new(&self.pool, &self.backend, caller, project_id)
     }
 
     /// Like [`Database::scoped`], in one read-only snapshot (an export).
     pub async fn snapshot<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin_snapshot(&self.pool, &self.endpoint, caller, project_id).await
+        Scoped::begin_snapshot(&self.pool, &self.backend, caller, project_id).await
     }
 
     /// Opens a transaction acting for the user `caller` outside any one project.
     pub async fn user(&self, caller: &Caller) -> Result<UserTx, ApiError> {
-        UserTx::begin(&self.pool, &self.endpoint, caller).await
+        UserTx::begin(&self.pool, &self.backend, caller).await
     }
 
     /// `SELECT 1` through the pool.
     pub async fn probe(&self) -> Result<(), String> {
-        sqlx::query_scalar!("SELECT 1").fetch_one(&self.pool).await.map(drop).map_err(|e| describe(&e))
+        sqlx::query_scalar!("SELECT 1").fetch_one(self.exec()).await.map(drop).map_err(|e| describe(&e))
     }
 
     /// Connections open, and how many of them are idle (the pool metrics).

@@ -1,7 +1,7 @@
 //! Project members. Changing roles or removing members keeps at least one owner: the owner
 //! rows are locked first, so two owners demoting each other at once cannot both succeed.
 
-use crate::access::{Admits, Level, Owner, Role, Scoped};
+use crate::access::{Admits, Entry, Level, Owner, Role, Scoped};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -34,18 +34,26 @@ fn no_member() -> ApiError {
 }
 
 /// Members of the scoped project, by user id (newest users first).
-pub async fn list(s: &mut Scoped<impl Level>, page: &Page) -> Result<Paged<Member>, ApiError> {
-    let (scope, conn) = s.parts();
+pub async fn list(e: &Entry<impl Level>, page: &Page) -> Result<Paged<Member>, ApiError> {
     let rows = sqlx::query_as!(
         Member,
-        r#"SELECT m.user_id, u.email, u.name, m.role AS "role: Role", m.created_at, m.updated_at
-           FROM project_members m JOIN users u ON u.id = m.user_id
-           WHERE m.project_id = $1 AND ($2::uuid IS NULL OR m.user_id < $2) ORDER BY m.user_id DESC LIMIT $3"#,
-        scope.project_id(),
+        r#"SELECT m.user_id AS "user_id!", m.email AS "email!", m.name AS "name!", m.role AS "role!: Role",
+                  m.created_at AS "created_at!", m.updated_at AS "updated_at!"
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at
+               FROM project_members m JOIN users u ON u.id = m.user_id
+               WHERE m.project_id = $3 AND ($5::uuid IS NULL OR m.user_id < $5) AND entered.role IS NOT NULL
+               ORDER BY m.user_id DESC LIMIT $6 OFFSET 0) m
+           ORDER BY m.user_id DESC"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         page.after()?,
         page.fetch()
     )
-    .fetch_all(conn)
+    .fetch_all(e.exec())
     .await?;
     Ok(Paged::keyset(rows, page, |m| m.user_id))
 }

@@ -1,5 +1,5 @@
-//! A repository function on project data takes a scoped transaction: a bare connection (no
-//! membership check, no row-level-security settings) is refused, and outside the data layer no
+//! A repository function on project data takes a scoped transaction or an entry: a bare
+//! connection (no membership check, no row-level-security settings) is refused, and outside the data layer no
 //! one can open one (`Scoped::begin` is the data layer's).
 
 use jeex_api::{
@@ -12,7 +12,7 @@ async fn unscoped(conn: &mut sqlx::PgConnection) {
 }
 
 async fn begun(pool: &sqlx::PgPool, caller: &jeex_api::access::Caller) {
-    let db = std::sync::Arc::new(jeex_api::client_span::Endpoint::default());
+    let db = std::sync::Arc::new(jeex_api::access::Backend::new(jeex_api::client_span::Endpoint::default()));
     let _ = Scoped::<Viewer>::begin(pool, &db, caller, uuid::Uuid::nil()).await;
 }
 
