@@ -209,7 +209,7 @@ fn pg_addr(url: &str) -> std::net::SocketAddr {
 }
 
 /// Requests one after another for the round-trip count.
-const TRIPS: u64 = 200;
+const TRIPS: u64 = 1_000;
 
 /// Round trips per request to PostgreSQL, from the proxy's counts over `TRIPS` requests sent
 /// one after another (after a warm-up that prepares the statements), less what the proxy sees
