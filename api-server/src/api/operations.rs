@@ -208,9 +208,8 @@ impl OperationsApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<OperationList>, ApiError> {
         let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut s = project_id.open(&state).await?;
-        let paged = operations::list(&mut s, status.0.map(Into::into), &page).await?;
-        s.commit().await?;
+        let status = status.0.map(Into::into);
+        let paged = project_id.read(&state, async |e| operations::list(e, status, &page).await).await?;
         Ok(Json(paged.into()))
     }
 
@@ -222,9 +221,7 @@ impl OperationsApi {
         project_id: project::Path<Viewer>,
         operation_id: Path<Uuid>,
     ) -> Result<Json<Operation>, ApiError> {
-        let mut s = project_id.open(&state).await?;
-        let op = operations::get(&mut s, operation_id.0).await?;
-        s.commit().await?;
+        let op = project_id.read(&state, async |e| operations::read(e, operation_id.0).await).await?;
         Ok(Json(op.into()))
     }
 
@@ -257,9 +254,7 @@ impl OperationsApi {
         project_id: project::Path<Viewer>,
         operation_id: Path<Uuid>,
     ) -> Result<Passed, ApiError> {
-        let mut s = project_id.open(&state).await?;
-        let result = operations::result(&mut s, operation_id.0).await?;
-        s.commit().await?;
+        let result = project_id.read(&state, async |e| operations::result(e, operation_id.0).await).await?;
         Ok(Passed::Ok(RawJson(result)))
     }
 }

@@ -18,7 +18,7 @@ use super::{
     page::{Page, Paged},
 };
 use crate::{
-    access::{Admits, Editor, Level, Scoped, Tx, WorkerScope},
+    access::{Admits, Editor, Entry, Level, Scoped, Tx, WorkerScope},
     client_span,
     error::{ApiError, ErrorCode},
 };
@@ -129,20 +129,29 @@ pub async fn create(
 }
 
 /// The project's operations, newest first.
-pub async fn list(s: &mut Scoped<impl Level>, status: Option<OperationStatus>, page: &Page) -> Result<Paged<Operation>, ApiError> {
-    let (scope, conn) = s.parts();
+pub async fn list(e: &Entry<impl Level>, status: Option<OperationStatus>, page: &Page) -> Result<Paged<Operation>, ApiError> {
     let rows = sqlx::query_as!(
         Operation,
-        r#"SELECT id, project_id, kind AS "kind: OperationKind", status AS "status: OperationStatus", progress, error, attempt,
-                  cancel_requested, created_by, created_at, updated_at, started_at, finished_at
-           FROM operations WHERE project_id = $1 AND ($2::text IS NULL OR status = $2)
-             AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"#,
-        scope.project_id(),
+        r#"SELECT o.id AS "id!", o.project_id AS "project_id!", o.kind AS "kind!: OperationKind", o.status AS "status!: OperationStatus",
+                  o.progress AS "progress!", o.error, o.attempt AS "attempt!", o.cancel_requested AS "cancel_requested!", o.created_by,
+                  o.created_at AS "created_at!", o.updated_at AS "updated_at!", o.started_at, o.finished_at
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT id, project_id, kind, status, progress, error, attempt, cancel_requested, created_by, created_at, updated_at,
+                      started_at, finished_at
+               FROM operations WHERE project_id = $3 AND ($5::text IS NULL OR status = $5)
+                 AND ($6::uuid IS NULL OR id < $6) AND entered.role IS NOT NULL
+               ORDER BY id DESC LIMIT $7 OFFSET 0) o
+           ORDER BY o.id DESC"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         status as _,
         page.after()?,
         page.fetch()
     )
-    .fetch_all(conn)
+    .fetch_all(e.exec())
     .await?;
     Ok(Paged::keyset(rows, page, |o| o.id))
 }
@@ -163,16 +172,46 @@ pub async fn get(s: &mut Scoped<impl Level>, id: Uuid) -> Result<Operation, ApiE
     .ok_or_else(not_found)
 }
 
-/// The result of a succeeded operation, as JSON text (an export's bundle goes out as
-/// PostgreSQL wrote it, never parsed into a value); 409 while it is not.
-pub async fn result(s: &mut Scoped<impl Level>, id: Uuid) -> Result<String, ApiError> {
-    let (scope, conn) = s.parts();
-    let row = sqlx::query!(
-        r#"SELECT status AS "status: OperationStatus", result::text AS "result?" FROM operations WHERE project_id = $1 AND id = $2"#,
-        scope.project_id(),
+/// One operation, in one statement that enters the project (see [`super::projects::read`]);
+/// the event streams read it inside their scope with [`get`].
+pub async fn read(e: &Entry<impl Level>, id: Uuid) -> Result<Operation, ApiError> {
+    sqlx::query_as!(
+        Operation,
+        r#"SELECT o.id AS "id!", o.project_id AS "project_id!", o.kind AS "kind!: OperationKind", o.status AS "status!: OperationStatus",
+                  o.progress AS "progress!", o.error, o.attempt AS "attempt!", o.cancel_requested AS "cancel_requested!", o.created_by,
+                  o.created_at AS "created_at!", o.updated_at AS "updated_at!", o.started_at, o.finished_at
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT id, project_id, kind, status, progress, error, attempt, cancel_requested, created_by, created_at, updated_at,
+                      started_at, finished_at
+               FROM operations WHERE project_id = $3 AND id = $5 AND entered.role IS NOT NULL OFFSET 0) o"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(e.exec())
+    .await?
+    .ok_or_else(not_found)
+}
+
+/// The result of a succeeded operation, as JSON text (an export's bundle goes out as
+/// PostgreSQL wrote it, never parsed into a value); 409 while it is not.
+pub async fn result(e: &Entry<impl Level>, id: Uuid) -> Result<String, ApiError> {
+    let row = sqlx::query!(
+        r#"SELECT o.status AS "status!: OperationStatus", o.result AS "result?"
+           FROM jeex_enter($1, $2, $3, $4) AS entered(role)
+           CROSS JOIN LATERAL (
+               SELECT status, result::text AS result FROM operations
+               WHERE project_id = $3 AND id = $5 AND entered.role IS NOT NULL OFFSET 0) o"#,
+        e.user(),
+        e.key(),
+        e.project_id(),
+        e.needs(),
+        id
+    )
+    .fetch_optional(e.exec())
     .await?
     .map(|r| (r.status, r.result));
     match row.ok_or_else(not_found)? {
