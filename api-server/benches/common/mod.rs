@@ -53,6 +53,7 @@ impl Drop for Target {
 /// `jeex-api serve` on `addr` in production mode (JSON logs at `info`, test signing keys),
 /// with a scratch data folder of its own: the embedded vector index never lands in the
 /// source tree, and two instances never contend for one index. Spawn it with [`spawn`].
+/// `JEEX_BENCH_SERVER_LOGS=1` shows the servers' logs (for a bench that fails).
 pub fn serve_command(addr: SocketAddr) -> (Command, PathBuf) {
     let data_dir = std::env::temp_dir().join(format!("jeex-bench-{}", uuid::Uuid::now_v7().simple()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeex-api"));

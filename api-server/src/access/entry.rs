@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use super::backend::Backend;
 use super::{
-    caller::{Caller, Principal},
+    caller::Caller,
     role::{Level, Role},
-    scope::project_not_found,
+    scope::own_project,
     statement::{Conn, Pooled},
 };
 use crate::error::ApiError;
@@ -40,11 +40,7 @@ impl<R: Level> Entry<R> {
     /// The claim of `caller` on `project_id`. A key names its one project, so a key presented
     /// for another is refused here, with the same 404, without a round trip.
     pub(crate) fn new(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
-        if let Principal::ApiKey { project_id: own, .. } = &caller.principal
-            && *own != project_id
-        {
-            return Err(project_not_found());
-        }
+        own_project(caller, project_id)?;
         Ok(Self { pool: pool.clone(), db: db.clone(), caller: caller.clone(), project_id, level: PhantomData })
     }
 

@@ -84,7 +84,7 @@ pub(crate) async fn set_rls(conn: &mut Tx, user_id: Option<Uuid>, project_id: Op
 
 /// A key acts only in its own project: presented for another, the same 404 as any project
 /// not the caller's, without a round trip.
-fn own_project(caller: &Caller, project_id: Uuid) -> Result<(), ApiError> {
+pub(super) fn own_project(caller: &Caller, project_id: Uuid) -> Result<(), ApiError> {
     match &caller.principal {
         Principal::ApiKey { project_id: own, .. } if *own != project_id => Err(project_not_found()),
         _ => Ok(()),
