@@ -9,7 +9,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
-    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider},
 };
 use tracing_subscriber::{EnvFilter, Layer, filter, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -122,8 +122,15 @@ impl Telemetry {
             match exporter {
                 Ok(exporter) => {
                     // The batch processor's queue is bounded (spans beyond it are dropped), so a
-                    // dead collector costs a fixed amount of memory.
-                    let processor = BatchSpanProcessor::builder(export::Guarded::new(exporter, failures.clone())).build();
+                    // dead collector costs a fixed amount of memory. At 100 % sampling under heavy
+                    // load the default 2,048 drops spans too (`OTEL_BSP_*`, docs/tracing.md).
+                    let batches = BatchConfigBuilder::default()
+                        .with_max_queue_size(cfg.span_queue)
+                        .with_max_export_batch_size(cfg.span_batch)
+                        .with_scheduled_delay(cfg.span_delay)
+                        .build();
+                    let processor =
+                        BatchSpanProcessor::builder(export::Guarded::new(exporter, failures.clone())).with_batch_config(batches).build();
                     tracer_builder = tracer_builder.with_span_processor(processor);
                     metrics_export = Some((endpoint.as_str(), failures));
                 }
