@@ -350,7 +350,7 @@ pub async fn migrate(config: &Config) -> Result<Report, RunError> {
     let owner = db.owner_url.clone().ok_or_else(|| ConfigError {
         variable: "JEEX_MIGRATE_DATABASE_URL",
         problem: format!("is required by `migrate` when JEEX_ENV={}", config.env.as_str()),
-        example: "postgres://jeex_owner:secret@db:5432/jeex",
+        example: "postgres://jeex_owner:secret@db:5432/jeex".into(),
     })?;
     Ok(migrate::run(&owner, db.app_role.as_ref()).await?)
 }

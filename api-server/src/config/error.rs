@@ -1,7 +1,7 @@
 //! The one error every configuration problem becomes: the variable, what is wrong and an
 //! example of a good value, displayed as one line.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 /// A configuration value that failed validation. Displays as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,8 +10,8 @@ pub struct ConfigError {
     pub variable: &'static str,
     /// What is wrong with its value.
     pub problem: String,
-    /// An example of an acceptable value.
-    pub example: &'static str,
+    /// An example of an acceptable value (one that depends on another variable's is built).
+    pub example: Cow<'static, str>,
 }
 
 impl fmt::Display for ConfigError {
@@ -25,6 +25,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The error for `variable`.
-pub(super) fn err(variable: &'static str, problem: String, example: &'static str) -> ConfigError {
-    ConfigError { variable, problem, example }
+pub(super) fn err(variable: &'static str, problem: String, example: impl Into<Cow<'static, str>>) -> ConfigError {
+    ConfigError { variable, problem, example: example.into() }
 }

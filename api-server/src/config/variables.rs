@@ -243,9 +243,13 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "OTEL_BSP_MAX_QUEUE_SIZE",
         default: "2048",
-        meaning: "spans that may wait for export (1–1048576; beyond, spans are dropped; the room is reserved at start)",
+        meaning: "spans that may wait for export (1–131072; beyond, spans are dropped; the room is reserved at start)",
     },
-    Variable { name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", default: "512", meaning: "spans sent in one export (at most the queue size)" },
+    Variable {
+        name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        default: "512",
+        meaning: "spans sent in one export (at most the queue size; unset, 512 or the queue if smaller)",
+    },
     Variable { name: "OTEL_BSP_SCHEDULE_DELAY", default: "5000", meaning: "milliseconds a span may wait for its batch to fill" },
 ];
 
