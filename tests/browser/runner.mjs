@@ -301,8 +301,8 @@ async function main() {
     info.ms = Date.now() - began;
   }
 
-  const importAndFollow = async (info, timeoutMs) => {
-    const { operation, postMs, status } = await startImport();
+  const importAndFollow = async (info, timeoutMs, documents = cfg.documents) => {
+    const { operation, postMs, status } = await startImport(documents);
     const r = await waitOp(operation, timeoutMs);
     info.imports.push({ operation, postMs, status, ms: r.ms, end: r.status });
     return r;
@@ -319,17 +319,19 @@ async function main() {
   await phaseRun("a", "stream expiry (JEEX_SSE_MAX_LIFETIME=5s)", async (info) => {
     const before = await streamState();
     const began = Date.now();
-    await importAndFollow(info, 30_000);
+    // The point is streams that expire while an import streams into them, so each import must
+    // outlast the 5 s lifetime: twice the documents (one import of the default size took
+    // 4.6-5.2 s once scoped requests took one round trip, and its own stream then ended with it).
+    const documents = cfg.documents * 2;
+    await importAndFollow(info, 30_000, documents);
     // Across at least one more expiry of the project stream before the next import.
     const wait = 6_500 - (Date.now() - began);
     if (wait > 0) await sleep(wait);
-    await importAndFollow(info, 30_000);
-    // The point is streams that expire while an import streams into them (an import outlasts
-    // the 5 s lifetime with the default batch size); should imports be quicker, a few more
-    // (bounded) make sure of it.
+    await importAndFollow(info, 30_000, documents);
+    // Should imports be quicker still, a few more (bounded) make sure of it.
     let mid = await midImportReconnects("a");
-    for (let extra = 0; extra < 3 && (mid.project === 0 || mid.operation === 0) && Date.now() - began < 30_000; extra++) {
-      await importAndFollow(info, 30_000);
+    for (let extra = 0; extra < 3 && (mid.project === 0 || mid.operation === 0) && Date.now() - began < 45_000; extra++) {
+      await importAndFollow(info, 30_000, documents);
       mid = await midImportReconnects("a");
     }
     info.notes.push(`reconnects while an import was streaming: project stream ${mid.project}, operation streams ${mid.operation}`);
