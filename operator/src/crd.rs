@@ -375,6 +375,12 @@ pub struct TelemetrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("double(self) >= 0.0 && double(self) <= 1.0").message("telemetry.sampling must be between 0 and 1"))]
     pub sampling: Option<String>,
+    /// Spans that may wait for export in each API pod (the API's default, 2048, when absent);
+    /// beyond, spans are dropped. At full sampling on a busy API the default drops spans; the
+    /// room is reserved at start, about 0.36 KiB a span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 131072))]
+    pub span_queue: Option<i32>,
 }
 
 /// The migration Job.

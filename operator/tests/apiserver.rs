@@ -208,6 +208,7 @@ async fn jeexbackend_writes_are_checked_by_the_crd_schema_and_cel() {
         (json!({ "replicas": 30, "database": { "maxConnections": 34 } }), "database.maxConnections is too small"),
         (json!({ "rateLimit": { "reads": "1/25h" } }), "rateLimit values"),
         (json!({ "replicas": -1 }), "spec.replicas must be at least 0"),
+        (json!({ "telemetry": { "spanQueue": 200000 } }), "spec.telemetry.spanQueue must be at most 131072"),
         (json!({ "unknown": 1 }), "spec.unknown is an unknown field"),
     ] {
         let (code, reason, message) = refused(jbs.patch("jeex", &apply().force(), &Patch::Apply(bad(patch.clone()))).await);

@@ -92,6 +92,9 @@ pub fn settings(jb: &JeexBackend, inputs: &Inputs) -> BTreeMap<String, String> {
         if let Some(sampling) = &telemetry.sampling {
             set("OTEL_TRACES_SAMPLER_ARG", sampling.clone());
         }
+        if let Some(queue) = telemetry.span_queue {
+            set("OTEL_BSP_MAX_QUEUE_SIZE", queue.to_string());
+        }
     }
     env
 }
@@ -172,6 +175,23 @@ pub(crate) mod tests {
         let jb = fixtures::backend("image: i\ndatabase:\n  ownerSecret: { name: owner }\n  maxConnections: 100\nvectors: {}");
         let env = settings(&jb, &inputs());
         assert_eq!((env["JEEX_VECTOR_DIM"].as_str(), env["JEEX_VECTOR_DISTANCE"].as_str()), ("384", "cosine"));
+    }
+
+    #[test]
+    fn telemetry_reaches_the_pods_only_when_set() {
+        let env = settings(&fixtures::minimal(), &inputs());
+        assert!(
+            !env.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT") && !env.contains_key("OTEL_BSP_MAX_QUEUE_SIZE"),
+            "the API's defaults apply"
+        );
+        let jb = fixtures::backend(
+            "image: i\ndatabase:\n  ownerSecret: { name: owner }\n  maxConnections: 100\ntelemetry:\n  otlpEndpoint: http://otel:4317\n  sampling: \"1.0\"\n  spanQueue: 32768",
+        );
+        let env = settings(&jb, &inputs());
+        assert_eq!(
+            (env["OTEL_EXPORTER_OTLP_ENDPOINT"].as_str(), env["OTEL_TRACES_SAMPLER_ARG"].as_str(), env["OTEL_BSP_MAX_QUEUE_SIZE"].as_str()),
+            ("http://otel:4317", "1.0", "32768")
+        );
     }
 
     #[test]
