@@ -150,18 +150,12 @@ fn sdk_span_cost() -> (f64, f64, u64) {
     }
     let discarded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
 
-    // As the exporting server is configured, and as its telemetry module builds the layer.
+    // As the exporting server is configured, with the layer its telemetry module builds.
     let config = BatchConfigBuilder::default().with_max_queue_size(32_768).with_max_export_batch_size(2_048).build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(Discard(discarded.clone())).with_batch_config(config).build())
         .build();
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("bench"))
-        .with_tracked_inactivity(false)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_level(false);
+    let otel = jeex_api::telemetry::span_layer(provider.tracer("bench"));
     let traced = tracing::Dispatch::new(tracing_subscriber::registry().with(otel));
     let plain = tracing::Dispatch::new(tracing_subscriber::registry());
     let per_span = |dispatch: &tracing::Dispatch, flush: &dyn Fn()| {

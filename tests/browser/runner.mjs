@@ -40,6 +40,13 @@ const cfg = {
   logs: path.join(here, "build", "logs"),
 };
 
+// Imports of twice the documents, for phases whose point needs an import still streaming after
+// something else has happened (a stream's 5 s expiry; Redis's return plus a stream's 2 s retry).
+// One import of the default size took 4.6-5.2 s once a scope's transaction began in one round
+// trip (issue 27): ended first, its stream rightly gets only the final state, and the phase
+// would prove nothing.
+const longImport = cfg.documents * 2;
+
 const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
 const say = (line) => console.log(`[browser-e2e ${stamp()}] ${line}`);
@@ -319,19 +326,16 @@ async function main() {
   await phaseRun("a", "stream expiry (JEEX_SSE_MAX_LIFETIME=5s)", async (info) => {
     const before = await streamState();
     const began = Date.now();
-    // The point is streams that expire while an import streams into them, so each import must
-    // outlast the 5 s lifetime: twice the documents (one import of the default size took
-    // 4.6-5.2 s once scoped requests took one round trip, and its own stream then ended with it).
-    const documents = cfg.documents * 2;
-    await importAndFollow(info, 30_000, documents);
+    // The point is streams that expire while an import streams into them.
+    await importAndFollow(info, 30_000, longImport);
     // Across at least one more expiry of the project stream before the next import.
     const wait = 6_500 - (Date.now() - began);
     if (wait > 0) await sleep(wait);
-    await importAndFollow(info, 30_000, documents);
+    await importAndFollow(info, 30_000, longImport);
     // Should imports be quicker still, a few more (bounded) make sure of it.
     let mid = await midImportReconnects("a");
     for (let extra = 0; extra < 3 && (mid.project === 0 || mid.operation === 0) && Date.now() - began < 45_000; extra++) {
-      await importAndFollow(info, 30_000, documents);
+      await importAndFollow(info, 30_000, longImport);
       mid = await midImportReconnects("a");
     }
     info.notes.push(`reconnects while an import was streaming: project stream ${mid.project}, operation streams ${mid.operation}`);
@@ -367,12 +371,9 @@ async function main() {
   await phaseRun("c", "Redis stopped and restarted empty", async (info) => {
     await stop(state.redis, "SIGKILL", 5_000);
     info.notes.push("redis killed (SIGKILL)");
-    // Twice the documents: the import must outlast Redis's return plus a stream's retry (2 s
-    // while Redis is unreachable). Ended before its stream's first connection after Redis is
-    // back, the operation would rightly get only its final state there (an ended operation,
-    // asked for without a resume point), and the phase would prove nothing about its events.
-    // Imports got faster when a scope's transaction began in one round trip (issue 27).
-    const { operation, postMs, status } = await startImport(cfg.documents * 2);
+    // Outlasting Redis's return plus a stream's retry (an ended operation, asked for without a
+    // resume point, rightly gives only its final state).
+    const { operation, postMs, status } = await startImport(longImport);
     info.notes.push(`import started while Redis was down: HTTP ${status} in ${postMs} ms`);
     await sleep(2_500);
     const mid = await page.evaluate((o) => window.e2e.fetchOperation(o), operation);

@@ -2,7 +2,7 @@
 
 use super::{
     error::ConfigError,
-    parse::{parse_size, parse_with},
+    parse::{parse_size, parse_whole, parse_with},
 };
 
 /// Limits on a document's `metadata`: every list response carries up to 100 of them, so
@@ -24,9 +24,6 @@ pub(super) fn parse_content_limit(get: &impl Fn(&str) -> Option<String>) -> Resu
 pub(super) fn parse_metadata(get: &impl Fn(&str) -> Option<String>) -> Result<MetadataLimits, ConfigError> {
     Ok(MetadataLimits {
         max_bytes: parse_with(get, "JEEX_METADATA_MAX_SIZE", "16KiB", "16KiB", parse_size)?,
-        max_depth: parse_with(get, "JEEX_METADATA_MAX_DEPTH", "8", "8", |v| match v.parse::<usize>() {
-            Ok(n) if (1..=32).contains(&n) => Ok(n),
-            _ => Err(format!("{v:?} is not a whole number from 1 to 32")),
-        })?,
+        max_depth: parse_whole(get, "JEEX_METADATA_MAX_DEPTH", "8", "8", 1..=32)?,
     })
 }

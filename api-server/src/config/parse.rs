@@ -28,9 +28,21 @@ pub(super) fn parse_duration(get: &impl Fn(&str) -> Option<String>, name: &'stat
 
 /// A whole number from `min` to 10000.
 pub(super) fn parse_count(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u32, min: u32) -> Result<u32, ConfigError> {
-    parse_with(get, name, &default.to_string(), "20", |v| match v.parse::<u32>() {
-        Ok(n) if n >= min && n <= 10_000 => Ok(n),
-        _ => Err(format!("{v:?} is not a whole number from {min} to 10000")),
+    // Both bounds fit a u32.
+    parse_whole(get, name, &default.to_string(), "20", min as usize..=10_000).map(|n| n as u32)
+}
+
+/// A whole number within `range`.
+pub(super) fn parse_whole(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    example: &'static str,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    parse_with(get, name, default, example, |v| match v.parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("{v:?} is not a whole number from {} to {}", range.start(), range.end())),
     })
 }
 

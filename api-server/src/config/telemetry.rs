@@ -3,7 +3,7 @@
 
 use super::{
     error::{ConfigError, err},
-    parse::{check_url, parse_with},
+    parse::{check_url, parse_whole, parse_with},
 };
 
 /// Log line format.
@@ -51,15 +51,9 @@ pub(super) fn parse(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("{v:?} is not a number between 0.0 and 1.0")),
     })?;
-    let whole = |max: usize| {
-        move |v: &str| match v.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(format!("{v:?} is not a whole number from 1 to {max}")),
-        }
-    };
-    let span_queue = parse_with(get, "OTEL_BSP_MAX_QUEUE_SIZE", "2048", "8192", whole(MAX_SPAN_QUEUE))?;
+    let span_queue = parse_whole(get, "OTEL_BSP_MAX_QUEUE_SIZE", "2048", "8192", 1..=MAX_SPAN_QUEUE)?;
     // Unset, the batch is the SDK's 512 or the whole of a smaller queue.
-    let span_batch = parse_with(get, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &span_queue.min(512).to_string(), "512", whole(MAX_SPAN_QUEUE))?;
+    let span_batch = parse_whole(get, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &span_queue.min(512).to_string(), "512", 1..=MAX_SPAN_QUEUE)?;
     if span_batch > span_queue {
         return Err(err(
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",

@@ -11,7 +11,7 @@ use jeex_types::VectorDistance;
 
 use super::{
     error::{ConfigError, err},
-    parse::{check_url, parse_duration, parse_with},
+    parse::{check_url, parse_duration, parse_whole, parse_with},
 };
 
 /// `JEEX_VECTOR_DIM` unless set.
@@ -93,10 +93,7 @@ pub(super) fn parse(get: &impl Fn(&str) -> Option<String>, data_dir: &Path) -> R
             None => VectorEngine::Disabled,
         },
         collection: collection.clone(),
-        dim: parse_with(get, "JEEX_VECTOR_DIM", "384", "384", |v| match v.parse::<u64>() {
-            Ok(n) if (1..=65_536).contains(&n) => Ok(n),
-            _ => Err(format!("{v:?} is not a whole number from 1 to 65536")),
-        })?,
+        dim: parse_whole(get, "JEEX_VECTOR_DIM", "384", "384", 1..=65_536)? as u64,
         distance: parse_with(get, "JEEX_VECTOR_DISTANCE", "cosine", "cosine", |v| v.parse::<VectorDistance>().map_err(|e| e.to_string()))?,
     };
     Ok((qdrant, vectors))

@@ -9,8 +9,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider},
 };
+use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::{EnvFilter, Layer, filter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use self::{export::FailureLog, metrics::Metrics};
@@ -50,6 +51,22 @@ fn resource(cfg: &TelemetryConfig) -> Resource {
         .build()
 }
 
+/// The layer that makes `tracing` spans OpenTelemetry spans of `tracer`. The
+/// semantic-convention attributes are the spans' own; the source location, thread and level
+/// would only add bytes to every span. (Public for the bench that measures its cost.)
+pub fn span_layer<S>(tracer: SdkTracer) -> OpenTelemetryLayer<S, SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+}
+
 impl Telemetry {
     /// Installs the global `tracing` subscriber (the one piece of process-wide state, as
     /// `tracing` requires) and builds the tracer and meter providers.
@@ -78,21 +95,10 @@ impl Telemetry {
             fmt_layer
         };
         // Spans become OpenTelemetry spans only when they are exported: building them costs
-        // several microseconds a request for nothing otherwise. The semantic-convention
-        // attributes are the spans' own; the source location, thread and level would only
-        // add bytes to every span.
+        // several microseconds a request for nothing otherwise.
         // Spans only: log events would become span events with their fields as logged, past
         // the redaction that guards every log line.
-        let otel_layer = cfg.otlp_endpoint.is_some().then(|| {
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_tracked_inactivity(false)
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_level(false)
-                .with_filter(filter::filter_fn(|meta| meta.is_span()))
-        });
+        let otel_layer = cfg.otlp_endpoint.is_some().then(|| span_layer(tracer).with_filter(filter::filter_fn(|meta| meta.is_span())));
         tracing_subscriber::registry()
             .with(filter)
             .with(fmt_layer)
