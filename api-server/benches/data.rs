@@ -4,14 +4,16 @@
 //! 1. Throughput: `GET /api/v1/projects/{id}` and `POST /api/v1/projects/{id}/documents`
 //!    through the release `jeex-api` (JWT verified, membership and role checked, RLS settings
 //!    applied, audit row written), closed loop; versus the least PostgreSQL can do for each,
-//!    from tasks on a pool of the same size in this process: the single prepared `SELECT` of the
-//!    same row, and the single prepared statement inserting a document and its audit row (both
+//!    from tasks on a pool of the same size and kind (the server's own, [`jeex_api::access::Pool`])
+//!    in this process: the single prepared `SELECT` of the same row, and the single prepared statement inserting a document and its audit row (both
 //!    as the owner, so without row-level security or any check). Prints the ratio (target for
 //!    the read >= 0.5). Also, for the read, the ceiling that row-level security as it stands
 //!    sets any design: the same `SELECT`, as the server's role, in one statement that applies the
 //!    scope's settings and nothing else (no membership check, no function), on a pool of the
 //!    same size. Its ratio to the owner's `SELECT` is the most a scoped read can reach while the
-//!    policies read per-transaction settings.
+//!    policies read per-transaction settings. And the owner's `SELECT` once more on sqlx's own
+//!    pool, which sends a `Sync` and waits for its answer each time it takes a connection back
+//!    (the baseline of earlier runs).
 //! 2. Round trips to PostgreSQL per request, counted on the wire by a proxy in this process
 //!    ([`common::round_trips`]) in front of a third instance (targets: 1 for the read, at most
 //!    2 for the write).
@@ -25,6 +27,7 @@
 mod common;
 
 use std::{
+    str::FromStr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -37,7 +40,14 @@ use common::{
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use jeex_api::{
+    access::{Backend, Limits, Pool, Pooled},
+    client_span::Endpoint,
+};
+use sqlx::{
+    Executor, PgPool, Postgres,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tokio::{net::TcpStream, sync::mpsc};
 use uuid::Uuid;
 
@@ -97,10 +107,13 @@ async fn run() {
     drop(counted);
 
     // One pool at a time beside the servers' own, within PostgreSQL's connection limit.
-    let app_pool = PgPoolOptions::new().max_connections(POOL).connect(&app_url).await.unwrap();
+    let app_pool = BarePool::Server(server_pool(&app_url));
     let ceiling_get = bare(&app_pool, user, project, Bare::ScopedRead).await;
     app_pool.close().await;
-    let pool = PgPoolOptions::new().max_connections(POOL).connect(&db.owner_url).await.unwrap();
+    let sqlx_pool = BarePool::Sqlx(PgPoolOptions::new().max_connections(POOL).connect(&db.owner_url).await.unwrap());
+    let sqlx_get = bare(&sqlx_pool, user, project, Bare::Read).await;
+    sqlx_pool.close().await;
+    let pool = BarePool::Server(server_pool(&db.owner_url));
     let bare_get = bare(&pool, user, project, Bare::Read).await;
     let http_get = closed_loop(&server, &get_path, None, &bearer, WARMUP, MEASURE).await.0;
     let (unlimited, limited_cost) = limiter_turns(&server, &limited, &get_path, &bearer).await;
@@ -120,6 +133,12 @@ async fn run() {
         "  the same SELECT, scoped, 1 statement",
         "",
         ceiling_get / bare_get
+    );
+    println!(
+        "{:<44} {sqlx_get:>12.0} {:>10} {:>8.2}  (the owner's SELECT on sqlx's pool, which pings each connection it takes back: earlier runs' baseline)",
+        "  the same SELECT, on sqlx's pool",
+        "",
+        http_get / sqlx_get
     );
     println!("\nround trips to PostgreSQL per request (counted by a proxy; {TRIPS} requests each)");
     for (name, (statements, checks), most) in [("GET /projects/{id}", trips_get, 1.0), ("POST /projects/{id}/documents", trips_post, 2.0)] {
@@ -169,8 +188,42 @@ enum Bare {
     ScopedRead,
 }
 
+/// The pool a loop of [`bare_once`] runs on.
+#[derive(Clone)]
+enum BarePool {
+    /// The server's own pool: no round trip when a connection is taken back.
+    Server(Pool),
+    /// sqlx's pool: a `Sync` round trip each time it takes a connection back.
+    Sqlx(PgPool),
+}
+
+impl BarePool {
+    async fn close(&self) {
+        match self {
+            Self::Server(pool) => pool.close().await,
+            Self::Sqlx(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A pool like the server's (the kind, and the size the bench gives the servers), on `url`.
+fn server_pool(url: &str) -> Pool {
+    let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
+    let endpoint = Endpoint { namespace: "bench".into(), address: options.get_host().into(), port: options.get_port() };
+    let hour = Duration::from_secs(3600);
+    let limits = Limits { max_connections: POOL, acquire_timeout: Duration::from_secs(30), max_lifetime: hour, idle_timeout: hour };
+    Pool::new(options, limits, Arc::new(Backend::new(endpoint)))
+}
+
 /// The least PostgreSQL can do for each request, straight on a pool: see [`Bare`].
-async fn bare_once(pool: &PgPool, user: Uuid, project: Uuid, what: Bare) {
+async fn bare_once(pool: &BarePool, user: Uuid, project: Uuid, what: Bare) {
+    match pool {
+        BarePool::Server(pool) => bare_statement(Pooled::new(pool), user, project, what).await,
+        BarePool::Sqlx(pool) => bare_statement(pool, user, project, what).await,
+    }
+}
+
+async fn bare_statement<'p, X: Executor<'p, Database = Postgres> + Copy>(pool: X, user: Uuid, project: Uuid, what: Bare) {
     match what {
         Bare::Write => {
             sqlx::query(
@@ -218,7 +271,7 @@ async fn bare_once(pool: &PgPool, user: Uuid, project: Uuid, what: Bare) {
 }
 
 /// Operations per second of [`bare_once`] from `CONNECTIONS` tasks.
-async fn bare(pool: &PgPool, user: Uuid, project: Uuid, what: Bare) -> f64 {
+async fn bare(pool: &BarePool, user: Uuid, project: Uuid, what: Bare) -> f64 {
     let measure_from = Instant::now() + WARMUP;
     let end = measure_from + MEASURE;
     let tasks: Vec<_> = (0..CONNECTIONS)

@@ -37,8 +37,8 @@ impl Backend {
 
     /// Marks now as a loss if `err` says the connection is gone: an I/O or protocol error, or
     /// SQLSTATE class 08 (connection exception) or 57P01–57P03 (the server shutting down,
-    /// crashed, or starting up).
-    pub fn note(&self, err: &sqlx::Error) {
+    /// crashed, or starting up). Returns whether it did.
+    pub fn note(&self, err: &sqlx::Error) -> bool {
         let gone = match err {
             sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
             sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
@@ -48,6 +48,7 @@ impl Backend {
             let at = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX - 1) + 1;
             self.lost.fetch_max(at, Ordering::Relaxed);
         }
+        gone
     }
 
     /// Whether a connection `age` old was opened before the last loss.

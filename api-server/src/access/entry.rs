@@ -13,14 +13,13 @@
 //! Forgetting `jeex_enter` in such a statement fails closed: without the settings the
 //! policies show no project's rows.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::marker::PhantomData;
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::backend::Backend;
 use super::{
     caller::Caller,
+    pool::Pool,
     role::{Level, Role},
     scope::own_project,
     statement::{Conn, Pooled},
@@ -29,8 +28,7 @@ use crate::error::ApiError;
 
 /// A caller's claim on a project for the role level `R`, checked by the statement that uses it.
 pub struct Entry<R> {
-    pool: PgPool,
-    db: Arc<Backend>,
+    pool: Pool,
     caller: Caller,
     project_id: Uuid,
     level: PhantomData<R>,
@@ -39,9 +37,9 @@ pub struct Entry<R> {
 impl<R: Level> Entry<R> {
     /// The claim of `caller` on `project_id`. A key names its one project, so a key presented
     /// for another is refused here, with the same 404, without a round trip.
-    pub(crate) fn new(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) fn new(pool: &Pool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         own_project(caller, project_id)?;
-        Ok(Self { pool: pool.clone(), db: db.clone(), caller: caller.clone(), project_id, level: PhantomData })
+        Ok(Self { pool: pool.clone(), caller: caller.clone(), project_id, level: PhantomData })
     }
 
     /// The project.
@@ -71,13 +69,13 @@ impl<R: Level> Entry<R> {
 
     /// The pool, for a statement that enters (the repositories in `crate::db` only).
     pub(crate) fn exec(&self) -> Pooled<'_> {
-        Pooled::new(&self.pool, &self.db)
+        Pooled::new(&self.pool)
     }
 
     /// Runs the check alone, on a connection the write then uses: the first of a write's two
     /// round trips.
     pub async fn check(self) -> Result<Checked<R>, ApiError> {
-        let mut conn = Conn::acquire(&self.pool, &self.db).await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
         sqlx::query_scalar!(
             r#"SELECT jeex_enter($1, $2, $3, $4) AS "role!: Role""#,
             self.user(),

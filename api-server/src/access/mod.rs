@@ -21,6 +21,7 @@
 mod backend;
 mod caller;
 mod entry;
+mod pool;
 mod role;
 mod scope;
 mod statement;
@@ -29,6 +30,7 @@ mod worker;
 pub use backend::Backend;
 pub use caller::{Caller, Principal};
 pub use entry::{Checked, Entry};
+pub use pool::{Lease, Limits, Pool};
 pub use role::{Admits, Editor, Level, Owner, Role, Viewer};
 pub(crate) use scope::set_rls;
 pub use scope::{ProjectScope, Scoped, UserTx, is_refusal, project_not_found, unauthorized};

@@ -9,14 +9,13 @@
 //! itself): an unscoped query does not compile, nor does an editor's operation on a viewer's
 //! scope.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::marker::PhantomData;
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    backend::Backend,
     caller::{Caller, Principal},
+    pool::Pool,
     role::{Level, Role, Viewer},
     statement::Tx,
 };
@@ -117,18 +116,18 @@ impl<R: Level> Scoped<R> {
     /// `R`'s role, in one round trip (see [`enter_then_begin`]). A project that does not exist,
     /// is deleted, or is not the caller's answers the same 404; a member with a weaker role gets
     /// 403. Called by the data layer, which alone holds the pool.
-    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) async fn begin(pool: &Pool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         own_project(caller, project_id)?;
-        let tx = Tx::begin_with(pool, db, enter_then_begin(caller, project_id, R::ROLE)).await?;
+        let tx = Tx::begin_with(pool, enter_then_begin(caller, project_id, R::ROLE)).await?;
         Ok(Self::entered(tx, caller, project_id))
     }
 
     /// Like [`Scoped::begin`], in a read-only `REPEATABLE READ` transaction: every statement
     /// sees the same snapshot (an export reading page by page). The isolation level must come
     /// first in its transaction, so this one enters in a statement of its own.
-    pub(crate) async fn begin_snapshot(pool: &PgPool, db: &Arc<Backend>, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
+    pub(crate) async fn begin_snapshot(pool: &Pool, caller: &Caller, project_id: Uuid) -> Result<Self, ApiError> {
         own_project(caller, project_id)?;
-        let mut tx = Tx::begin(pool, db).await?;
+        let mut tx = Tx::begin(pool).await?;
         sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut tx).await?;
         sqlx::query_scalar!(
             r#"SELECT jeex_enter($1, $2, $3, $4) AS "role!: Role""#,
@@ -185,14 +184,14 @@ pub struct UserTx {
 
 impl UserTx {
     /// Opens the transaction for a user caller; API keys act only inside their project (403).
-    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Backend>, caller: &Caller) -> Result<Self, ApiError> {
+    pub(crate) async fn begin(pool: &Pool, caller: &Caller) -> Result<Self, ApiError> {
         let Principal::User { user_id } = caller.principal else {
             return Err(ApiError::Status(ErrorCode::Forbidden, "API keys act only inside their own project".into()));
         };
         // As for a project (see `enter_then_begin`): one round trip, and a refusal leaves the
         // connection clean.
         let statement = format!("SELECT jeex_enter_user({}::uuid); BEGIN", literal(Some(user_id)));
-        let tx = Tx::begin_with(pool, db, statement).await?;
+        let tx = Tx::begin_with(pool, statement).await?;
         Ok(Self { tx, caller: caller.clone(), user_id })
     }
 

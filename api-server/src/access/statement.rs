@@ -4,27 +4,31 @@
 //! is missing from a trace.
 
 use std::{
+    borrow::Cow,
     fmt,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
-use futures_util::{FutureExt, Stream, future::BoxFuture, stream::BoxStream};
+use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use sqlx::{
-    Describe, Either, Execute, Executor, PgPool, Postgres, Transaction,
-    pool::PoolConnection,
-    postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo},
+    Describe, Either, Execute, Executor, Postgres, TransactionManager,
+    postgres::{PgQueryResult, PgRow, PgStatement, PgTransactionManager, PgTypeInfo},
 };
 use tracing::{Instrument, Span};
 
-use super::backend::Backend;
+use super::{
+    backend::Backend,
+    pool::{Lease, Pool},
+};
 use crate::client_span;
 
-/// A transaction whose statements are traced. Dropped without [`Tx::commit`], it rolls back.
+/// A transaction whose statements are traced. Dropped without [`Tx::commit`], it rolls back
+/// (the pool sends the `ROLLBACK` before the connection is reused).
 pub struct Tx {
-    tx: Transaction<'static, Postgres>,
-    db: Arc<Backend>,
+    lease: Lease,
+    /// Begun and neither committed nor rolled back.
+    open: bool,
 }
 
 impl fmt::Debug for Tx {
@@ -35,61 +39,66 @@ impl fmt::Debug for Tx {
 
 impl Tx {
     /// Takes a connection from `pool` and begins.
-    pub(crate) async fn begin(pool: &PgPool, db: &Arc<Backend>) -> Result<Self, sqlx::Error> {
-        let pool = pool.clone();
-        Self::started(db, async move { pool.begin().await }).await
+    pub(crate) async fn begin(pool: &Pool) -> Result<Self, sqlx::Error> {
+        Self::started(pool, None).await
     }
 
     /// Takes a connection from `pool` and sends `statement`, which must leave it in a
     /// transaction (sqlx checks): one simple-protocol message, so one round trip however many
     /// statements it holds.
-    pub(crate) async fn begin_with(pool: &PgPool, db: &Arc<Backend>, statement: String) -> Result<Self, sqlx::Error> {
-        let pool = pool.clone();
-        Self::started(db, async move { pool.begin_with(statement).await }).await
+    pub(crate) async fn begin_with(pool: &Pool, statement: String) -> Result<Self, sqlx::Error> {
+        Self::started(pool, Some(statement)).await
     }
 
-    /// Runs `begin` in a task of its own, so it finishes even when the request that asked
+    /// Runs the start in a task of its own, so it finishes even when the request that asked
     /// for it goes away (a timeout, a client that hung up): dropped while waiting for the
-    /// server's answer, sqlx would hand the connection back to the pool inside a transaction it
-    /// does not know of (it counts the transaction only once the server confirmed it), with
-    /// this scope's settings in it. Finished, a `Transaction` nobody takes rolls back.
-    async fn started(
-        db: &Arc<Backend>,
-        begin: impl Future<Output = Result<Transaction<'static, Postgres>, sqlx::Error>> + Send + 'static,
-    ) -> Result<Self, sqlx::Error> {
-        let span = client_span::sql(db.endpoint(), "BEGIN");
+    /// server's answer, the connection would be in a transaction nobody knows of (the pool would
+    /// close it, but the work would be lost for nothing). Finished, a `Tx` nobody takes rolls back.
+    async fn started(pool: &Pool, statement: Option<String>) -> Result<Self, sqlx::Error> {
+        let span = client_span::sql(pool.backend().endpoint(), "BEGIN");
+        let pool = pool.clone();
+        let begin = async move {
+            let mut lease = pool.acquire().await?;
+            let begun = PgTransactionManager::begin(lease.start(), statement.map(Cow::Owned)).await;
+            lease.done(&begun);
+            begun.map(|()| Self { lease, open: true })
+        };
         let begun = tokio::spawn(begin.instrument(span.clone()))
             .await
             .unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::Error::other("the transaction's start was interrupted"))));
-        let tx = begun.inspect_err(|e| {
-            db.note(e);
-            client_span::sql_failed(&span, e);
-        })?;
-        Ok(Self { tx, db: db.clone() })
+        begun.inspect_err(|e| client_span::sql_failed(&span, e))
     }
 
     /// Commits.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let span = client_span::sql(self.db.endpoint(), "COMMIT");
-        self.tx.commit().instrument(span.clone()).await.inspect_err(|e| {
-            self.db.note(e);
-            client_span::sql_failed(&span, e);
-        })
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let span = client_span::sql(self.lease.backend().endpoint(), "COMMIT");
+        let committed = PgTransactionManager::commit(self.lease.start()).instrument(span.clone()).await;
+        self.lease.done(&committed);
+        if committed.is_ok() {
+            self.open = false;
+        }
+        committed.inspect_err(|e| client_span::sql_failed(&span, e))
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            self.lease.start_rollback();
+        }
     }
 }
 
 /// One pooled connection for a few statements in a row, each its own transaction (a write's
 /// check, then the write). Dropped, it returns to the pool.
 pub struct Conn {
-    conn: PoolConnection<Postgres>,
-    db: Arc<Backend>,
+    lease: Lease,
 }
 
 impl Conn {
     /// Takes a connection from `pool`.
-    pub(crate) async fn acquire(pool: &PgPool, db: &Arc<Backend>) -> Result<Self, sqlx::Error> {
-        let conn = pool.acquire().await.inspect_err(|e| db.note(e))?;
-        Ok(Self { conn, db: db.clone() })
+    pub(crate) async fn acquire(pool: &Pool) -> Result<Self, sqlx::Error> {
+        Ok(Self { lease: pool.acquire().await? })
     }
 }
 
@@ -102,14 +111,13 @@ impl fmt::Debug for Conn {
 /// The pool, as an executor of single statements (each on a connection of its own).
 #[derive(Clone, Copy)]
 pub struct Pooled<'a> {
-    pool: &'a PgPool,
-    db: &'a Backend,
+    pool: &'a Pool,
 }
 
 impl<'a> Pooled<'a> {
-    /// `pool`, with spans naming `db`.
-    pub(crate) fn new(pool: &'a PgPool, db: &'a Backend) -> Self {
-        Self { pool, db }
+    /// `pool`, each statement on a connection of its own.
+    pub fn new(pool: &'a Pool) -> Self {
+        Self { pool }
     }
 }
 
@@ -119,10 +127,12 @@ impl fmt::Debug for Pooled<'_> {
     }
 }
 
-/// A statement's rows (or results), inside its span, its error noted.
+/// A statement's rows (or results), inside its span; when they end, the lease's connection is
+/// free again (unless the statement found it dead).
 struct InSpan<'e, T> {
     inner: BoxStream<'e, Result<T, sqlx::Error>>,
     span: Span,
+    busy: &'e mut bool,
     db: &'e Backend,
 }
 
@@ -133,9 +143,13 @@ impl<T> Stream for InSpan<'_, T> {
         let this = &mut *self;
         let _entered = this.span.enter();
         let next = this.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(Err(e))) = &next {
-            this.db.note(e);
-            client_span::sql_failed(&this.span, e);
+        match &next {
+            Poll::Ready(Some(Err(e))) => {
+                *this.busy = this.db.note(e);
+                client_span::sql_failed(&this.span, e);
+            }
+            Poll::Ready(None) => *this.busy = false,
+            _ => {}
         }
         next
     }
@@ -143,36 +157,39 @@ impl<T> Stream for InSpan<'_, T> {
 
 type Step = Either<PgQueryResult, PgRow>;
 
-fn fetch_many<'e, T: Send + 'e>(
-    span: Span,
-    db: &'e Backend,
-    inner: BoxStream<'e, Result<T, sqlx::Error>>,
-) -> BoxStream<'e, Result<T, sqlx::Error>> {
-    Box::pin(InSpan { inner, span, db })
+/// The statement's rows on `lease`'s connection, inside `span`.
+fn lease_fetch_many<'e, 'q: 'e, E>(span: Span, lease: &'e mut Lease, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+where
+    E: 'q + Execute<'q, Postgres>,
+{
+    let (conn, busy, db) = lease.start_split();
+    Box::pin(InSpan { inner: conn.fetch_many(query), span, busy, db })
 }
 
-fn fetch_optional<'e>(
-    span: Span,
-    db: &'e Backend,
-    inner: BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>,
-) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>> {
+/// The statement's one row (or none) on `lease`'s connection, inside `span`.
+fn lease_fetch_optional<'e, 'q: 'e, E>(span: Span, lease: &'e mut Lease, query: E) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+where
+    E: 'q + Execute<'q, Postgres>,
+{
+    let run = async move {
+        let row = lease.start().fetch_optional(query).await;
+        lease.done(&row);
+        row
+    };
+    in_span(span, run.boxed())
+}
+
+fn in_span<'e, T: Send + 'e>(span: Span, inner: BoxFuture<'e, Result<T, sqlx::Error>>) -> BoxFuture<'e, Result<T, sqlx::Error>> {
     if span.is_none() {
-        return inner.map(move |result| result.inspect_err(|e| db.note(e))).boxed();
+        return inner;
     }
-    inner
-        .instrument(span.clone())
-        .map(move |result| {
-            result.inspect_err(|e| {
-                db.note(e);
-                client_span::sql_failed(&span, e);
-            })
-        })
-        .boxed()
+    inner.instrument(span.clone()).map(move |result| result.inspect_err(|e| client_span::sql_failed(&span, e))).boxed()
 }
 
-/// The executor methods of each, each handing the statement to `$inner` inside its span.
-macro_rules! traced_executor {
-    ($this:ident => $inner:expr, $db:expr) => {
+/// The executor methods of a [`Tx`] and a [`Conn`]: each statement on the lease's connection,
+/// inside its span.
+macro_rules! lease_executor {
+    ($this:ident => $lease:expr) => {
         type Database = Postgres;
 
         fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
@@ -181,8 +198,8 @@ macro_rules! traced_executor {
             E: 'q + Execute<'q, Postgres>,
         {
             let $this = self;
-            let span = client_span::sql($db.endpoint(), query.sql());
-            fetch_many(span, $db, $inner.fetch_many(query))
+            let span = client_span::sql($lease.backend().endpoint(), query.sql());
+            lease_fetch_many(span, &mut $lease, query)
         }
 
         fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
@@ -191,8 +208,8 @@ macro_rules! traced_executor {
             E: 'q + Execute<'q, Postgres>,
         {
             let $this = self;
-            let span = client_span::sql($db.endpoint(), query.sql());
-            fetch_optional(span, $db, $inner.fetch_optional(query))
+            let span = client_span::sql($lease.backend().endpoint(), query.sql());
+            lease_fetch_optional(span, &mut $lease, query)
         }
 
         fn prepare_with<'e, 'q: 'e>(self, sql: &'q str, parameters: &'e [PgTypeInfo]) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
@@ -200,7 +217,12 @@ macro_rules! traced_executor {
             'c: 'e,
         {
             let $this = self;
-            $inner.prepare_with(sql, parameters)
+            let lease = &mut $lease;
+            Box::pin(async move {
+                let prepared = lease.start().prepare_with(sql, parameters).await;
+                lease.done(&prepared);
+                prepared
+            })
         }
 
         fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
@@ -208,19 +230,106 @@ macro_rules! traced_executor {
             'c: 'e,
         {
             let $this = self;
-            $inner.describe(sql)
+            let lease = &mut $lease;
+            Box::pin(async move {
+                let described = lease.start().describe(sql).await;
+                lease.done(&described);
+                described
+            })
         }
     };
 }
 
 impl<'c> Executor<'c> for &'c mut Tx {
-    traced_executor!(this => &mut *this.tx, &this.db);
+    lease_executor!(this => this.lease);
 }
 
 impl<'c> Executor<'c> for &'c mut Conn {
-    traced_executor!(this => &mut *this.conn, &this.db);
+    lease_executor!(this => this.lease);
 }
 
+/// Each statement on a connection of its own, given back as soon as the statement is done. A
+/// statement's rows are read whole before they are handed on (the connection is back in the pool
+/// by then): single statements here return a row or a page.
 impl<'c> Executor<'c> for Pooled<'c> {
-    traced_executor!(this => this.pool, this.db);
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let pool = self.pool;
+        let span = client_span::sql(pool.backend().endpoint(), query.sql());
+        let run = async move {
+            let mut lease = pool.acquire().await?;
+            let mut steps = Vec::new();
+            let mut outcome = Ok(());
+            let mut stream = lease.start().fetch_many(query);
+            while let Some(step) = stream.next().await {
+                match step {
+                    Ok(step) => steps.push(step),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            drop(stream);
+            lease.done(&outcome);
+            outcome.map(|()| steps)
+        };
+        let steps = in_span(span, run.boxed());
+        futures_util::stream::once(steps)
+            .flat_map(|steps| {
+                let items: Vec<Result<Step, sqlx::Error>> = match steps {
+                    Ok(steps) => steps.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures_util::stream::iter(items)
+            })
+            .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let pool = self.pool;
+        let span = client_span::sql(pool.backend().endpoint(), query.sql());
+        let run = async move {
+            let mut lease = pool.acquire().await?;
+            let row = lease.start().fetch_optional(query).await;
+            lease.done(&row);
+            row
+        };
+        in_span(span, run.boxed())
+    }
+
+    fn prepare_with<'e, 'q: 'e>(self, sql: &'q str, parameters: &'e [PgTypeInfo]) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let pool = self.pool;
+        Box::pin(async move {
+            let mut lease = pool.acquire().await?;
+            let prepared = lease.start().prepare_with(sql, parameters).await;
+            lease.done(&prepared);
+            prepared
+        })
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let pool = self.pool;
+        Box::pin(async move {
+            let mut lease = pool.acquire().await?;
+            let described = lease.start().describe(sql).await;
+            lease.done(&described);
+            described
+        })
+    }
 }

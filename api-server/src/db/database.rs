@@ -5,14 +5,11 @@
 
 use std::{str::FromStr, sync::Arc};
 
-use sqlx::{
-    PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 use crate::{
-    access::{Backend, Caller, Entry, Level, Pooled, Scoped, Tx, UserTx},
+    access::{Backend, Caller, Entry, Level, Limits, Pool, Pooled, Scoped, Tx, UserTx},
     client_span::Endpoint,
     config::PoolConfig,
     error::ApiError,
@@ -21,9 +18,7 @@ use crate::{
 /// The connection pool, and the only doors into it.
 #[derive(Clone)]
 pub struct Database {
-    pool: PgPool,
-    /// The database as its statements see it (their spans' name for it, its lost connections).
-    backend: Arc<Backend>,
+    pool: Pool,
 }
 
 /// The database URL does not parse (the config check cannot see every URL problem).
@@ -32,12 +27,12 @@ pub struct Database {
 pub struct BadUrl;
 
 impl Database {
-    /// A lazily connecting pool. Connections are not tested before use (that would be a round
-    /// trip per request). A statement that finds its connection dead marks the loss, and the
-    /// pool then drops, unused, every idle connection opened before it ([`Backend`]); the
-    /// dead connection itself fails sqlx's check when it comes back. Every connection is also
-    /// recycled after its maximum lifetime or idle time. So a database restart costs the
-    /// statements on their way and the first to find out, and heals by itself.
+    /// A lazily connecting pool ([`Pool`]). Connections are not tested before use, nor after (a
+    /// round trip per request either way): a statement that finds its connection dead marks the
+    /// loss, and the pool then drops, unused, every idle connection opened before it
+    /// ([`Backend`]). Every connection is also recycled after its maximum lifetime or idle
+    /// time. So a database restart costs the statements on their way and the first to find
+    /// out, and heals by itself.
     pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
         // sqlx's message may quote the URL; say only that it does not parse.
         let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
@@ -46,58 +41,45 @@ impl Database {
             address: options.get_host().to_owned(),
             port: options.get_port(),
         };
-        let backend = Arc::new(Backend::new(endpoint));
-        let watch = backend.clone();
-        let pool = PgPoolOptions::new()
-            .max_connections(cfg.max_connections())
-            .min_connections(0)
-            .acquire_timeout(cfg.acquire_timeout)
-            .max_lifetime(cfg.max_lifetime)
-            .idle_timeout(cfg.idle_timeout)
-            .test_before_acquire(false)
-            .before_acquire(move |_, meta| {
-                let fresh = !watch.predates_loss(meta.age);
-                Box::pin(async move { Ok(fresh) })
-            })
-            .connect_lazy_with(options);
-        Ok(Self { pool, backend })
-    }
-
-    /// The pool itself, for the migrations (which run outside any request).
-    pub(in crate::db) fn pool(&self) -> &PgPool {
-        &self.pool
+        let limits = Limits {
+            max_connections: cfg.max_connections(),
+            acquire_timeout: cfg.acquire_timeout,
+            max_lifetime: cfg.max_lifetime,
+            idle_timeout: cfg.idle_timeout,
+        };
+        Ok(Self { pool: Pool::new(options, limits, Arc::new(Backend::new(endpoint))) })
     }
 
     /// The pool as an executor of single statements, for the repositories in this module only.
     pub(in crate::db) fn exec(&self) -> Pooled<'_> {
-        Pooled::new(&self.pool, &self.backend)
+        Pooled::new(&self.pool)
     }
 
     /// A transaction outside any scope (logins, the worker's claim, the relays), for the
     /// repositories in this module only.
     pub(in crate::db) async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Tx::begin(&self.pool, &self.backend).await
+        Tx::begin(&self.pool).await
     }
 
     /// Opens `project_id`'s scope for `caller`, checked for at least the role level `R`.
     pub async fn scoped<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin(&self.pool, &self.backend, caller, project_id).await
+        Scoped::begin(&self.pool, caller, project_id).await
     }
 
     /// `caller`'s claim on `project_id` for the role level `R`, checked by the one statement
     /// (a read) or two (a write) that use it.
     pub fn entry<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Entry<R>, ApiError> {
-        Entry::new(&self.pool, &self.backend, caller, project_id)
+        Entry::new(&self.pool, caller, project_id)
     }
 
     /// Like [`Database::scoped`], in one read-only snapshot (an export).
     pub async fn snapshot<R: Level>(&self, caller: &Caller, project_id: Uuid) -> Result<Scoped<R>, ApiError> {
-        Scoped::begin_snapshot(&self.pool, &self.backend, caller, project_id).await
+        Scoped::begin_snapshot(&self.pool, caller, project_id).await
     }
 
     /// Opens a transaction acting for the user `caller` outside any one project.
     pub async fn user(&self, caller: &Caller) -> Result<UserTx, ApiError> {
-        UserTx::begin(&self.pool, &self.backend, caller).await
+        UserTx::begin(&self.pool, caller).await
     }
 
     /// `SELECT 1` through the pool.
@@ -107,7 +89,7 @@ impl Database {
 
     /// Connections open, and how many of them are idle (the pool metrics).
     pub fn connections(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
+        self.pool.connections()
     }
 
     /// Closes the pool; called once at shutdown after requests have drained.

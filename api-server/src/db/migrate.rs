@@ -254,10 +254,12 @@ pub fn quote_ident(name: &str) -> String {
 /// Versions embedded in this binary that the database has not applied (all of them when the
 /// migrations table does not exist yet).
 pub async fn pending(db: &super::Database) -> Result<Vec<i64>, sqlx::Error> {
-    let pool = db.pool();
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
-    let applied: Vec<i64> =
-        if exists { sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await? } else { Vec::new() };
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(db.exec()).await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(db.exec()).await?
+    } else {
+        Vec::new()
+    };
     Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
 }
 

@@ -4,8 +4,11 @@
 use jeex_api::state::AppState;
 
 async fn handler(state: &AppState) {
-    let pool = state.deps().db.pool();
-    let _ = sqlx::query("DELETE FROM documents").execute(pool).await;
+    let db = &state.deps().db;
+    // The data layer's own door to the pool...
+    let _ = sqlx::query("DELETE FROM documents").execute(db.exec()).await;
+    // ...and the pool itself.
+    let _ = db.pool.acquire().await;
 }
 
 fn main() {

@@ -11,9 +11,8 @@ async fn unscoped(conn: &mut sqlx::PgConnection) {
     let _ = documents::get(conn, uuid::Uuid::nil()).await;
 }
 
-async fn begun(pool: &sqlx::PgPool, caller: &jeex_api::access::Caller) {
-    let db = std::sync::Arc::new(jeex_api::access::Backend::new(jeex_api::client_span::Endpoint::default()));
-    let _ = Scoped::<Viewer>::begin(pool, &db, caller, uuid::Uuid::nil()).await;
+async fn begun(pool: &jeex_api::access::Pool, caller: &jeex_api::access::Caller) {
+    let _ = Scoped::<Viewer>::begin(pool, caller, uuid::Uuid::nil()).await;
 }
 
 fn main() {
