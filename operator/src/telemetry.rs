@@ -1,6 +1,8 @@
 //! Logs, traces and metrics. The operator reads the same OpenTelemetry variables as the API
 //! server — `OTEL_EXPORTER_OTLP_ENDPOINT` (export is off without it), `OTEL_SERVICE_NAME`
-//! (`jeex-operator`), `OTEL_TRACES_SAMPLER_ARG` (the share of reconciles traced, 1.0) — and
+//! (`jeex-operator`), `OTEL_TRACES_SAMPLER_ARG` (the share of reconciles traced, 1.0), and the
+//! span queue's `OTEL_BSP_MAX_QUEUE_SIZE` / `_MAX_EXPORT_BATCH_SIZE` / `_SCHEDULE_DELAY`, checked
+//! here (the SDK would ignore a wrong value without a word) — and
 //! exports over OTLP/gRPC: a span per reconcile ([`crate::reconcile`]) with a client span per
 //! API call ([`crate::api_calls`]) and per dependency probe beneath it, and the reconcile
 //! metrics. A collector that is down costs dropped data, never a reconcile.
@@ -12,12 +14,16 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
     metrics::{PeriodicReader, SdkMeterProvider},
-    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider},
 };
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Upper bound on one export, so a hung collector only delays the exporter's own task.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most spans the export queue may hold (as for the API server: its room is reserved at
+/// start).
+const MAX_SPAN_QUEUE: usize = 131_072;
 
 /// The OpenTelemetry settings, from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +34,12 @@ pub struct TelemetryConfig {
     pub service_name: String,
     /// `OTEL_TRACES_SAMPLER_ARG`: the share of new traces kept.
     pub sample_ratio: f64,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting for export, beyond which they are dropped.
+    pub span_queue: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans sent in one export (at most the queue).
+    pub span_batch: usize,
+    /// `OTEL_BSP_SCHEDULE_DELAY` (milliseconds): how long a span may wait for its batch.
+    pub span_delay: Duration,
 }
 
 impl TelemetryConfig {
@@ -52,7 +64,34 @@ impl TelemetryConfig {
             },
         };
         let service_name = get("OTEL_SERVICE_NAME").filter(|v| !v.is_empty()).unwrap_or_else(|| "jeex-operator".into());
-        Ok(Self { endpoint, service_name, sample_ratio })
+        let span_queue = whole(&get, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, MAX_SPAN_QUEUE as u64)?;
+        // Unset, the batch is the SDK's 512 or the whole of a smaller queue.
+        let span_batch = whole(&get, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", span_queue.min(512), MAX_SPAN_QUEUE as u64)?;
+        if span_batch > span_queue {
+            return Err(format!(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: {span_batch} is larger than the queue (OTEL_BSP_MAX_QUEUE_SIZE={span_queue})"
+            ));
+        }
+        let span_delay = Duration::from_millis(whole(&get, "OTEL_BSP_SCHEDULE_DELAY", 5000, 3_600_000)? as u64);
+        Ok(Self { endpoint, service_name, sample_ratio, span_queue, span_batch, span_delay })
+    }
+
+    /// The batch processor's settings.
+    fn batches(&self) -> opentelemetry_sdk::trace::BatchConfig {
+        BatchConfigBuilder::default()
+            .with_max_queue_size(self.span_queue)
+            .with_max_export_batch_size(self.span_batch)
+            .with_scheduled_delay(self.span_delay)
+            .build()
+    }
+}
+
+/// `name`'s value, a whole number from 1 to `most`, or `default` when it is unset.
+fn whole(get: &impl Fn(&str) -> Option<String>, name: &str, default: usize, most: u64) -> Result<usize, String> {
+    let Some(v) = get(name).filter(|v| !v.is_empty()) else { return Ok(default) };
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=most).contains(&n) => usize::try_from(n).map_err(|_| format!("{name}: {v:?} is too large")),
+        _ => Err(format!("{name}: {v:?} is not a whole number from 1 to {most}")),
     }
 }
 
@@ -80,7 +119,7 @@ impl Telemetry {
                 .with_timeout(EXPORT_TIMEOUT)
                 .build()
                 .map_err(|e| format!("OTLP span exporter for {endpoint}: {e}"))?;
-            tracer = tracer.with_span_processor(BatchSpanProcessor::builder(spans).build());
+            tracer = tracer.with_span_processor(BatchSpanProcessor::builder(spans).with_batch_config(cfg.batches()).build());
             let metrics = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
@@ -150,6 +189,8 @@ impl Telemetry {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::TelemetryConfig;
 
     fn parse(vars: &[(&str, &str)]) -> Result<TelemetryConfig, String> {
@@ -158,10 +199,40 @@ mod tests {
 
     #[test]
     fn defaults_and_refusals_name_their_variable() {
-        assert_eq!(parse(&[]).unwrap(), TelemetryConfig { endpoint: None, service_name: "jeex-operator".into(), sample_ratio: 1.0 });
+        let defaults = TelemetryConfig {
+            endpoint: None,
+            service_name: "jeex-operator".into(),
+            sample_ratio: 1.0,
+            span_queue: 2048,
+            span_batch: 512,
+            span_delay: Duration::from_millis(5000),
+        };
+        assert_eq!(parse(&[]).unwrap(), defaults);
         let on = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]).unwrap();
         assert_eq!((on.endpoint.as_deref(), on.sample_ratio), (Some("http://otel:4317"), 0.25));
         assert!(parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4317")]).unwrap_err().starts_with("OTEL_EXPORTER_OTLP_ENDPOINT:"));
         assert!(parse(&[("OTEL_TRACES_SAMPLER_ARG", "2")]).unwrap_err().starts_with("OTEL_TRACES_SAMPLER_ARG:"));
+    }
+
+    #[test]
+    fn the_span_queue_is_checked_not_left_to_the_sdk() {
+        let set = parse(&[("OTEL_BSP_MAX_QUEUE_SIZE", "256"), ("OTEL_BSP_SCHEDULE_DELAY", "200")]).unwrap();
+        assert_eq!(
+            (set.span_queue, set.span_batch, set.span_delay),
+            (256, 256, Duration::from_millis(200)),
+            "the batch follows a smaller queue"
+        );
+        for (name, value) in [
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "lots"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "200000"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
+        ] {
+            let refused = parse(&[(name, value)]).unwrap_err();
+            assert!(refused.starts_with(&format!("{name}: ")), "{refused}");
+        }
+        let too_big = parse(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512")]).unwrap_err();
+        assert!(too_big.starts_with("OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512 is larger than the queue"), "{too_big}");
     }
 }
