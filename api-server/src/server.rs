@@ -6,6 +6,11 @@
 //! and negotiates HTTP/2 per connection, which costs about 8 KiB per open connection and a lock
 //! per read and write. Those costs show most with thousands of long-lived event streams.
 //! TLS and HTTP/2 end at the ingress; the pods speak HTTP/1.1.
+//!
+//! A response to a request whose body was not read to its end (refused before it arrived: 401,
+//! 404, 413, 503) says `Connection: close`: the connection cannot carry another request, and a
+//! client told nothing would send its next one into a connection about to close (a browser's
+//! `fetch` then fails with a network error; caught by a test client reusing its connection).
 
 use std::{
     convert::Infallible,
@@ -22,11 +27,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{
+    body::{Body as _, Frame, Incoming, SizeHint},
+    server::conn::http1,
+    service::service_fn,
+};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    Addr, Endpoint, Request, Response,
-    http::uri::Scheme,
+    Addr, Body, Endpoint, Request, Response,
+    http::{HeaderValue, header, uri::Scheme},
     web::{LocalAddr, RemoteAddr},
 };
 use tokio::{net::TcpListener, sync::Notify};
@@ -129,16 +138,24 @@ async fn connection<E: Endpoint<Output = Response>>(
 ) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
-        let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
+        let body_read = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let mut req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
+        if let Some(read) = &body_read {
+            let inner: ResponseBody = req.take_body().into();
+            req.set_body(Body::from(ResponseBody::new(ReadToEnd { inner, read: read.clone() })));
+        }
         async move {
             // The endpoint's own future, without poem's `get_response` and `MapToResponse`
             // frames: each would hold another copy of the request. Boxed: hyper keeps room for
             // this future for as long as the connection lives, and an event stream lives long
             // (measured: 2 KiB more per open stream when held inline).
-            let resp = match Box::pin(app.call(req)).await {
+            let mut resp = match Box::pin(app.call(req)).await {
                 Ok(resp) => resp,
                 Err(err) => err.into_response(),
             };
+            if body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok::<hyper::Response<ResponseBody>, Infallible>(resp.into())
         }
     });
@@ -164,6 +181,33 @@ async fn connection<E: Endpoint<Output = Response>>(
             }
             Either::Abort => return,
         }
+    }
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    inner: ResponseBody,
+    read: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for ReadToEnd {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -322,3 +322,57 @@ async fn plain_options_lists_the_allowed_methods() {
     assert_eq!(r.status(), StatusCode::OK, "HEAD is allowed where GET is");
     problem(c.request(Method::OPTIONS, app.url("/nope")).send().await.unwrap(), 404, "NOT_FOUND").await;
 }
+
+/// One response read off a raw connection: its head, lower-cased.
+async fn raw_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk)).await.expect("answered").unwrap();
+        assert!(n > 0, "closed before the response ended: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if body.len() >= length {
+                return head.to_owned();
+            }
+        }
+    }
+}
+
+/// A request refused before its body was read leaves bytes on the connection that no request
+/// will read: the response says `Connection: close` and the server closes, so a client does not
+/// send its next request into it. A request whose body was read keeps its connection.
+#[tokio::test]
+async fn a_body_refused_before_it_was_read_closes_the_connection_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = start(config(&[("JEEX_BODY_LIMIT", "64")])).await;
+    let addr = app.url("/").trim_start_matches("http://").trim_end_matches('/').to_owned();
+
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"name":"x"}"#;
+    for _ in 0..2 {
+        let request = format!(
+            "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        kept.write_all(request.as_bytes()).await.unwrap();
+        let head = raw_response(&mut kept).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "a read body keeps the connection: {head}");
+    }
+
+    let mut refused = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":\"";
+    refused.write_all(head.as_bytes()).await.unwrap();
+    let answer = raw_response(&mut refused).await;
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), refused.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+}

@@ -23,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::future::BoxFuture;
 use sqlx::{
     ConnectOptions, Connection, PgConnection, TransactionManager,
     postgres::{PgConnectOptions, PgTransactionManager},
@@ -242,19 +243,19 @@ impl Lease {
         Self { live: Some(live), busy: false, rolled_back: false, permit: Some(permit), shared }
     }
 
-    /// The connection, marked busy until [`Lease::done`]: the caller sends a statement on it.
-    pub(crate) fn start(&mut self) -> &mut PgConnection {
-        self.busy = true;
-        self.conn()
-    }
-
-    /// The statement sent after [`Lease::start`] finished, with `outcome`: the connection is
-    /// fit to reuse unless the statement found it dead.
-    pub(crate) fn done<T>(&mut self, outcome: &Result<T, sqlx::Error>) {
-        self.busy = match outcome {
+    /// Runs `statement` on the connection, marked busy while it is on its way: when it ends, the
+    /// connection is fit to reuse again unless the statement found it dead.
+    pub(crate) async fn run<'a, T>(
+        &'a mut self,
+        statement: impl FnOnce(&'a mut PgConnection) -> BoxFuture<'a, Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let (conn, busy, db) = self.start_split();
+        let outcome = statement(conn).await;
+        *busy = match &outcome {
             Ok(_) => false,
-            Err(e) => self.shared.backend.note(e),
+            Err(e) => db.note(e),
         };
+        outcome
     }
 
     /// Split access for a statement's stream: the connection, and the flag saying a statement
@@ -277,10 +278,6 @@ impl Lease {
     /// The database, as the statements see it.
     pub(crate) fn backend(&self) -> &Backend {
         &self.shared.backend
-    }
-
-    fn conn(&mut self) -> &mut PgConnection {
-        &mut self.live.as_mut().expect("a lease holds its connection until dropped").conn
     }
 }
 

@@ -10,7 +10,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
+use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt, future::BoxFuture, stream::BoxStream};
 use sqlx::{
     Describe, Either, Execute, Executor, Postgres, TransactionManager,
     postgres::{PgQueryResult, PgRow, PgStatement, PgTransactionManager, PgTypeInfo},
@@ -59,9 +59,8 @@ impl Tx {
         let pool = pool.clone();
         let begin = async move {
             let mut lease = pool.acquire().await?;
-            let begun = PgTransactionManager::begin(lease.start(), statement.map(Cow::Owned)).await;
-            lease.done(&begun);
-            begun.map(|()| Self { lease, open: true })
+            lease.run(|conn| PgTransactionManager::begin(conn, statement.map(Cow::Owned))).await?;
+            Ok(Self { lease, open: true })
         };
         let begun = tokio::spawn(begin.instrument(span.clone()))
             .await
@@ -72,8 +71,7 @@ impl Tx {
     /// Commits.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let span = client_span::sql(self.lease.backend().endpoint(), "COMMIT");
-        let committed = PgTransactionManager::commit(self.lease.start()).instrument(span.clone()).await;
-        self.lease.done(&committed);
+        let committed = self.lease.run(PgTransactionManager::commit).instrument(span.clone()).await;
         if committed.is_ok() {
             self.open = false;
         }
@@ -171,12 +169,7 @@ fn lease_fetch_optional<'e, 'q: 'e, E>(span: Span, lease: &'e mut Lease, query: 
 where
     E: 'q + Execute<'q, Postgres>,
 {
-    let run = async move {
-        let row = lease.start().fetch_optional(query).await;
-        lease.done(&row);
-        row
-    };
-    in_span(span, run.boxed())
+    in_span(span, lease.run(move |conn| conn.fetch_optional(query)).boxed())
 }
 
 fn in_span<'e, T: Send + 'e>(span: Span, inner: BoxFuture<'e, Result<T, sqlx::Error>>) -> BoxFuture<'e, Result<T, sqlx::Error>> {
@@ -217,12 +210,7 @@ macro_rules! lease_executor {
             'c: 'e,
         {
             let $this = self;
-            let lease = &mut $lease;
-            Box::pin(async move {
-                let prepared = lease.start().prepare_with(sql, parameters).await;
-                lease.done(&prepared);
-                prepared
-            })
+            $lease.run(move |conn| conn.prepare_with(sql, parameters)).boxed()
         }
 
         fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
@@ -230,12 +218,7 @@ macro_rules! lease_executor {
             'c: 'e,
         {
             let $this = self;
-            let lease = &mut $lease;
-            Box::pin(async move {
-                let described = lease.start().describe(sql).await;
-                lease.done(&described);
-                described
-            })
+            $lease.run(move |conn| conn.describe(sql)).boxed()
         }
     };
 }
@@ -263,21 +246,7 @@ impl<'c> Executor<'c> for Pooled<'c> {
         let span = client_span::sql(pool.backend().endpoint(), query.sql());
         let run = async move {
             let mut lease = pool.acquire().await?;
-            let mut steps = Vec::new();
-            let mut outcome = Ok(());
-            let mut stream = lease.start().fetch_many(query);
-            while let Some(step) = stream.next().await {
-                match step {
-                    Ok(step) => steps.push(step),
-                    Err(e) => {
-                        outcome = Err(e);
-                        break;
-                    }
-                }
-            }
-            drop(stream);
-            lease.done(&outcome);
-            outcome.map(|()| steps)
+            lease.run(move |conn| conn.fetch_many(query).try_collect::<Vec<Step>>().boxed()).await
         };
         let steps = in_span(span, run.boxed());
         futures_util::stream::once(steps)
@@ -300,9 +269,7 @@ impl<'c> Executor<'c> for Pooled<'c> {
         let span = client_span::sql(pool.backend().endpoint(), query.sql());
         let run = async move {
             let mut lease = pool.acquire().await?;
-            let row = lease.start().fetch_optional(query).await;
-            lease.done(&row);
-            row
+            lease.run(move |conn| conn.fetch_optional(query)).await
         };
         in_span(span, run.boxed())
     }
@@ -312,12 +279,7 @@ impl<'c> Executor<'c> for Pooled<'c> {
         'c: 'e,
     {
         let pool = self.pool;
-        Box::pin(async move {
-            let mut lease = pool.acquire().await?;
-            let prepared = lease.start().prepare_with(sql, parameters).await;
-            lease.done(&prepared);
-            prepared
-        })
+        Box::pin(async move { pool.acquire().await?.run(move |conn| conn.prepare_with(sql, parameters)).await })
     }
 
     fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
@@ -325,11 +287,6 @@ impl<'c> Executor<'c> for Pooled<'c> {
         'c: 'e,
     {
         let pool = self.pool;
-        Box::pin(async move {
-            let mut lease = pool.acquire().await?;
-            let described = lease.start().describe(sql).await;
-            lease.done(&described);
-            described
-        })
+        Box::pin(async move { pool.acquire().await?.run(move |conn| conn.describe(sql)).await })
     }
 }
