@@ -211,7 +211,13 @@ fn server_pool(url: &str) -> Pool {
     let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
     let endpoint = Endpoint { namespace: "bench".into(), address: options.get_host().into(), port: options.get_port() };
     let hour = Duration::from_secs(3600);
-    let limits = Limits { max_connections: POOL, acquire_timeout: Duration::from_secs(30), max_lifetime: hour, idle_timeout: hour };
+    let limits = Limits {
+        max_connections: POOL,
+        acquire_timeout: Duration::from_secs(30),
+        max_lifetime: hour,
+        idle_timeout: hour,
+        settle_timeout: Duration::from_secs(5),
+    };
     Pool::new(options, limits, Arc::new(Backend::new(endpoint)))
 }
 

@@ -7,10 +7,13 @@
 //! per read and write. Those costs show most with thousands of long-lived event streams.
 //! TLS and HTTP/2 end at the ingress; the pods speak HTTP/1.1.
 //!
-//! A response to a request whose body was not read to its end (refused before it arrived: 401,
-//! 404, 413, 503) says `Connection: close`: the connection cannot carry another request, and a
-//! client told nothing would send its next one into a connection about to close (a browser's
-//! `fetch` then fails with a network error; caught by a test client reusing its connection).
+//! A request refused before its body was read (a 401, 404, 413, 429 or 503, a time-out) leaves
+//! the body's bytes on the connection. What has arrived of them, up to [`DRAIN_MAX`] within
+//! [`DRAIN_TIME`], is read and discarded, so the connection carries the next request; a body
+//! larger or slower than that makes the response say `Connection: close`, and the server closes
+//! the connection: a client told nothing would send its next request into a connection about
+//! to close (a browser's `fetch` then fails with a network error; a test client reusing its
+//! connection showed it).
 
 use std::{
     convert::Infallible,
@@ -42,6 +45,11 @@ use tokio::{net::TcpListener, sync::Notify};
 
 /// A client that has not sent its request head within this time is disconnected (slow-loris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of a body left unread by a refused request is read and discarded to keep the
+/// connection, and for how long at most.
+const DRAIN_MAX: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_millis(50);
 
 type ResponseBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
 
@@ -138,7 +146,7 @@ async fn connection<E: Endpoint<Output = Response>>(
 ) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
-        let body_read = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let body_read = (!req.body().is_end_stream()).then(|| Arc::new(BodyRead::default()));
         let mut req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         if let Some(read) = &body_read {
             let inner: ResponseBody = req.take_body().into();
@@ -153,7 +161,9 @@ async fn connection<E: Endpoint<Output = Response>>(
                 Ok(resp) => resp,
                 Err(err) => err.into_response(),
             };
-            if body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+            if let Some(read) = body_read
+                && !read.drained().await
+            {
                 resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok::<hyper::Response<ResponseBody>, Infallible>(resp.into())
@@ -184,10 +194,57 @@ async fn connection<E: Endpoint<Output = Response>>(
     }
 }
 
-/// A request body that notes when it has been read to its end.
+/// Whether a request's body was read to its end, and what is left of it once the request is
+/// dropped.
+#[derive(Default)]
+struct BodyRead {
+    to_end: AtomicBool,
+    left: std::sync::Mutex<Option<ResponseBody>>,
+}
+
+impl BodyRead {
+    /// Whether the body has been read to its end, reading what is left of it (see the module's
+    /// doc) if need be.
+    async fn drained(&self) -> bool {
+        if self.to_end.load(Ordering::Acquire) {
+            return true;
+        }
+        // Still held (by a task the handler started, say): the connection cannot be kept.
+        let Some(mut left) = self.left.lock().ok().and_then(|mut left| left.take()) else { return false };
+        let drain = async {
+            let mut seen = 0;
+            loop {
+                match http_body_util::BodyExt::frame(&mut left).await {
+                    None => return true,
+                    Some(Ok(frame)) => {
+                        seen += frame.data_ref().map_or(0, Bytes::len);
+                        if seen > DRAIN_MAX {
+                            return false;
+                        }
+                    }
+                    Some(Err(_)) => return false,
+                }
+            }
+        };
+        tokio::time::timeout(DRAIN_TIME, drain).await.unwrap_or(false)
+    }
+}
+
+/// A request body that notes when it has been read to its end, and leaves what is unread
+/// behind when dropped.
 struct ReadToEnd {
     inner: ResponseBody,
-    read: Arc<AtomicBool>,
+    read: Arc<BodyRead>,
+}
+
+impl Drop for ReadToEnd {
+    fn drop(&mut self) {
+        if !self.read.to_end.load(Ordering::Acquire)
+            && let Ok(mut left) = self.read.left.lock()
+        {
+            *left = Some(std::mem::take(&mut self.inner));
+        }
+    }
 }
 
 impl hyper::body::Body for ReadToEnd {
@@ -197,7 +254,7 @@ impl hyper::body::Body for ReadToEnd {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read.store(true, Ordering::Release);
+            self.read.to_end.store(true, Ordering::Release);
         }
         frame
     }

@@ -342,9 +342,10 @@ async fn raw_response(stream: &mut tokio::net::TcpStream) -> String {
     }
 }
 
-/// A request refused before its body was read leaves bytes on the connection that no request
-/// will read: the response says `Connection: close` and the server closes, so a client does not
-/// send its next request into it. A request whose body was read keeps its connection.
+/// A request refused before its body was read leaves bytes on the connection: a small body that
+/// has arrived is read past and the connection kept; otherwise the response says
+/// `Connection: close` and the server closes, so a client does not send its next request into
+/// it. A request whose body was read keeps its connection.
 #[tokio::test]
 async fn a_body_refused_before_it_was_read_closes_the_connection_and_says_so() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -364,6 +365,22 @@ async fn a_body_refused_before_it_was_read_closes_the_connection_and_says_so() {
         assert!(!head.contains("connection: close"), "a read body keeps the connection: {head}");
     }
 
+    // Refused before its small body was read: what has arrived of it is read and discarded, and
+    // the connection carries the next request.
+    let mut small = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"kind":"documents.import","input":{"documents":[]}}"#;
+    let path = "/api/v1/projects/00000000-0000-0000-0000-000000000000/operations";
+    let request =
+        format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    small.write_all(request.as_bytes()).await.unwrap();
+    let head = raw_response(&mut small).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(!head.contains("connection: close"), "a small body is read past: {head}");
+    small.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let next = raw_response(&mut small).await;
+    assert!(next.starts_with("http/1.1 200"), "{next}");
+
+    // Refused with most of its body still to come: the connection closes, and the response says so.
     let mut refused = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":\"";
     refused.write_all(head.as_bytes()).await.unwrap();

@@ -7,11 +7,13 @@
 //! pool). This pool knows instead, from the statements themselves, whether a connection is fit
 //! to reuse:
 //! - a statement still on its way when its lease ends (the request was cancelled, a stream was
-//!   left unfinished) leaves the connection in an unknown state: it is closed, not reused;
-//! - a transaction dropped without a commit has its `ROLLBACK` queued: a task of its own sends it
-//!   (bounded by [`SETTLE_TIMEOUT`]) before the connection is reused;
-//! - a statement that found the connection dead closes it, and the [`Backend`] marks the moment,
-//!   so idle connections opened before it are dropped unused;
+//!   left unfinished), or a transaction dropped without a commit (its `ROLLBACK` queued), is
+//!   settled before the connection is reused: a task of its own reads the rest of the answer and
+//!   waits until the connection is ready, keeping the connection's place in the pool meanwhile
+//!   (so a storm of cancelled slow statements cannot open more sessions than the pool's size). A
+//!   connection that does not settle within [`Limits::settle_timeout`] is closed;
+//! - a statement that found the connection dead (or an error that ended the session) closes it,
+//!   and the [`Backend`] marks the moment, so idle connections opened before it are dropped unused;
 //! - a connection past its lifetime or idle time is closed when next looked at, and a sweep closes
 //!   idle ones on a quiet server too.
 
@@ -26,15 +28,14 @@ use std::{
 use futures_util::future::BoxFuture;
 use sqlx::{
     ConnectOptions, Connection, PgConnection, TransactionManager,
-    postgres::{PgConnectOptions, PgTransactionManager},
+    postgres::{PgConnectOptions, PgDatabaseError, PgSeverity, PgTransactionManager},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backend::Backend;
 
-/// How long a connection may take to roll back a dropped transaction, or to say goodbye, before
-/// it is closed without waiting.
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to say goodbye, or [`Pool::close`] may wait for leases.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many connections the pool opens, how long a caller waits for one, and how long one lives.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +48,9 @@ pub struct Limits {
     pub max_lifetime: Duration,
     /// Connections idle longer than this are closed.
     pub idle_timeout: Duration,
+    /// How long a connection may take to finish a cancelled statement or roll back a dropped
+    /// transaction before it is closed instead of reused.
+    pub settle_timeout: Duration,
 }
 
 /// The pool. Cloning shares it.
@@ -161,16 +165,16 @@ impl Pool {
         (self.shared.open.load(Ordering::Relaxed), idle)
     }
 
-    /// Closes the pool: no more leases; waits (at most [`SETTLE_TIMEOUT`]) for those out to come
-    /// back, then closes every connection.
+    /// Closes the pool: no more leases; waits (at most 5 s) for those out to come back, then
+    /// says goodbye to the idle connections (any still out close when they come back).
     pub async fn close(&self) {
         let shared = &self.shared;
         shared.closed.store(true, Ordering::Release);
         let all = shared.limits.max_connections;
-        let _ = tokio::time::timeout(SETTLE_TIMEOUT, shared.permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, shared.permits.acquire_many(all)).await;
         shared.permits.close();
         let idle = std::mem::take(&mut *shared.idle.lock().unwrap_or_else(|e| e.into_inner()));
-        let goodbyes = idle.into_iter().map(|i| tokio::time::timeout(SETTLE_TIMEOUT, i.live.conn.close()));
+        let goodbyes = idle.into_iter().map(|i| tokio::time::timeout(GOODBYE_TIMEOUT, i.live.conn.close()));
         futures_util::future::join_all(goodbyes).await;
     }
 }
@@ -191,7 +195,7 @@ fn retire(live: Live) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let Live { conn, _open, .. } = live;
         runtime.spawn(async move {
-            let _ = tokio::time::timeout(SETTLE_TIMEOUT, conn.close()).await;
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, conn.close()).await;
             drop(_open);
         });
     }
@@ -230,8 +234,7 @@ async fn sweep(pool: Weak<Shared>) {
 /// when it is closed instead).
 pub struct Lease {
     live: Option<Live>,
-    /// A statement (or a transaction's start or end) was sent and has not finished.
-    busy: bool,
+    state: State,
     /// A transaction was dropped: its `ROLLBACK` is queued on the connection.
     rolled_back: bool,
     permit: Option<OwnedSemaphorePermit>,
@@ -240,7 +243,7 @@ pub struct Lease {
 
 impl Lease {
     fn new(live: Live, permit: OwnedSemaphorePermit, shared: Arc<Shared>) -> Self {
-        Self { live: Some(live), busy: false, rolled_back: false, permit: Some(permit), shared }
+        Self { live: Some(live), state: State::default(), rolled_back: false, permit: Some(permit), shared }
     }
 
     /// Runs `statement` on the connection, marked busy while it is on its way: when it ends, the
@@ -249,21 +252,21 @@ impl Lease {
         &'a mut self,
         statement: impl FnOnce(&'a mut PgConnection) -> BoxFuture<'a, Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
-        let (conn, busy, db) = self.start_split();
+        let (conn, state, db) = self.start_split();
         let outcome = statement(conn).await;
-        *busy = match &outcome {
-            Ok(_) => false,
-            Err(e) => db.note(e),
-        };
+        match &outcome {
+            Ok(_) => state.busy = false,
+            Err(e) => state.failed(e, db),
+        }
         outcome
     }
 
-    /// Split access for a statement's stream: the connection, and the flag saying a statement
-    /// is on its way on it (set here; the stream clears it when it ends).
-    pub(crate) fn start_split(&mut self) -> (&mut PgConnection, &mut bool, &Backend) {
-        self.busy = true;
+    /// Split access for a statement's stream: the connection, and its [`State`], marked busy
+    /// here (the stream marks it when it ends or fails).
+    pub(crate) fn start_split(&mut self) -> (&mut PgConnection, &mut State, &Backend) {
+        self.state.busy = true;
         let live = self.live.as_mut().expect("a lease holds its connection until dropped");
-        (&mut live.conn, &mut self.busy, &self.shared.backend)
+        (&mut live.conn, &mut self.state, &self.shared.backend)
     }
 
     /// Queues the `ROLLBACK` of the open transaction (a transaction dropped without commit); it
@@ -281,23 +284,53 @@ impl Lease {
     }
 }
 
+/// What a lease knows of its connection's state.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// A statement (or a transaction's start or end) was sent and has not finished.
+    pub(crate) busy: bool,
+    /// A statement found the connection dead, or its session ended.
+    dead: bool,
+}
+
+impl State {
+    /// The statement on its way failed with `err`.
+    pub(crate) fn failed(&mut self, err: &sqlx::Error, db: &Backend) {
+        self.busy = false;
+        let gone = db.note(err);
+        self.dead |= gone || ends_session(err);
+    }
+}
+
+/// Whether `err` is a FATAL or PANIC error: PostgreSQL ended the session after sending it (an
+/// idle-session timeout, the database dropped, an administrator's `pg_terminate_backend`).
+fn ends_session(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+        .is_some_and(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic))
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let Some(mut live) = self.live.take() else { return };
-        if self.busy {
-            // Cancelled mid-statement: what the connection says next is unknown. Close it.
+        if self.state.dead {
             return;
         }
-        if !self.rolled_back {
+        if !self.state.busy && !self.rolled_back {
             self.shared.put_back(live);
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let (shared, permit) = (self.shared.clone(), self.permit.take());
         runtime.spawn(async move {
-            // `ping` flushes the queued ROLLBACK and waits until the connection is ready.
-            if let Ok(Ok(())) = tokio::time::timeout(SETTLE_TIMEOUT, live.conn.ping()).await {
-                shared.put_back(live);
+            // `ping` sends what is queued (a ROLLBACK), then reads every answer still due,
+            // a cancelled statement's too, until the connection is ready.
+            match tokio::time::timeout(shared.limits.settle_timeout, live.conn.ping()).await {
+                Ok(Ok(())) if PgTransactionManager::get_transaction_depth(&live.conn) == 0 => shared.put_back(live),
+                Ok(Err(e)) => {
+                    shared.backend.note(&e);
+                }
+                _ => {}
             }
             drop(permit);
         });

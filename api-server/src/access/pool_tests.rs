@@ -16,7 +16,7 @@ mod round_trips;
 
 fn limits(max_connections: u32) -> Limits {
     let long = Duration::from_secs(600);
-    Limits { max_connections, acquire_timeout: Duration::from_secs(5), max_lifetime: long, idle_timeout: long }
+    Limits { max_connections, acquire_timeout: Duration::from_secs(5), max_lifetime: long, idle_timeout: long, settle_timeout: long }
 }
 
 fn pool(url: &str, limits: Limits) -> Pool {
@@ -59,17 +59,31 @@ async fn a_statement_costs_one_round_trip_and_its_connection_comes_back_without_
 }
 
 #[tokio::test]
-async fn a_statement_cancelled_on_its_way_closes_its_connection_and_a_finished_one_keeps_it() {
-    let pool = pool(&jeex_e2e::services::database_url(), limits(1));
-    let first = pid(&pool).await;
-    assert_eq!(pid(&pool).await, first, "a finished statement's connection is reused");
+async fn a_statement_cancelled_on_its_way_is_settled_before_reuse_or_closed_when_it_takes_too_long() {
+    let url = jeex_e2e::services::database_url();
+    let patient = pool(&url, Limits { settle_timeout: Duration::from_secs(5), ..limits(1) });
+    let first = pid(&patient).await;
+    assert_eq!(pid(&patient).await, first, "a finished statement's connection is reused");
 
-    let mut conn = Conn::acquire(&pool).await.unwrap();
-    let slow = sqlx::query("SELECT pg_sleep(2)").execute(&mut conn);
-    assert!(tokio::time::timeout(Duration::from_millis(200), slow).await.is_err(), "cancelled on its way");
+    // Cancelled after 100 ms of a 600 ms statement: the connection keeps the pool's one place
+    // while the rest of the answer is read, and is then reused.
+    let mut conn = Conn::acquire(&patient).await.unwrap();
+    let slow = sqlx::query("SELECT pg_sleep(0.6)").execute(&mut conn);
+    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err(), "cancelled on its way");
+    let cancelled = std::time::Instant::now();
     drop(conn);
-    assert_eq!(pool.connections(), (0, 0), "closed, not put back: what it would say next is unknown");
-    assert_ne!(pid(&pool).await, first, "the next statement runs on a new connection");
+    assert_eq!(pid(&patient).await, first, "settled, then reused");
+    assert!(cancelled.elapsed() >= Duration::from_millis(400), "the next statement waited for the settling: {:?}", cancelled.elapsed());
+
+    // One that does not settle in time is closed, and its place given to a new connection.
+    let impatient = pool(&url, Limits { settle_timeout: Duration::from_millis(200), ..limits(1) });
+    let first = pid(&impatient).await;
+    let mut conn = Conn::acquire(&impatient).await.unwrap();
+    let slow = sqlx::query("SELECT pg_sleep(3)").execute(&mut conn);
+    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err());
+    drop(conn);
+    assert_ne!(pid(&impatient).await, first, "the next statement runs on a new connection");
+    assert_eq!(impatient.connections(), (1, 1), "the unsettled one is closed");
 }
 
 #[tokio::test]
@@ -107,4 +121,17 @@ async fn a_full_pool_times_out_and_idle_connections_close_on_a_quiet_pool() {
     assert_eq!(pool.connections(), (0, 0), "closed after its idle time with nothing asking");
     pool.close().await;
     assert!(matches!(Conn::acquire(&pool).await, Err(sqlx::Error::PoolClosed)));
+}
+
+#[tokio::test]
+async fn a_session_postgresql_ended_is_not_reused() {
+    let pool = pool(&jeex_e2e::services::database_url(), limits(1));
+    let first = pid(&pool).await;
+    let mut conn = Conn::acquire(&pool).await.unwrap();
+    sqlx::query("SET idle_session_timeout = 100").execute(&mut conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ended = sqlx::query("SELECT 1").execute(&mut conn).await.unwrap_err();
+    drop(conn);
+    assert_eq!(pool.connections(), (0, 0), "closed, not put back: {ended}");
+    assert_ne!(pid(&pool).await, first);
 }

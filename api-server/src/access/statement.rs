@@ -19,7 +19,7 @@ use tracing::{Instrument, Span};
 
 use super::{
     backend::Backend,
-    pool::{Lease, Pool},
+    pool::{Lease, Pool, State},
 };
 use crate::client_span;
 
@@ -130,7 +130,7 @@ impl fmt::Debug for Pooled<'_> {
 struct InSpan<'e, T> {
     inner: BoxStream<'e, Result<T, sqlx::Error>>,
     span: Span,
-    busy: &'e mut bool,
+    state: &'e mut State,
     db: &'e Backend,
 }
 
@@ -143,10 +143,10 @@ impl<T> Stream for InSpan<'_, T> {
         let next = this.inner.as_mut().poll_next(cx);
         match &next {
             Poll::Ready(Some(Err(e))) => {
-                *this.busy = this.db.note(e);
+                this.state.failed(e, this.db);
                 client_span::sql_failed(&this.span, e);
             }
-            Poll::Ready(None) => *this.busy = false,
+            Poll::Ready(None) => this.state.busy = false,
             _ => {}
         }
         next
@@ -160,8 +160,8 @@ fn lease_fetch_many<'e, 'q: 'e, E>(span: Span, lease: &'e mut Lease, query: E) -
 where
     E: 'q + Execute<'q, Postgres>,
 {
-    let (conn, busy, db) = lease.start_split();
-    Box::pin(InSpan { inner: conn.fetch_many(query), span, busy, db })
+    let (conn, state, db) = lease.start_split();
+    Box::pin(InSpan { inner: conn.fetch_many(query), span, state, db })
 }
 
 /// The statement's one row (or none) on `lease`'s connection, inside `span`.

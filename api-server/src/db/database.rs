@@ -3,7 +3,7 @@
 //! that takes the `Database` for work outside any project: logins, the worker's claim, the
 //! relays, health probes), never through the pool itself.
 
-use std::{str::FromStr, sync::Arc};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
@@ -28,11 +28,12 @@ pub struct BadUrl;
 
 impl Database {
     /// A lazily connecting pool ([`Pool`]). Connections are not tested before use, nor after (a
-    /// round trip per request either way): a statement that finds its connection dead marks the
-    /// loss, and the pool then drops, unused, every idle connection opened before it
-    /// ([`Backend`]). Every connection is also recycled after its maximum lifetime or idle
-    /// time. So a database restart costs the statements on their way and the first to find
-    /// out, and heals by itself.
+    /// round trip per request either way; only a cancelled statement or a dropped transaction
+    /// is settled, in a task of its own, before its connection is reused): a statement that
+    /// finds its connection dead marks the loss, and the pool then drops, unused, every idle
+    /// connection opened before it ([`Backend`]). Every connection is also recycled after its
+    /// maximum lifetime or idle time. So a database restart costs the statements on their way
+    /// and the first to find out, and heals by itself.
     pub fn connect_lazy(url: &str, cfg: &PoolConfig) -> Result<Self, BadUrl> {
         // sqlx's message may quote the URL; say only that it does not parse.
         let options = PgConnectOptions::from_str(url).map_err(|_| BadUrl)?.application_name("jeex-api");
@@ -46,6 +47,7 @@ impl Database {
             acquire_timeout: cfg.acquire_timeout,
             max_lifetime: cfg.max_lifetime,
             idle_timeout: cfg.idle_timeout,
+            settle_timeout: Duration::from_secs(5),
         };
         Ok(Self { pool: Pool::new(options, limits, Arc::new(Backend::new(endpoint))) })
     }
