@@ -379,7 +379,7 @@ pub struct TelemetrySpec {
     /// beyond, spans are dropped. At full sampling on a busy API the default drops spans; the
     /// room is reserved at start, about 0.36 KiB a span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 131072))]
+    #[schemars(range(min = 1, max = jeex_types::MAX_SPAN_QUEUE))]
     pub span_queue: Option<i32>,
 }
 

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use jeex_types::MAX_SPAN_QUEUE;
 use opentelemetry::{KeyValue, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -20,10 +21,6 @@ use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::Subscribe
 
 /// Upper bound on one export, so a hung collector only delays the exporter's own task.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The most spans the export queue may hold (as for the API server: its room is reserved at
-/// start).
-const MAX_SPAN_QUEUE: usize = 131_072;
 
 /// The OpenTelemetry settings, from the environment.
 #[derive(Debug, Clone, PartialEq)]

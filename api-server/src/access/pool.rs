@@ -80,6 +80,14 @@ struct Live {
 
 struct Counted(Arc<AtomicU32>);
 
+impl Live {
+    /// `conn`, just opened, counted in `open` for as long as it exists.
+    fn new(conn: PgConnection, open: &Arc<AtomicU32>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self { conn, opened: Instant::now(), _open: Counted(open.clone()) }
+    }
+}
+
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
@@ -89,6 +97,13 @@ impl Drop for Counted {
 struct Idle {
     live: Live,
     since: Instant,
+}
+
+impl Idle {
+    /// Past its lifetime or its idle time: to be closed, not reused.
+    fn expired(&self, limits: &Limits) -> bool {
+        self.live.opened.elapsed() >= limits.max_lifetime || self.since.elapsed() >= limits.idle_timeout
+    }
 }
 
 impl Pool {
@@ -134,11 +149,10 @@ impl Pool {
         loop {
             let next = shared.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some(idle) = next else { break };
-            let age = idle.live.opened.elapsed();
-            if shared.backend.predates_loss(age) {
+            if shared.backend.predates_loss(idle.live.opened.elapsed()) {
                 // Most likely dead the same way: not worth a goodbye.
                 drop(idle);
-            } else if age >= shared.limits.max_lifetime || idle.since.elapsed() >= shared.limits.idle_timeout {
+            } else if idle.expired(&shared.limits) {
                 retire(idle.live);
             } else {
                 return Ok(Lease::new(idle.live, permit, shared.clone()));
@@ -151,11 +165,7 @@ impl Pool {
                 shared.backend.note(&e);
                 Err(e)
             }
-            Ok(Ok(conn)) => {
-                shared.open.fetch_add(1, Ordering::Relaxed);
-                let live = Live { conn, opened: Instant::now(), _open: Counted(shared.open.clone()) };
-                Ok(Lease::new(live, permit, shared.clone()))
-            }
+            Ok(Ok(conn)) => Ok(Lease::new(Live::new(conn, &shared.open), permit, shared.clone())),
         }
     }
 
@@ -218,9 +228,7 @@ async fn sweep(pool: Weak<Shared>) {
         }
         let expired: Vec<Idle> = {
             let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let (keep, expired) = std::mem::take(&mut *idle)
-                .into_iter()
-                .partition(|i| i.since.elapsed() < shared.limits.idle_timeout && i.live.opened.elapsed() < shared.limits.max_lifetime);
+            let (expired, keep) = std::mem::take(&mut *idle).into_iter().partition(|i| i.expired(&shared.limits));
             *idle = keep;
             expired
         };

@@ -231,6 +231,15 @@ impl<'c> Executor<'c> for &'c mut Conn {
     lease_executor!(this => this.lease);
 }
 
+/// Runs `$statement` (a closure over the connection) on a connection of the pool's own, given
+/// back as soon as the statement is done.
+macro_rules! on_own_lease {
+    ($pool:expr, $statement:expr) => {{
+        let pool = $pool;
+        async move { pool.acquire().await?.run($statement).await }
+    }};
+}
+
 /// Each statement on a connection of its own, given back as soon as the statement is done. A
 /// statement's rows are read whole before they are handed on (the connection is back in the pool
 /// by then): single statements here return a row or a page.
@@ -242,14 +251,9 @@ impl<'c> Executor<'c> for Pooled<'c> {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        let pool = self.pool;
-        let span = client_span::sql(pool.backend().endpoint(), query.sql());
-        let run = async move {
-            let mut lease = pool.acquire().await?;
-            lease.run(move |conn| conn.fetch_many(query).try_collect::<Vec<Step>>().boxed()).await
-        };
-        let steps = in_span(span, run.boxed());
-        futures_util::stream::once(steps)
+        let span = client_span::sql(self.pool.backend().endpoint(), query.sql());
+        let run = on_own_lease!(self.pool, move |conn| conn.fetch_many(query).try_collect::<Vec<Step>>().boxed());
+        futures_util::stream::once(in_span(span, run.boxed()))
             .flat_map(|steps| {
                 let items: Vec<Result<Step, sqlx::Error>> = match steps {
                     Ok(steps) => steps.into_iter().map(Ok).collect(),
@@ -265,28 +269,21 @@ impl<'c> Executor<'c> for Pooled<'c> {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        let pool = self.pool;
-        let span = client_span::sql(pool.backend().endpoint(), query.sql());
-        let run = async move {
-            let mut lease = pool.acquire().await?;
-            lease.run(move |conn| conn.fetch_optional(query)).await
-        };
-        in_span(span, run.boxed())
+        let span = client_span::sql(self.pool.backend().endpoint(), query.sql());
+        in_span(span, on_own_lease!(self.pool, move |conn| conn.fetch_optional(query)).boxed())
     }
 
     fn prepare_with<'e, 'q: 'e>(self, sql: &'q str, parameters: &'e [PgTypeInfo]) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
     where
         'c: 'e,
     {
-        let pool = self.pool;
-        Box::pin(async move { pool.acquire().await?.run(move |conn| conn.prepare_with(sql, parameters)).await })
+        on_own_lease!(self.pool, move |conn| conn.prepare_with(sql, parameters)).boxed()
     }
 
     fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
     where
         'c: 'e,
     {
-        let pool = self.pool;
-        Box::pin(async move { pool.acquire().await?.run(move |conn| conn.describe(sql)).await })
+        on_own_lease!(self.pool, move |conn| conn.describe(sql)).boxed()
     }
 }

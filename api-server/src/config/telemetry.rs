@@ -1,6 +1,8 @@
 //! Logs and OpenTelemetry: the log format and filter, the OTLP endpoint, service name, trace
 //! sampling and the span export queue.
 
+use jeex_types::MAX_SPAN_QUEUE;
+
 use super::{
     error::{ConfigError, err},
     parse::{check_url, parse_whole, parse_with},
@@ -35,10 +37,6 @@ pub struct TelemetryConfig {
     /// `RUST_LOG`-style filter.
     pub log_filter: String,
 }
-
-/// The most spans the export queue may hold: its room is reserved when the server starts
-/// (0.36 KiB a span, measured: 46 MiB at this limit).
-const MAX_SPAN_QUEUE: usize = 131_072;
 
 /// Reads the `OTEL_*` variables, `JEEX_LOG_FORMAT` (pretty in development unless set) and
 /// `RUST_LOG`. The `OTEL_BSP_*` variables are the OpenTelemetry SDK's own, read here so that a
