@@ -13,7 +13,9 @@
 //!    same size. Its ratio to the owner's `SELECT` is the most a scoped read can reach while the
 //!    policies read per-transaction settings. And the owner's `SELECT` once more on sqlx's own
 //!    pool, which sends a `Sync` and waits for its answer each time it takes a connection back
-//!    (the baseline of earlier runs).
+//!    (the baseline of earlier runs). And HTTP's own floor: `GET /health/live` on the same
+//!    server from the same clients (no token check, no database), the most any endpoint here
+//!    can reach against the same baseline.
 //! 2. Round trips to PostgreSQL per request, counted on the wire by a proxy in this process
 //!    ([`common::round_trips`]) in front of a third instance (targets: 1 for the read, at most
 //!    2 for the write).
@@ -116,6 +118,7 @@ async fn run() {
     let pool = BarePool::Server(server_pool(&db.owner_url));
     let bare_get = bare(&pool, user, project, Bare::Read).await;
     let http_get = closed_loop(&server, &get_path, None, &bearer, WARMUP, MEASURE).await.0;
+    let floor_get = closed_loop(&server, &Arc::new("/health/live".to_owned()), None, &bearer, WARMUP, MEASURE).await.0;
     let (unlimited, limited_cost) = limiter_turns(&server, &limited, &get_path, &bearer).await;
     let (unlimited_get, limited_get) = (unlimited.rate / f64::from(TURNS), limited_cost.rate / f64::from(TURNS));
     let bare_post = bare(&pool, user, project, Bare::Write).await;
@@ -128,6 +131,12 @@ async fn run() {
     let ratio = http_get / bare_get;
     println!("{:<44} {bare_get:>12.0} {http_get:>10.0} {ratio:>8.2}  (target >= 0.50: {})", "GET /projects/{id}", verdict(ratio >= 0.5));
     println!("{:<44} {bare_post:>12.0} {http_post:>10.0} {:>8.2}", "POST /projects/{id}/documents", http_post / bare_post);
+    println!(
+        "{:<44} {:>12} {floor_get:>10.0} {:>8.2}  (HTTP's own floor on this machine: the same server and clients, no token check, no database)",
+        "  GET /health/live",
+        "",
+        floor_get / bare_get
+    );
     println!(
         "{:<44} {ceiling_get:>12.0} {:>10} {:>8.2}  (row-level security's ceiling for any scoped read: settings + SELECT as the server's role, no check)",
         "  the same SELECT, scoped, 1 statement",

@@ -3,7 +3,7 @@
 //! Why: a request allocates and frees dozens of small objects (headers, the request and
 //! response, log fields) on two worker threads; glibc's malloc was 15 % of the server's CPU
 //! profile under load, mimalloc cuts the server's CPU per request by about a tenth
-//! (`cargo bench -p jeex-api --bench live`, figures in the README).
+//! (`cargo bench -p jeex-api --bench live`, figures in docs/performance.md).
 //!
 //! Its defaults suit big machines, not a 30 MiB service: transparent huge pages turn each
 //! touched 4 KiB into 2 MiB, and what start-up allocated and freed stays resident until the
