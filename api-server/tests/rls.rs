@@ -181,3 +181,51 @@ async fn operations_are_deleted_only_by_the_workers_pruning_and_only_once_ended(
         .unwrap_err();
     assert_eq!(sqlstate(err), "23514");
 }
+
+#[tokio::test]
+async fn outside_a_scope_the_policy_alone_shows_a_user_exactly_their_projects() {
+    let db = TestDatabase::create().await;
+    let owner = db.owner_pool().await;
+    let (pa, pb) = arrange(&owner).await;
+    let (member, stranger) = (Uuid::now_v7(), Uuid::now_v7());
+    for (user, email) in [(member, "member@example.com"), (stranger, "stranger@example.com")] {
+        sqlx::query("INSERT INTO users (id, email, name) VALUES ($1, $2, 'U')").bind(user).bind(email).execute(&owner).await.unwrap();
+    }
+    let pc = Uuid::now_v7();
+    sqlx::query("INSERT INTO projects (id, name, created_by) VALUES ($1, 'C', $2)").bind(pc).bind(member).execute(&owner).await.unwrap();
+    for (project, user) in [(pa, member), (pc, member), (pb, stranger)] {
+        sqlx::query("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'viewer')")
+            .bind(project)
+            .bind(user)
+            .execute(&owner)
+            .await
+            .unwrap();
+    }
+    let app = db.app_pool(1).await;
+    // A bare SELECT with no join and no WHERE: only the policies decide what comes back.
+    let visible = |user: Option<Uuid>, project: Option<Uuid>| {
+        let app = app.clone();
+        async move {
+            let mut tx = app.begin().await.unwrap();
+            sqlx::query("SELECT set_config('jeex.user_id', $1, true), set_config('jeex.project_id', $2, true)")
+                .bind(user.map(|u| u.to_string()).unwrap_or_default())
+                .bind(project.map(|p| p.to_string()).unwrap_or_default())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(&mut *tx).await.unwrap();
+            tx.rollback().await.unwrap();
+            ids.sort();
+            ids
+        }
+    };
+    let mut mine = vec![pa, pc];
+    mine.sort();
+    assert_eq!(visible(Some(member), None).await, mine, "outside a scope: the member's projects, and only those");
+    assert_eq!(visible(Some(stranger), None).await, vec![pb]);
+    assert_eq!(visible(None, None).await, Vec::<Uuid>::new(), "no user: nothing");
+    assert_eq!(visible(Some(Uuid::now_v7()), None).await, Vec::<Uuid>::new(), "a user of no project: nothing");
+    // Inside a scope the listing policy is off: the scoped project only, even for its member.
+    assert_eq!(visible(Some(member), Some(pc)).await, vec![pc]);
+    assert_eq!(visible(Some(stranger), Some(pa)).await, vec![pa], "the scope alone decides (membership is jeex_enter's check)");
+}
