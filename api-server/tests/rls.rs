@@ -228,4 +228,10 @@ async fn outside_a_scope_the_policy_alone_shows_a_user_exactly_their_projects() 
     // Inside a scope the listing policy is off: the scoped project only, even for its member.
     assert_eq!(visible(Some(member), Some(pc)).await, vec![pc]);
     assert_eq!(visible(Some(stranger), Some(pa)).await, vec![pa], "the scope alone decides (membership is jeex_enter's check)");
+
+    // A temporary table of the same name, made on the session (the one connection), naming the
+    // member in the stranger's project: the policy still reads the real memberships.
+    sqlx::query("CREATE TEMP TABLE project_members (project_id uuid, user_id uuid, role text)").execute(&app).await.unwrap();
+    sqlx::query("INSERT INTO project_members VALUES ($1, $2, 'owner')").bind(pb).bind(member).execute(&app).await.unwrap();
+    assert_eq!(visible(Some(member), None).await, mine, "a temporary project_members stands in for nothing");
 }
